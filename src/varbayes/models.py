@@ -1,0 +1,295 @@
+"""The regression networks: the post's three models and the combined ``hetero`` model.
+
+Every model maps standardised inputs ``x`` of shape ``(n, d)`` to a Gaussian predictive
+*component* per sample index, through one call signature::
+
+    out = model(x, num_samples=S, generator=g, sample=True, kl=None)
+    out.loc, out.scale   # shape (S, n) or (1, n) where the model has no weight uncertainty
+    out.kl               # KL(q || prior) of the weights, or None
+
+so that the predictive of ``y`` is the mixture :math:`\\frac1S \\sum_s \\mathcal{N}(loc_s, scale_s^2)`.
+
+* :class:`MLPRegressor` -- the maximum-likelihood baseline (point estimate). Its ``scale`` is a
+  buffer holding the residual standard deviation measured after training, so its NLL can be
+  compared with the probabilistic models.
+* :class:`AmortizedVI` -- the post's "variational regression": two MLPs map ``x`` to
+  :math:`\\mu(x)` and :math:`\\log\\sigma^2(x)` of :math:`Q(y|x)`.
+* :class:`BayesianMLP` -- Bayes by Backprop with :class:`~varbayes.layers.BayesLinear` layers and
+  an output :class:`Head`: fixed noise (the post's 0.1), learned homoscedastic noise, or a
+  heteroscedastic head that predicts :math:`\\sigma(x)` as well (both uncertainties in one model).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from enum import Enum
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from varbayes.layers import BayesLinear, Estimator
+from varbayes.priors import Prior
+
+__all__ = [
+    "AmortizedVI",
+    "BayesianMLP",
+    "Head",
+    "MLPRegressor",
+    "ModelOutput",
+]
+
+
+class ModelOutput(NamedTuple):
+    """Gaussian components of the predictive, one per sample index.
+
+    Attributes
+    ----------
+    loc : Tensor of shape (S, n)
+        Component means (``S = 1`` for models without weight uncertainty).
+    scale : Tensor of shape (S, n) or (1, n)
+        Component standard deviations (the aleatoric part).
+    kl : Tensor or None
+        KL of the weight posterior to the prior: a scalar (closed form) or shape ``(S,)``
+        (Monte Carlo), ``None`` when not requested or not applicable.
+    """
+
+    loc: Tensor
+    scale: Tensor
+    kl: Tensor | None = None
+
+
+class Head(str, Enum):
+    """Observation-noise head of a :class:`BayesianMLP`."""
+
+    FIXED = "fixed"
+    """A fixed noise standard deviation (the blog post uses 0.1)."""
+    LEARNED = "learned"
+    """One learned homoscedastic noise standard deviation (a point estimate)."""
+    HETEROSCEDASTIC = "heteroscedastic"
+    """A second network output gives sigma(x) = softplus(raw(x)) + min_scale."""
+
+
+def _init_linear(layer: nn.Linear, generator: torch.Generator | None) -> None:
+    """PyTorch's default ``nn.Linear`` initialisation, drawn from ``generator``."""
+    bound = 1.0 / math.sqrt(layer.in_features)
+    with torch.no_grad():
+        layer.weight.uniform_(-bound, bound, generator=generator)
+        if layer.bias is not None:
+            layer.bias.uniform_(-bound, bound, generator=generator)
+
+
+def _mlp(sizes: Sequence[int], generator: torch.Generator | None) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        linear = nn.Linear(a, b)
+        _init_linear(linear, generator)
+        layers.append(linear)
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def _check_sizes(in_features: int, hidden: Sequence[int]) -> tuple[int, ...]:
+    if int(in_features) < 1:
+        raise ValueError(f"in_features must be >= 1, got {in_features}")
+    hidden = tuple(int(h) for h in hidden)
+    if any(h < 1 for h in hidden):
+        raise ValueError(f"hidden layer sizes must be >= 1, got {hidden}")
+    return hidden
+
+
+class MLPRegressor(nn.Module):
+    """Maximum-likelihood MLP (the post's baseline): ``x -> mu(x)``, ReLU hidden layers.
+
+    Parameters
+    ----------
+    in_features : int
+    hidden : sequence of int, default=(20,)
+        The post uses one hidden layer of 20 units.
+    generator : torch.Generator or None
+        Random source for the initialisation.
+
+    Notes
+    -----
+    ``noise_std`` is a buffer (1.0 until set): the residual standard deviation on the training
+    data, set by the training recipe after fitting, so that the predictive
+    :math:`\\mathcal{N}(\\mu(x), \\hat\\sigma^2)` has a likelihood to compare.
+    """
+
+    def __init__(
+        self, in_features: int, hidden: Sequence[int] = (20,), *,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.hidden = _check_sizes(in_features, hidden)
+        self.in_features = int(in_features)
+        self.net = _mlp((self.in_features, *self.hidden, 1), generator)
+        self.register_buffer("noise_std", torch.ones(()))
+
+    def forward(
+        self, x: Tensor, num_samples: int = 1, *, generator: torch.Generator | None = None,
+        sample: bool = True, kl: str | None = None,
+    ) -> ModelOutput:
+        """Return ``loc`` of shape (1, n) and the residual ``scale`` broadcast to (1, n)."""
+        loc = self.net(x).squeeze(-1).unsqueeze(0)
+        return ModelOutput(loc, self.noise_std.expand_as(loc), None)
+
+
+class AmortizedVI(nn.Module):
+    """The post's variational regression: :math:`Q(y|x) = \\mathcal{N}(\\mu(x), \\sigma^2(x))`.
+
+    Two separate MLPs (the post: 1-20-10-1 each) give :math:`\\mu(x)` and
+    :math:`\\log\\sigma^2(x)`; :math:`\\sigma = \\exp(\\tfrac12\\log\\sigma^2) + 10^{-5}` as in the
+    post. Trained with :class:`varbayes.objectives.AmortizedELBO`.
+
+    Parameters
+    ----------
+    in_features : int
+    hidden : sequence of int, default=(20, 10)
+    generator : torch.Generator or None
+    """
+
+    def __init__(
+        self, in_features: int, hidden: Sequence[int] = (20, 10), *,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.hidden = _check_sizes(in_features, hidden)
+        self.in_features = int(in_features)
+        self.loc_net = _mlp((self.in_features, *self.hidden, 1), generator)
+        self.log_var_net = _mlp((self.in_features, *self.hidden, 1), generator)
+
+    def forward(
+        self, x: Tensor, num_samples: int = 1, *, generator: torch.Generator | None = None,
+        sample: bool = True, kl: str | None = None,
+    ) -> ModelOutput:
+        """Return ``loc`` and ``scale`` of :math:`Q(y|x)`, each of shape (1, n)."""
+        loc = self.loc_net(x).squeeze(-1).unsqueeze(0)
+        log_var = self.log_var_net(x).squeeze(-1).unsqueeze(0)
+        return ModelOutput(loc, torch.exp(0.5 * log_var) + 1e-5, None)
+
+
+class BayesianMLP(nn.Module):
+    """Bayes-by-Backprop MLP: mean-field Gaussian weights, ReLU, and a noise :class:`Head`.
+
+    Parameters
+    ----------
+    in_features : int
+    hidden : sequence of int, default=(20, 20)
+        The post uses 1-20-20-1.
+    head : {'fixed', 'learned', 'heteroscedastic'}, default='fixed'
+    noise_std : float, default=0.1
+        The fixed noise (``head='fixed'``, the post's 0.1) or the initial learned noise
+        (``head='learned'``), in standardised target units.
+    min_scale : float, default=1e-3
+        Floor of the predicted noise scale for the learned heads.
+    prior : Prior or None
+        Weight prior, default :math:`\\mathcal{N}(0, 1)`.
+    estimator : {'reparam', 'local', 'flipout'}, default='reparam'
+    init_loc_std, init_rho, init_rho_bias
+        Passed to every :class:`~varbayes.layers.BayesLinear`.
+    generator : torch.Generator or None
+        Random source for the initialisation.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: Sequence[int] = (20, 20),
+        *,
+        head: Head | str = Head.FIXED,
+        noise_std: float = 0.1,
+        min_scale: float = 1e-3,
+        prior: Prior | None = None,
+        estimator: Estimator | str = Estimator.REPARAM,
+        init_loc_std: float | None = None,
+        init_rho: float = -5.0,
+        init_rho_bias: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.hidden = _check_sizes(in_features, hidden)
+        self.in_features = int(in_features)
+        try:
+            self.head = Head(head)
+        except ValueError:
+            raise ValueError(
+                f"unknown head {head!r}; expected one of {[h.value for h in Head]}"
+            ) from None
+        if not (math.isfinite(noise_std) and noise_std > 0):
+            raise ValueError(f"noise_std must be a positive finite number, got {noise_std!r}")
+        if not (math.isfinite(min_scale) and min_scale > 0):
+            raise ValueError(f"min_scale must be a positive finite number, got {min_scale!r}")
+        self.min_scale = float(min_scale)
+        out = 2 if self.head is Head.HETEROSCEDASTIC else 1
+        sizes = (self.in_features, *self.hidden, out)
+        self.layers = nn.ModuleList(
+            BayesLinear(
+                a, b, prior=prior, estimator=estimator, init_loc_std=init_loc_std,
+                init_rho=init_rho, init_rho_bias=init_rho_bias, generator=generator,
+            )
+            for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+        )
+        if self.head is Head.FIXED:
+            self.register_buffer("noise_std", torch.tensor(float(noise_std)))
+        elif self.head is Head.LEARNED:
+            raw = math.log(math.expm1(max(noise_std - self.min_scale, 1e-6)))
+            self.noise_rho = nn.Parameter(torch.tensor(raw))
+        if self.head is Head.HETEROSCEDASTIC:
+            # Start the predicted noise near 1 (unit-variance standardised targets).
+            with torch.no_grad():
+                self.layers[-1].bias_loc[1] = math.log(math.expm1(1.0))
+
+    @property
+    def prior(self) -> Prior:
+        """The weight prior (shared by all layers)."""
+        return self.layers[0].prior
+
+    def kl_divergence(self) -> Tensor:
+        """Closed-form KL of all weights to the prior, summed over layers (a scalar)."""
+        return torch.stack([layer.kl_divergence() for layer in self.layers]).sum()
+
+    def forward(
+        self, x: Tensor, num_samples: int = 1, *, generator: torch.Generator | None = None,
+        sample: bool = True, kl: str | None = None,
+    ) -> ModelOutput:
+        """Push ``x`` through ``num_samples`` weight draws in one batched pass.
+
+        Parameters
+        ----------
+        x : Tensor of shape (n, in_features)
+        num_samples : int, default=1
+            Number of weight draws ``S`` (ignored when ``sample=False``: one pass at the means).
+        generator : torch.Generator or None
+        sample : bool, default=True
+        kl : {'analytic', 'mc', None}
+            Which KL term to return with the output; see
+            :meth:`~varbayes.layers.BayesLinear.forward_kl`.
+
+        Returns
+        -------
+        ModelOutput with ``loc`` and ``scale`` of shape (S, n).
+        """
+        s = int(num_samples) if sample else 1
+        if s < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        h = x.unsqueeze(0).expand(s, *x.shape) if s > 1 else x.unsqueeze(0)
+        total_kl: Tensor | None = None
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            h, layer_kl = layer.forward_kl(h, kl=kl, sample=sample, generator=generator)
+            if layer_kl is not None:
+                total_kl = layer_kl if total_kl is None else total_kl + layer_kl
+            if i < last:
+                h = torch.relu(h)
+        loc = h[..., 0]
+        if self.head is Head.HETEROSCEDASTIC:
+            scale = F.softplus(h[..., 1]) + self.min_scale
+        elif self.head is Head.LEARNED:
+            scale = (F.softplus(self.noise_rho) + self.min_scale).expand_as(loc)
+        else:
+            scale = self.noise_std.expand_as(loc)
+        return ModelOutput(loc, scale, total_kl)

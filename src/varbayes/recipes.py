@@ -1,0 +1,268 @@
+"""Model kinds end to end: build, train on arrays, predict in data units.
+
+A *kind* bundles a model class, its objective and its training defaults:
+
+========  ==================================================  =========================
+kind      model and objective                                 defaults (the post's)
+========  ==================================================  =========================
+mle       MLP, squared error; residual std as its noise       1-20-1, Adam 0.01, 200 ep
+vi        two MLPs for mu, log sigma^2; MC ELBO over y        1-20-10-1, Adam 0.005, 1500
+vi_analytic  same; squared error + closed-form KL             1-20-10-1, Adam 0.005, 1500
+bbb       Bayes by Backprop, fixed noise 0.1 (``noise=``)     1-20-20-1, Adam 0.01, 2000
+hetero    Bayes by Backprop + heteroscedastic head            see ``DEFAULTS['hetero']``
+========  ==================================================  =========================
+
+:func:`fit` standardises ``x`` and ``y`` with the training statistics, trains, and returns a
+:class:`FittedModel` that keeps the standardisers, so :meth:`FittedModel.predict` takes and
+returns data in the user's units. Everything a fitted model needs is in its ``config`` (JSON)
+and ``state_dict`` (tensors), which is what :mod:`varbayes.io` saves.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from enum import Enum
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from varbayes.models import AmortizedVI, BayesianMLP, MLPRegressor
+from varbayes.objectives import ELBO, AmortizedELBO, SquaredError
+from varbayes.predictive import Prediction, predictive
+from varbayes.priors import GaussianPrior, prior_from_config
+from varbayes.training import History, train
+from varbayes.transforms import Standardizer
+
+__all__ = [
+    "DEFAULTS",
+    "FittedModel",
+    "ModelKind",
+    "build_model",
+    "fit",
+    "make_config",
+]
+
+
+class ModelKind(str, Enum):
+    """The model kinds of varbayes."""
+
+    MLE = "mle"
+    """Maximum-likelihood MLP (point estimate), residual variance as its noise."""
+    VI = "vi"
+    """The post's amortised variational regression of the aleatoric noise (MC ELBO)."""
+    VI_ANALYTIC = "vi_analytic"
+    """The post's closed-form-KL variant (squared error + analytic KL)."""
+    BBB = "bbb"
+    """Bayes by Backprop with a fixed (the post's 0.1) or learned homoscedastic noise."""
+    HETERO = "hetero"
+    """Bayes by Backprop with a heteroscedastic head: both uncertainties in one model."""
+
+
+#: Default configuration of each kind. ``None`` batch size means full batch.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "mle": {"hidden": [20], "epochs": 200, "lr": 0.01, "batch_size": None},
+    "vi": {"hidden": [20, 10], "epochs": 1500, "lr": 0.005, "batch_size": None},
+    "vi_analytic": {"hidden": [20, 10], "epochs": 1500, "lr": 0.005, "batch_size": None},
+    "bbb": {
+        "hidden": [20, 20], "epochs": 2000, "lr": 0.01, "batch_size": None,
+        "noise": "fixed", "noise_std": 0.1, "kl": "analytic", "prior_scale": 1.0,
+        "estimator": "reparam", "num_particles": 1,
+        # The post's initialisation: weight means N(0, 0.001), rho -2.5, bias rho 0.
+        "init_loc_std": 0.001, "init_rho": -2.5, "init_rho_bias": 0.0,
+    },
+    "hetero": {
+        "hidden": [50, 50], "epochs": 1500, "lr": 0.01, "batch_size": None,
+        "kl": "analytic", "prior_scale": 1.0, "estimator": "local", "num_particles": 1,
+        "init_loc_std": None, "init_rho": -5.0, "init_rho_bias": None, "min_scale": 1e-3,
+    },
+}
+
+
+def make_config(kind: ModelKind | str, in_features: int, **overrides: Any) -> dict[str, Any]:
+    """Full configuration of ``kind`` for ``in_features`` inputs, with ``overrides`` applied.
+
+    ``None`` values in ``overrides`` mean "use the default".
+
+    Raises
+    ------
+    ValueError
+        For an unknown kind, an unknown option name, or an invalid value.
+    """
+    try:
+        kind = ModelKind(kind)
+    except ValueError:
+        allowed = [k.value for k in ModelKind]
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {allowed}") from None
+    config = copy.deepcopy(DEFAULTS[kind.value])
+    unknown = sorted(set(overrides) - set(config))
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {unknown} for model {kind.value!r}; valid: {sorted(config)}"
+        )
+    for key, value in overrides.items():
+        if value is not None:
+            config[key] = value
+    config["hidden"] = [int(h) for h in config["hidden"]]
+    if not config["hidden"] or any(h < 1 for h in config["hidden"]):
+        raise ValueError(f"hidden must be a non-empty list of positive sizes, got "
+                         f"{config['hidden']}")
+    for key in ("epochs",):
+        if isinstance(config[key], bool) or int(config[key]) != config[key] or config[key] < 1:
+            raise ValueError(f"{key} must be a positive integer, got {config[key]!r}")
+    if not (math.isfinite(config["lr"]) and config["lr"] > 0):
+        raise ValueError(f"lr must be a positive finite number, got {config['lr']!r}")
+    bs = config["batch_size"]
+    if bs is not None and (isinstance(bs, bool) or int(bs) != bs or bs < 1):
+        raise ValueError(f"batch_size must be a positive integer, got {bs!r}")
+    if "noise" in config and config["noise"] not in ("fixed", "learned"):
+        raise ValueError(f"noise must be 'fixed' or 'learned', got {config['noise']!r}")
+    return {"kind": kind.value, "in_features": int(in_features), **config}
+
+
+def build_model(config: dict[str, Any], generator: torch.Generator | None = None) -> nn.Module:
+    """Instantiate the (untrained) model that ``config`` describes."""
+    kind = ModelKind(config["kind"])
+    d, hidden = config["in_features"], config["hidden"]
+    if kind is ModelKind.MLE:
+        return MLPRegressor(d, hidden, generator=generator)
+    if kind in (ModelKind.VI, ModelKind.VI_ANALYTIC):
+        return AmortizedVI(d, hidden, generator=generator)
+    prior = (prior_from_config(config["prior"]) if "prior" in config
+             else GaussianPrior(0.0, config["prior_scale"]))
+    common = dict(
+        prior=prior, estimator=config["estimator"], init_loc_std=config["init_loc_std"],
+        init_rho=config["init_rho"], init_rho_bias=config["init_rho_bias"], generator=generator,
+    )
+    if kind is ModelKind.BBB:
+        head = "fixed" if config["noise"] == "fixed" else "learned"
+        return BayesianMLP(d, hidden, head=head, noise_std=config["noise_std"], **common)
+    return BayesianMLP(d, hidden, head="heteroscedastic", min_scale=config["min_scale"], **common)
+
+
+def _objective(config: dict[str, Any], n_data: int) -> Any:
+    kind = ModelKind(config["kind"])
+    if kind is ModelKind.MLE:
+        return SquaredError()
+    if kind is ModelKind.VI:
+        return AmortizedELBO(kl="mc", reconstruction="gaussian")
+    if kind is ModelKind.VI_ANALYTIC:
+        return AmortizedELBO(kl="analytic", reconstruction="squared_error")
+    return ELBO(n_data, kl=config["kl"], num_particles=config["num_particles"])
+
+
+class FittedModel(nn.Module):
+    """A trained model with its input and target standardisers.
+
+    Parameters
+    ----------
+    config : dict
+        From :func:`make_config` (JSON-serialisable).
+    model : nn.Module
+        The network, working in standardised units.
+    x_scaler, y_scaler : Standardizer
+    """
+
+    def __init__(
+        self, config: dict[str, Any], model: nn.Module, x_scaler: Standardizer,
+        y_scaler: Standardizer,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.model = model
+        self.x_scaler = x_scaler
+        self.y_scaler = y_scaler
+
+    @property
+    def kind(self) -> ModelKind:
+        """The model kind."""
+        return ModelKind(self.config["kind"])
+
+    @property
+    def in_features(self) -> int:
+        """Number of input features."""
+        return int(self.config["in_features"])
+
+    @property
+    def has_epistemic(self) -> bool:
+        """Whether the model has weight uncertainty (an epistemic part)."""
+        return self.kind in (ModelKind.BBB, ModelKind.HETERO)
+
+    def predict(
+        self, x: np.ndarray | Tensor, num_samples: int = 1000, *,
+        generator: torch.Generator | None = None, chunk_size: int | None = None,
+    ) -> Prediction:
+        """Posterior predictive at raw inputs ``x`` of shape (n, d), in the target's units."""
+        xt = torch.as_tensor(np.asarray(x, dtype=np.float32) if not isinstance(x, Tensor) else x,
+                             dtype=torch.float32)
+        if xt.dim() != 2 or xt.shape[1] != self.in_features:
+            raise ValueError(
+                f"expected inputs of shape (n, {self.in_features}), got {tuple(xt.shape)}"
+            )
+        z = self.x_scaler.transform(xt)
+        pred = predictive(self.model, z, num_samples, generator=generator, chunk_size=chunk_size)
+        return pred.affine(self.y_scaler.mean, self.y_scaler.std)
+
+
+def _as_tensor(a: np.ndarray | Tensor) -> Tensor:
+    return torch.as_tensor(np.asarray(a, dtype=np.float32) if not isinstance(a, Tensor) else a,
+                           dtype=torch.float32)
+
+
+def fit(
+    kind: ModelKind | str,
+    x: np.ndarray | Tensor,
+    y: np.ndarray | Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+    nonfinite: str = "raise",
+    **overrides: Any,
+) -> tuple[FittedModel, History]:
+    """Standardise, build and train a model of ``kind`` on ``x`` (n, d) and ``y`` (n,).
+
+    Parameters
+    ----------
+    kind : {'mle', 'vi', 'vi_analytic', 'bbb', 'hetero'}
+    x : array-like of shape (n, d)
+    y : array-like of shape (n,)
+    generator : torch.Generator or None
+        Source of all randomness (initialisation, batches, noise).
+    progress : bool, default=False
+        Show a progress bar.
+    nonfinite : {'raise', 'skip'}, default='raise'
+    **overrides
+        Any key of ``DEFAULTS[kind]`` (e.g. ``epochs=500``, ``hidden=[50]``).
+
+    Returns
+    -------
+    fitted : FittedModel
+    history : History
+    """
+    xt, yt = _as_tensor(x), _as_tensor(y)
+    if yt.dim() == 2 and yt.shape[1] == 1:
+        yt = yt[:, 0]
+    if xt.dim() != 2 or yt.dim() != 1 or xt.shape[0] != yt.shape[0]:
+        raise ValueError(
+            f"fit expects x of shape (n, d) and y of shape (n,), got {tuple(xt.shape)} and "
+            f"{tuple(yt.shape)}"
+        )
+    config = make_config(kind, xt.shape[1], **overrides)
+    x_scaler = Standardizer(xt.shape[1]).fit(xt)
+    y_scaler = Standardizer(1).fit(yt[:, None])
+    xs = x_scaler.transform(xt)
+    ys = y_scaler.transform(yt[:, None])[:, 0]
+    model = build_model(config, generator)
+    history = train(
+        model, _objective(config, xt.shape[0]), xs, ys, epochs=int(config["epochs"]),
+        lr=float(config["lr"]), batch_size=config["batch_size"], generator=generator,
+        nonfinite=nonfinite, progress=progress, desc=config["kind"],
+    )
+    if config["kind"] == ModelKind.MLE.value:
+        with torch.no_grad():
+            residual = ys - model(xs).loc[0]
+            model.noise_std.fill_(float(residual.pow(2).mean().sqrt().clamp_min(1e-6)))
+    model.eval()
+    return FittedModel(config, model, x_scaler, y_scaler), history
