@@ -136,7 +136,7 @@ class Prediction:
         """Central interval of probability ``level``: the (1-level)/2 and (1+level)/2 quantiles."""
         if not 0.0 < float(level) < 1.0:
             raise ValueError(f"level must lie in (0, 1), got {level!r}")
-        bounds = self.quantile(torch.tensor([(1 - level) / 2, (1 + level) / 2]))
+        bounds = self.quantile(torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64))
         return bounds[0], bounds[1]
 
     def sample(self, num: int = 1, *, generator: torch.Generator | None = None) -> Tensor:

@@ -163,17 +163,28 @@ class FittedModel(nn.Module):
     model : nn.Module
         The network, working in standardised units.
     x_scaler, y_scaler : Standardizer
+    feature_names : list of str or None
+        Names of the input columns (kept for CSV prediction and saved with the model).
+    target_name : str or None
+        Name of the target column.
     """
 
     def __init__(
         self, config: dict[str, Any], model: nn.Module, x_scaler: Standardizer,
-        y_scaler: Standardizer,
+        y_scaler: Standardizer, *, feature_names: list[str] | None = None,
+        target_name: str | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.model = model
         self.x_scaler = x_scaler
         self.y_scaler = y_scaler
+        if feature_names is not None and len(feature_names) != int(config["in_features"]):
+            raise ValueError(
+                f"{len(feature_names)} feature names for {config['in_features']} input features"
+            )
+        self.feature_names = None if feature_names is None else [str(f) for f in feature_names]
+        self.target_name = None if target_name is None else str(target_name)
 
     @property
     def kind(self) -> ModelKind:
@@ -219,6 +230,8 @@ def fit(
     generator: torch.Generator | None = None,
     progress: bool = False,
     nonfinite: str = "raise",
+    feature_names: list[str] | None = None,
+    target_name: str | None = None,
     **overrides: Any,
 ) -> tuple[FittedModel, History]:
     """Standardise, build and train a model of ``kind`` on ``x`` (n, d) and ``y`` (n,).
@@ -233,6 +246,8 @@ def fit(
     progress : bool, default=False
         Show a progress bar.
     nonfinite : {'raise', 'skip'}, default='raise'
+    feature_names, target_name
+        Column names kept with the model (see :class:`FittedModel`).
     **overrides
         Any key of ``DEFAULTS[kind]`` (e.g. ``epochs=500``, ``hidden=[50]``).
 
@@ -265,4 +280,6 @@ def fit(
             residual = ys - model(xs).loc[0]
             model.noise_std.fill_(float(residual.pow(2).mean().sqrt().clamp_min(1e-6)))
     model.eval()
-    return FittedModel(config, model, x_scaler, y_scaler), history
+    fitted = FittedModel(config, model, x_scaler, y_scaler, feature_names=feature_names,
+                         target_name=target_name)
+    return fitted, history

@@ -152,7 +152,9 @@ def train(
     history = History()
     model.train()
     start = time.perf_counter()
-    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False, unit="epoch",
+    # disable=None: tqdm shows the bar only when stderr is a terminal.
+    bar = tqdm(range(epochs), desc=desc, disable=None if progress else True, leave=False,
+               unit="epoch",
                mininterval=0.25)
     for epoch in bar:
         if batch_size < n:

@@ -1,0 +1,318 @@
+"""The ``varbayes`` command line: demo, fit, predict, evaluate, benchmark.
+
+Thin over the library. Errors caused by the user (bad files, columns, values, flags) print one
+line on stderr and exit with code 2; a failure while running (e.g. a diverging fit) exits 1;
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(ValueError):
+    """A mistake in the command line or its input files (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as argparse does
+        self.exit(EXIT_USAGE, f"varbayes: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return value
+
+
+def _level(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
+    return value
+
+
+def _hidden(text: str) -> list[int]:
+    try:
+        sizes = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated layer sizes such as 50,50, got {text!r}"
+        ) from None
+    if not sizes or any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"expected positive layer sizes such as 50,50, got {text!r}")
+    return sizes
+
+
+def _names(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected comma-separated column names")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``varbayes`` command."""
+    from varbayes import __version__
+    from varbayes.recipes import ModelKind
+
+    kinds = [k.value for k in ModelKind]
+    parser = _Parser(prog="varbayes", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"varbayes {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("demo", help="the blog post end to end on its toy data")
+    p.add_argument("--out", type=Path, default=Path("varbayes-demo"),
+                   help="output directory for metrics.json and figures (default: varbayes-demo)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 1/10 of the epochs")
+    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--samples", type=_positive_int, default=1000,
+                   help="posterior samples for prediction (default 1000)")
+
+    p = sub.add_parser("fit", help="train a model on a CSV file (default: the toy data)")
+    p.add_argument("data", nargs="?", type=Path, help="CSV file with a header row")
+    p.add_argument("--target", help="target column of DATA")
+    p.add_argument("--features", type=_names,
+                   help="comma-separated feature columns (default: every other column)")
+    p.add_argument("--model", choices=kinds, default="hetero", help="model kind (default hetero)")
+    p.add_argument("--hidden", type=_hidden, help="hidden layer sizes, e.g. 50,50")
+    p.add_argument("--epochs", type=_positive_int)
+    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--lr", type=_positive_float)
+    p.add_argument("--noise", choices=["fixed", "learned"],
+                   help="bbb only: the post's fixed noise or a learned homoscedastic noise")
+    p.add_argument("--samples", type=_positive_int, default=1000,
+                   help="default posterior samples used by predict/evaluate (default 1000)")
+    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="model directory to write")
+    p.add_argument("--force", action="store_true", help="overwrite an existing model directory")
+
+    p = sub.add_parser("predict", help="predictive mean, std and interval for a CSV of inputs")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("input", type=Path, help="CSV with the model's feature columns")
+    p.add_argument("--samples", type=_positive_int, help="posterior samples (default: as fit)")
+    p.add_argument("--level", type=_level, default=0.9, help="central interval (default 0.9)")
+    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="CSV file to write")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+
+    p = sub.add_parser("evaluate", help="score a model on a labelled CSV (data units)")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("data", type=Path)
+    p.add_argument("--target", help="target column (default: the one used in fit)")
+    p.add_argument("--samples", type=_positive_int)
+    p.add_argument("--level", type=_level, default=0.9)
+    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def _require_free(path: Path, force: bool) -> None:
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} already exists; pass --force to overwrite it")
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from varbayes.demo import format_table, run_demo
+
+    report = run_demo(args.out, quick=args.quick, seed=args.seed, num_samples=args.samples,
+                      progress=True)
+    print(format_table(report))
+    print(f"\nwrote {args.out / 'metrics.json'} and figures to {args.out}/")
+    return EXIT_OK
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    import torch
+
+    from varbayes import io
+    from varbayes.datasets import load_toy, read_csv
+    from varbayes.recipes import fit
+
+    if args.data is None:
+        if args.target or args.features:
+            raise UsageError("--target/--features need a DATA.csv argument")
+        toy = load_toy()
+        x, y, features, target = toy.x_train, toy.y_train[:, 0], ["x"], "y"
+    else:
+        if not args.target:
+            raise UsageError(f"--target is required with a data file ({args.data})")
+        table = read_csv(args.data, target=args.target, features=args.features)
+        x, y, features, target = table.x, table.y, table.feature_names, table.target_name
+    if x.shape[0] < 2:
+        raise UsageError(f"need at least 2 data rows to fit, got {x.shape[0]}")
+    if args.noise is not None and args.model != "bbb":
+        raise UsageError("--noise applies to --model bbb only")
+    if args.out.exists() and not args.force:
+        raise FileExistsError(f"{args.out} already exists; pass --force to overwrite it")
+    overrides: dict[str, Any] = {"hidden": args.hidden, "epochs": args.epochs,
+                                 "batch_size": args.batch_size, "lr": args.lr}
+    if args.noise is not None:
+        overrides["noise"] = args.noise
+    generator = torch.Generator().manual_seed(args.seed)
+    fitted, history = fit(args.model, x, y, generator=generator, progress=True,
+                          feature_names=features, target_name=target, **overrides)
+    io.save(fitted, args.out, force=args.force,
+            metadata={"num_samples": args.samples, "seed": args.seed,
+                      "train_seconds": history.seconds, "final_loss": history.loss[-1],
+                      "n_train": int(x.shape[0])})
+    print(f"trained {args.model} on {x.shape[0]} rows x {x.shape[1]} features in "
+          f"{history.seconds:.1f}s (final loss {history.loss[-1]:.4f}); saved to {args.out}")
+    return EXIT_OK
+
+
+def _model_samples(model_dir: Path, requested: int | None) -> int:
+    if requested is not None:
+        return requested
+    try:
+        meta = json.loads((model_dir / "config.json").read_text())
+        return int(meta.get("metadata", meta).get("num_samples", 1000))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return 1000
+
+
+def _load_inputs(fitted: Any, path: Path, target: str | None = None) -> Any:
+    from varbayes.datasets import read_csv
+
+    features = fitted.feature_names
+    if features is None:
+        raise UsageError("this model was saved without feature names; it cannot read a CSV")
+    return read_csv(path, target=target, features=features)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from varbayes import io
+    from varbayes.datasets import write_csv
+
+    _require_free(args.out, args.force)
+    fitted = io.load(args.model_dir)
+    table = _load_inputs(fitted, args.input)
+    samples = _model_samples(args.model_dir, args.samples)
+    pred = fitted.predict(table.x, samples, generator=torch.Generator().manual_seed(args.seed),
+                          chunk_size=4096)
+    lower, upper = pred.interval(args.level)
+    with args.input.open(newline="") as handle:
+        raw_rows = list(csv.reader(handle))
+    header, rows = raw_rows[0], [r for r in raw_rows[1:] if any(c.strip() for c in r)]
+    columns: dict[str, Any] = {name: np.array([r[j] for r in rows], dtype=object)
+                               for j, name in enumerate(header)}
+
+    def arr(t: torch.Tensor) -> np.ndarray:
+        return t.detach().double().numpy()
+
+    taken = set(columns)
+    out_cols = {"mean": arr(pred.mean), "std": arr(pred.std), "lower": arr(lower),
+                "median": arr(pred.quantile(0.5)), "upper": arr(upper),
+                "aleatoric_std": arr(pred.aleatoric_var.sqrt())}
+    if fitted.has_epistemic:
+        out_cols["epistemic_std"] = arr(pred.epistemic_var.sqrt())
+    clash = sorted(taken & set(out_cols))
+    if clash:
+        raise UsageError(f"{args.input} already has column(s) {clash}; rename them first")
+    write_csv(args.out, columns | out_cols)
+    print(f"wrote {len(rows)} predictions to {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from varbayes import io
+    from varbayes.metrics import evaluate
+
+    fitted = io.load(args.model_dir)
+    target = args.target or fitted.target_name
+    if target is None:
+        raise UsageError("this model was saved without a target name; pass --target")
+    table = _load_inputs(fitted, args.data, target=target)
+    samples = _model_samples(args.model_dir, args.samples)
+    pred = fitted.predict(table.x, samples, generator=torch.Generator().manual_seed(args.seed),
+                          chunk_size=4096)
+    scores = evaluate(table.y, pred, level=args.level)
+    pct = f"{100 * args.level:g}".replace(".", "_")
+    scores = {"rmse": scores["rmse"], "nll": scores["nll"], "crps": scores["crps"],
+              f"coverage_{pct}": scores[f"coverage_{pct}"],
+              f"interval_width_{pct}": scores[f"interval_width_{pct}"],
+              "calibration_error": scores["calibration_error"], "n": int(table.x.shape[0])}
+    if args.json:
+        print(json.dumps(scores))
+    else:
+        for key, value in scores.items():
+            print(f"{key:<20} {value:.6g}" if isinstance(value, float) else f"{key:<20} {value}")
+    return EXIT_OK
+
+
+_COMMANDS = {"demo": _cmd_demo, "fit": _cmd_fit, "predict": _cmd_predict,
+             "evaluate": _cmd_evaluate}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``varbayes`` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("varbayes: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - mapped to exit codes below
+        if args.debug:
+            raise
+        from varbayes.training import NonFiniteLossError
+
+        if isinstance(exc, NonFiniteLossError):
+            code = EXIT_FAILURE
+        elif isinstance(exc, (ValueError, TypeError, OSError, UsageError)):
+            code = EXIT_USAGE
+        else:
+            code = EXIT_FAILURE
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in message:
+            message = f"{message}: {exc.filename}"
+        print(f"varbayes: error: {message}", file=sys.stderr)
+        return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
