@@ -593,6 +593,8 @@ def test_write_csv_errors(tmp_path: Path) -> None:
         write_csv(tmp_path, {"a": np.zeros(2)})
     with pytest.raises(ValueError, match=r"column 'a' must be 1-D, got shape \(2, 2\)"):
         write_csv(tmp_path / "o.csv", {"a": np.zeros((2, 2))})
-    with pytest.raises(TypeError, match="column 'a' must be numeric"):
-        write_csv(tmp_path / "o.csv", {"a": np.array(["x", "y"])})
+    with pytest.raises(TypeError, match="column 'a' must be numeric or text"):
+        write_csv(tmp_path / "o.csv", {"a": np.array([1 + 2j, 3j])})
     assert not (tmp_path / "o.csv").exists()
+    write_csv(tmp_path / "t.csv", {"id": np.array(["x", "y"], dtype=object), "v": [1.5, 2.0]})
+    assert (tmp_path / "t.csv").read_text().splitlines() == ["id,v", "x,1.5", "y,2.0"]

@@ -3,8 +3,17 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from varbayes.metrics import (calibration_error, coverage, crps_gaussian, crps_mixture, evaluate,
-                              gaussian_nll, interval_width, mixture_nll, rmse)
+from varbayes.metrics import (
+    calibration_error,
+    coverage,
+    crps_gaussian,
+    crps_mixture,
+    evaluate,
+    gaussian_nll,
+    interval_width,
+    mixture_nll,
+    rmse,
+)
 from varbayes.predictive import Prediction
 
 

@@ -458,7 +458,9 @@ def _format_column(name: str, values: Any) -> list[str]:
         return [str(int(v)) for v in arr]
     if arr.dtype.kind == "f":
         return [repr(float(v)) for v in arr]
-    raise TypeError(f"column {name!r} must be numeric, got dtype {arr.dtype}")
+    if arr.dtype.kind in "OUS":  # text cells (e.g. input columns echoed by predict)
+        return [v.decode() if isinstance(v, bytes) else str(v) for v in arr]
+    raise TypeError(f"column {name!r} must be numeric or text, got dtype {arr.dtype}")
 
 
 def write_csv(path: PathLike, columns: Mapping[str, Any]) -> Path:

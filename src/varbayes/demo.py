@@ -39,7 +39,7 @@ _TITLES = {
 }
 
 
-def _grid(data: ToyData, num: int = 600) -> np.ndarray:
+def _grid(data: ToyData, num: int = 300) -> np.ndarray:
     lo = min(data.x_train.min(), data.x_test.min())
     hi = max(data.x_train.max(), data.x_test.max())
     return np.linspace(lo, hi, num)[:, None]

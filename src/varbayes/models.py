@@ -69,7 +69,8 @@ class Head(str, Enum):
     LEARNED = "learned"
     """One learned homoscedastic noise standard deviation (a point estimate)."""
     HETEROSCEDASTIC = "heteroscedastic"
-    """A second network output gives sigma(x) = softplus(raw(x)) + min_scale."""
+    """Input-dependent noise sigma(x) = softplus(raw(x)) + min_scale, where raw(x) is a second
+    output of the Bayesian network or, with ``noise_hidden``, a separate point-estimate MLP."""
 
 
 def _init_linear(layer: nn.Linear, generator: torch.Generator | None) -> None:
@@ -186,6 +187,14 @@ class BayesianMLP(nn.Module):
         (``head='learned'``), in standardised target units.
     min_scale : float, default=1e-3
         Floor of the predicted noise scale for the learned heads.
+    noise_hidden : sequence of int or None, default=None
+        ``head='heteroscedastic'`` only. ``None``: ``raw(x)`` is a second output of the Bayesian
+        network. A sequence: ``raw(x)`` comes from a separate deterministic MLP with these hidden
+        sizes (a point estimate, like the post's log-variance network). The separate network is
+        what the ``hetero`` recipe uses: with a Bayesian noise output the fitted noise absorbs the
+        weight noise of the mean (the ELBO fits :math:`\\sigma^2 \\approx r^2 + Var_w[\\mu_w]`) and
+        is inflated further by Jensen's gap over the sampled :math:`\\sigma_w`, which makes the
+        predictive over-dispersed on small data (see ``docs/differences.md``).
     prior : Prior or None
         Weight prior, default :math:`\\mathcal{N}(0, 1)`.
     estimator : {'reparam', 'local', 'flipout'}, default='reparam'
@@ -203,6 +212,7 @@ class BayesianMLP(nn.Module):
         head: Head | str = Head.FIXED,
         noise_std: float = 0.1,
         min_scale: float = 1e-3,
+        noise_hidden: Sequence[int] | None = None,
         prior: Prior | None = None,
         estimator: Estimator | str = Estimator.REPARAM,
         init_loc_std: float | None = None,
@@ -224,7 +234,13 @@ class BayesianMLP(nn.Module):
         if not (math.isfinite(min_scale) and min_scale > 0):
             raise ValueError(f"min_scale must be a positive finite number, got {min_scale!r}")
         self.min_scale = float(min_scale)
-        out = 2 if self.head is Head.HETEROSCEDASTIC else 1
+        if noise_hidden is not None and self.head is not Head.HETEROSCEDASTIC:
+            raise ValueError("noise_hidden applies to head='heteroscedastic' only")
+        self.noise_hidden = None if noise_hidden is None else tuple(int(h) for h in noise_hidden)
+        if self.noise_hidden is not None:
+            _check_sizes(in_features, self.noise_hidden)
+        two_outputs = self.head is Head.HETEROSCEDASTIC and self.noise_hidden is None
+        out = 2 if two_outputs else 1
         sizes = (self.in_features, *self.hidden, out)
         self.layers = nn.ModuleList(
             BayesLinear(
@@ -238,10 +254,14 @@ class BayesianMLP(nn.Module):
         elif self.head is Head.LEARNED:
             raw = math.log(math.expm1(max(noise_std - self.min_scale, 1e-6)))
             self.noise_rho = nn.Parameter(torch.tensor(raw))
-        if self.head is Head.HETEROSCEDASTIC:
-            # Start the predicted noise near 1 (unit-variance standardised targets).
+        # Start the predicted noise near 1 (unit-variance standardised targets).
+        if two_outputs:
             with torch.no_grad():
                 self.layers[-1].bias_loc[1] = math.log(math.expm1(1.0))
+        elif self.noise_hidden is not None:
+            self.noise_net = _mlp((self.in_features, *self.noise_hidden, 1), generator)
+            with torch.no_grad():
+                self.noise_net[-1].bias.fill_(math.log(math.expm1(1.0)))
 
     @property
     def prior(self) -> Prior:
@@ -286,7 +306,10 @@ class BayesianMLP(nn.Module):
             if i < last:
                 h = torch.relu(h)
         loc = h[..., 0]
-        if self.head is Head.HETEROSCEDASTIC:
+        if self.head is Head.HETEROSCEDASTIC and self.noise_hidden is not None:
+            raw = self.noise_net(x)[..., 0]
+            scale = (F.softplus(raw) + self.min_scale).expand_as(loc)
+        elif self.head is Head.HETEROSCEDASTIC:
             scale = F.softplus(h[..., 1]) + self.min_scale
         elif self.head is Head.LEARNED:
             scale = (F.softplus(self.noise_rho) + self.min_scale).expand_as(loc)

@@ -74,7 +74,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "init_loc_std": 0.001, "init_rho": -2.5, "init_rho_bias": 0.0,
     },
     "hetero": {
-        "hidden": [50, 50], "epochs": 1500, "lr": 0.01, "batch_size": None,
+        "hidden": [20], "noise_hidden": [20], "epochs": 1500, "lr": 0.01, "batch_size": None,
         "kl": "analytic", "prior_scale": 1.0, "estimator": "local", "num_particles": 1,
         "init_loc_std": None, "init_rho": -5.0, "init_rho_bias": None, "min_scale": 1e-3,
     },
@@ -139,7 +139,9 @@ def build_model(config: dict[str, Any], generator: torch.Generator | None = None
     if kind is ModelKind.BBB:
         head = "fixed" if config["noise"] == "fixed" else "learned"
         return BayesianMLP(d, hidden, head=head, noise_std=config["noise_std"], **common)
-    return BayesianMLP(d, hidden, head="heteroscedastic", min_scale=config["min_scale"], **common)
+    noise_hidden = config["noise_hidden"]
+    return BayesianMLP(d, hidden, head="heteroscedastic", min_scale=config["min_scale"],
+                       noise_hidden=None if noise_hidden is None else list(noise_hidden), **common)
 
 
 def _objective(config: dict[str, Any], n_data: int) -> Any:

@@ -1,0 +1,495 @@
+"""Save and load fitted models: safetensors weights + a JSON config; nothing is ever unpickled.
+
+A saved model is a directory with exactly two files::
+
+    MODEL_DIR/
+      model.safetensors   every tensor of FittedModel.state_dict(), standardisers included
+      config.json         {"format": "varbayes-model", "format_version": 1,
+                           "varbayes_version": "...", "config": {...recipes.make_config...},
+                           "feature_names": [...] | null, "target_name": "..." | null,
+                           "metadata": {...}}
+
+Writing is atomic: both files go into a hidden temporary sibling directory, are fsynced, and the
+directory is renamed into place, so ``MODEL_DIR`` never holds a half-written model. Overwriting an
+existing model needs ``force=True``; the old model is swapped out (atomically where the OS
+supports it, otherwise renamed aside first) and deleted only once the new one is in place.
+
+Loading validates everything before anything is built: the JSON format, version and config
+types (the config is rebuilt through :func:`varbayes.recipes.make_config`), the weights file
+(read with :func:`safetensors.torch.load_file`; a pickle or ``torch.save`` zip is refused
+without being opened as one), missing / unexpected keys, shapes and finiteness.
+
+Examples
+--------
+>>> import numpy as np, tempfile, torch
+>>> from varbayes.recipes import fit
+>>> x = np.linspace(-1, 1, 20)[:, None]; y = 2 * x[:, 0]
+>>> fitted, _ = fit("mle", x, y, epochs=2, generator=torch.Generator().manual_seed(0))
+>>> path = save(fitted, tempfile.mkdtemp() + "/model")
+>>> load(path).config == fitted.config
+True
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from varbayes.recipes import DEFAULTS, FittedModel, ModelKind, build_model, make_config
+from varbayes.transforms import Standardizer
+
+__all__ = [
+    "CONFIG_FILE",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "WEIGHTS_FILE",
+    "is_model_dir",
+    "load",
+    "read_config",
+    "save",
+]
+
+FORMAT = "varbayes-model"
+"""Value of the ``format`` key of ``config.json``."""
+FORMAT_VERSION = 1
+"""The saved-model format version this varbayes writes and reads."""
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+_MODEL_FILES = frozenset({CONFIG_FILE, WEIGHTS_FILE})
+_PICKLE_HINT = (
+    "varbayes never unpickles files (unpickling can run arbitrary code); save models with "
+    "varbayes.io.save, which writes safetensors"
+)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _fsync_path(path: Path) -> None:
+    """Flush a file or directory to disk (directories: where the OS allows it)."""
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if path.is_dir() else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:  # e.g. directories on Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with Linux ``renameat2(RENAME_EXCHANGE)``; False if unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    renameat2.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    renameat2.restype = ctypes.c_int
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _read_json(path: Path) -> Any:
+    def reject(constant: str) -> None:
+        raise ValueError(f"{path}: invalid JSON constant {constant}; numbers must be finite")
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not UTF-8 text: {exc}") from None
+    try:
+        return json.loads(text, parse_constant=reject)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+
+
+def is_model_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a directory holding a varbayes ``config.json``.
+
+    Only the ``format`` key is looked at; use :func:`read_config` to validate the rest.
+    """
+    config = Path(path) / CONFIG_FILE
+    if not config.is_file():
+        return False
+    try:
+        doc = _read_json(config)
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("format") == FORMAT
+
+
+def _check_overwrite(path: Path, force: bool) -> bool:
+    """Decide what to do with an existing ``path``; True if an old model is to be replaced."""
+    if not os.path.lexists(path):
+        return False
+    if path.is_symlink() or not path.is_dir():
+        raise FileExistsError(
+            f"{path} exists and is not a directory; refusing to overwrite it with a model "
+            "directory (even with force=True). Choose another path or remove it."
+        )
+    entries = sorted(p.name for p in path.iterdir())
+    if not entries:
+        return False
+    if not is_model_dir(path):
+        raise FileExistsError(
+            f"{path} is a non-empty directory that is not a varbayes model (no valid "
+            f"{CONFIG_FILE}); refusing to overwrite it, even with force=True"
+        )
+    extra = sorted(set(entries) - _MODEL_FILES)
+    if extra:
+        raise FileExistsError(
+            f"model directory {path} also holds files varbayes did not write ({extra}); "
+            "refusing to delete them, even with force=True. Move them away first."
+        )
+    if not force:
+        raise FileExistsError(
+            f"{path} already holds a varbayes model; pass force=True (CLI: --force) to replace it"
+        )
+    return True
+
+
+def _json_safe(value: Any, name: str) -> None:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be JSON-serialisable with finite numbers: {exc}") from None
+
+
+# --------------------------------------------------------------------------- save
+
+
+def save(
+    fitted: FittedModel,
+    path: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    metadata: dict[str, Any] | None = None,
+    feature_names: list[str] | None = None,
+    target_name: str | None = None,
+) -> Path:
+    """Write ``fitted`` to the model directory ``path``, atomically.
+
+    Parameters
+    ----------
+    fitted : FittedModel
+        A trained model from :func:`varbayes.recipes.fit` (or :func:`load`).
+    path : str or path-like
+        Directory to create. Missing parent directories are created.
+    force : bool, default=False
+        Replace an existing varbayes model directory at ``path``.
+    metadata : dict or None, default=None
+        Extra JSON-serialisable information, stored under ``"metadata"`` in ``config.json``.
+    feature_names : list of str of length in_features, or None
+        Input column names; default ``fitted.feature_names``.
+    target_name : str or None
+        Target column name; default ``fitted.target_name``.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    TypeError
+        If ``fitted`` is not a :class:`~varbayes.recipes.FittedModel`, or the metadata / names
+        are not JSON-serialisable.
+    ValueError
+        If the model holds non-finite tensors or ``feature_names`` has the wrong length.
+    FileExistsError
+        If ``path`` holds a model and ``force`` is False, or holds anything that is not a
+        varbayes model (never overwritten, even with ``force``).
+    """
+    if not isinstance(fitted, FittedModel):
+        raise TypeError(f"save expects a varbayes FittedModel, got {type(fitted).__name__}")
+    path = Path(path)
+    if feature_names is None:
+        feature_names = getattr(fitted, "feature_names", None)
+    if target_name is None:
+        target_name = getattr(fitted, "target_name", None)
+    if feature_names is not None:
+        feature_names = [str(n) for n in feature_names]
+        if len(feature_names) != fitted.in_features:
+            raise ValueError(
+                f"feature_names has {len(feature_names)} names but the model has "
+                f"{fitted.in_features} input features"
+            )
+    metadata = dict(metadata or {})
+    _json_safe(metadata, "metadata")
+    _json_safe(fitted.config, "fitted.config")
+    import varbayes
+
+    doc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "varbayes_version": varbayes.__version__,
+        "config": fitted.config,
+        "feature_names": feature_names,
+        "target_name": None if target_name is None else str(target_name),
+        "metadata": metadata,
+    }
+    tensors: dict[str, torch.Tensor] = {}
+    for key, value in fitted.state_dict().items():
+        t = value.detach().to("cpu").contiguous().clone()  # clone: no shared storage
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"refusing to save: tensor {key!r} holds NaN or inf values")
+        tensors[key] = t
+
+    replace = _check_overwrite(path, force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:12]}"
+    tmp.mkdir()  # unlike tempfile.mkdtemp (mode 0700), this respects the umask
+    old: Path | None = None
+    try:
+        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        _fsync_path(tmp / WEIGHTS_FILE)
+        with open(tmp / CONFIG_FILE, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=2, allow_nan=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        _fsync_path(tmp)
+        if replace:
+            if _exchange(tmp, path):  # path: new model; tmp: old model
+                old = tmp
+            else:  # fall back: rename the old model aside, then the new one in
+                aside = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+                os.rename(path, aside)
+                try:
+                    os.rename(tmp, path)
+                except BaseException:
+                    os.rename(aside, path)  # put the old model back
+                    raise
+                old = aside
+        else:
+            if path.is_dir():  # an empty directory is replaced
+                path.rmdir()
+            os.rename(tmp, path)
+        _fsync_path(path.parent)
+    finally:
+        if old is None and tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+# --------------------------------------------------------------------------- load
+
+
+def _type_ok(value: Any, default: Any) -> bool:
+    """Whether a JSON value has the type of the option whose default is ``default``."""
+    is_num = isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float) or default is None:
+        return value is None or is_num
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, list):
+        return isinstance(value, list) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        )
+    return True
+
+
+def _rebuild_config(raw: Any, where: Path) -> dict[str, Any]:
+    """Validate the ``config`` object of ``config.json`` and rebuild it via ``make_config``."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: 'config' must be an object, got {type(raw).__name__}")
+    rest = dict(raw)
+    kind, in_features = rest.pop("kind", None), rest.pop("in_features", None)
+    allowed = [k.value for k in ModelKind]
+    if not isinstance(kind, str) or kind not in allowed:
+        raise ValueError(f"{where}: config key 'kind' must be one of {allowed}, got {kind!r}")
+    if isinstance(in_features, bool) or not isinstance(in_features, int) or in_features < 1:
+        raise ValueError(
+            f"{where}: config key 'in_features' must be a positive integer, got {in_features!r}"
+        )
+    defaults = DEFAULTS[kind]
+    for key, value in rest.items():
+        if key in defaults and not _type_ok(value, defaults[key]):
+            raise ValueError(
+                f"{where}: config key {key!r} has the wrong type: got {value!r}, expected a "
+                f"value like the default {defaults[key]!r}"
+            )
+    try:
+        config = make_config(kind, in_features, **rest)
+        build_model(config, torch.Generator().manual_seed(0))  # catches values make_config lets by
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"{where}: invalid model config: {exc}") from None
+    return config
+
+
+def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate the ``config.json`` of the model directory ``path``.
+
+    Returns
+    -------
+    dict
+        The whole document, with ``"config"`` rebuilt through
+        :func:`~varbayes.recipes.make_config` and ``"metadata"`` defaulting to ``{}``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` is not a directory or has no ``config.json``.
+    ValueError
+        For invalid JSON, a wrong ``format``, an unsupported ``format_version``, or invalid
+        config keys, types or values (the message names the file and the key).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        what = "is not a directory" if path.exists() else "does not exist"
+        raise FileNotFoundError(f"model directory {path} {what}")
+    where = path / CONFIG_FILE
+    if not where.is_file():
+        raise FileNotFoundError(f"{path} is not a varbayes model directory: {where} is missing")
+    doc = _read_json(where)
+    if not isinstance(doc, dict):
+        raise ValueError(f"{where} must hold a JSON object, got {type(doc).__name__}")
+    if doc.get("format") != FORMAT:
+        raise ValueError(
+            f"{where}: 'format' is {doc.get('format')!r}, expected {FORMAT!r}; this is not a "
+            "varbayes model"
+        )
+    version = doc.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValueError(f"{where}: 'format_version' must be an integer, got {version!r}")
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"{where}: unsupported format version {version}; this varbayes reads version "
+            f"{FORMAT_VERSION}" + ("; upgrade varbayes" if version > FORMAT_VERSION else "")
+        )
+    doc["config"] = _rebuild_config(doc.get("config"), where)
+    names = doc.get("feature_names")
+    if names is not None and not (
+        isinstance(names, list)
+        and all(isinstance(n, str) for n in names)
+        and len(names) == doc["config"]["in_features"]
+    ):
+        raise ValueError(
+            f"{where}: 'feature_names' must be null or a list of "
+            f"{doc['config']['in_features']} strings, got {names!r}"
+        )
+    if doc.get("target_name") is not None and not isinstance(doc["target_name"], str):
+        raise ValueError(f"{where}: 'target_name' must be null or a string")
+    doc.setdefault("metadata", {})
+    if not isinstance(doc["metadata"], dict):
+        raise ValueError(f"{where}: 'metadata' must be an object")
+    return doc
+
+
+def _read_weights(file: Path) -> dict[str, torch.Tensor]:
+    if not file.is_file():
+        raise FileNotFoundError(f"weights file {file} is missing")
+    with open(file, "rb") as fh:
+        head = fh.read(9)
+    # A safetensors file starts with an 8-byte little-endian header length, then "{".
+    size = file.stat().st_size
+    plausible = len(head) == 9 and head[8:9] == b"{"
+    plausible = plausible and int.from_bytes(head[:8], "little") <= size - 8
+    if not plausible and head.startswith(b"PK\x03\x04"):
+        raise ValueError(
+            f"{file} is a zip archive (torch.save format), not safetensors; " + _PICKLE_HINT
+        )
+    if not plausible and head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        raise ValueError(f"{file} is a Python pickle, not safetensors; " + _PICKLE_HINT)
+    try:
+        return load_file(str(file), device="cpu")
+    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+        raise ValueError(
+            f"{file} is not a valid safetensors file (truncated or corrupt?): {exc}"
+        ) from None
+
+
+def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> FittedModel:
+    """Load a model directory written by :func:`save`, validating everything first.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The model directory.
+    map_location : str or torch.device, default="cpu"
+        Device to move the loaded model to.
+
+    Returns
+    -------
+    FittedModel
+        In eval mode, with attributes ``feature_names`` (list of str or None),
+        ``target_name`` (str or None) and ``metadata`` (dict) from ``config.json``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the directory or one of its files is missing.
+    ValueError
+        For any invalid content: see :func:`read_config`; a weights file that is a pickle or
+        zip, truncated or corrupt; missing or unexpected tensors; shape or dtype mismatches;
+        non-finite values. The message names the file.
+    """
+    path = Path(path)
+    doc = read_config(path)
+    config = doc["config"]
+    file = path / WEIGHTS_FILE
+    state = _read_weights(file)
+
+    x_scaler, y_scaler = Standardizer(config["in_features"]), Standardizer(1)
+    model = build_model(config, torch.Generator().manual_seed(0))  # leave global RNG alone
+    fitted = FittedModel(
+        config,
+        model,
+        x_scaler,
+        y_scaler,
+        feature_names=doc.get("feature_names"),
+        target_name=doc.get("target_name"),
+    )
+    expected = fitted.state_dict()
+    problems = []
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing:
+        problems.append(f"missing tensors {missing}")
+    if unexpected:
+        problems.append(f"unexpected tensors {unexpected}")
+    for key in sorted(set(expected) & set(state)):
+        want, got = expected[key], state[key]
+        if tuple(got.shape) != tuple(want.shape):
+            problems.append(
+                f"{key!r} has shape {tuple(got.shape)}, the config "
+                f"({config['kind']}, hidden={config['hidden']}) needs {tuple(want.shape)}"
+            )
+        elif not got.is_floating_point():
+            problems.append(f"{key!r} has dtype {got.dtype}, expected a floating dtype")
+        elif not bool(torch.isfinite(got).all()):
+            problems.append(f"{key!r} holds NaN or inf values")
+    if problems:
+        raise ValueError(f"{file} does not match {path / CONFIG_FILE}: " + "; ".join(problems))
+    fitted.load_state_dict(state, strict=True)
+    fitted.eval()
+    fitted.metadata = doc["metadata"]
+    return fitted.to(map_location)
