@@ -142,6 +142,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--level", type=_level, default=0.9)
     p.add_argument("--seed", type=_nonneg_int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("benchmark", help="quality (UCI) and speed benchmarks")
+    bench = p.add_subparsers(dest="benchmark", required=True, parser_class=_Parser)
+    b = bench.add_parser("uci", help="the UCI regression benchmark (Hernandez-Lobato & Adams 2015)")
+    b.add_argument("--data-dir", type=Path, default=None,
+                   help="folder holding <name>/data.txt etc. (default: $VARBAYES_DATA_DIR or "
+                        "the user cache)")
+    b.add_argument("--dataset", required=True, help="data set folder name, e.g. concrete, or 'all'")
+    b.add_argument("--splits", type=_positive_int, help="run the first K splits (default: all)")
+    b.add_argument("--model", choices=kinds, default="hetero")
+    b.add_argument("--quick", action="store_true", help="smoke run: 2 splits, fewer epochs")
+    b.add_argument("--seed", type=_nonneg_int, default=0)
+    b.add_argument("--out", type=Path, help="JSON file for per-split and summary results")
+    b = bench.add_parser("speed", help="training and prediction speed vs the post and Pyro")
+    b.add_argument("--sizes", type=lambda t: [int(v) for v in t.split(",")],
+                   help="comma-separated data sizes (default 150,10000,100000,1000000)")
+    b.add_argument("--quick", action="store_true", help="smoke run: small sizes, few epochs")
+    b.add_argument("--out", type=Path, help="JSON file for the results")
     return parser
 
 
@@ -283,8 +301,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    if args.benchmark == "uci":
+        from varbayes.benchmarks.uci import run_uci_command
+
+        return run_uci_command(args)
+    from varbayes.benchmarks.speed import run_speed_command
+
+    return run_speed_command(args)
+
+
 _COMMANDS = {"demo": _cmd_demo, "fit": _cmd_fit, "predict": _cmd_predict,
-             "evaluate": _cmd_evaluate}
+             "evaluate": _cmd_evaluate, "benchmark": _cmd_benchmark}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
