@@ -11,9 +11,11 @@ import varbayes._validation as V
 from varbayes._validation import (
     as_generator,
     check_array,
+    check_choice,
     check_enum,
     check_probability_level,
     check_scalar,
+    check_sizes,
     check_target,
     check_X_y,
     feature_names_of,
@@ -130,15 +132,26 @@ def test_sparse_torch_rejected() -> None:
 
 
 def test_complex_rejected() -> None:
-    with pytest.raises(TypeError, match="complex"):
+    with pytest.raises(ValueError, match="Complex data not supported: X has complex dtype"):
         check_array(np.array([[1 + 2j, 0]]))
-    with pytest.raises(TypeError, match="complex"):
+    with pytest.raises(ValueError, match="Complex data not supported: X has complex dtype"):
         check_array(torch.ones(2, 2, dtype=torch.complex64))
 
 
 def test_string_column_names_index_and_value() -> None:
     X = np.array([[1.0, "a"], [2.0, "b"]], dtype=object)
     with pytest.raises(ValueError, match=r"X column 1 is not numeric: it contains 'a' at row 0"):
+        check_array(X)
+
+
+@pytest.mark.parametrize("cell", [{"foo": "bar"}, [1, 2], object()])
+def test_object_cell_that_is_no_number_or_string_is_type_error(cell: object) -> None:
+    X = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=object)
+    X[1, 0] = cell
+    # float()'s wording (scikit-learn's check_dtype_object) plus the cell at fault
+    with pytest.raises(
+        TypeError, match=r"X column 0 holds a \w+ at row 1.*argument must be a string or a real"
+    ):
         check_array(X)
 
 
@@ -204,9 +217,10 @@ def test_float32_overflow_rejected() -> None:
 def test_zero_rows_and_zero_columns() -> None:
     with pytest.raises(ValueError, match=r"X has 0 rows \(shape \(0, 3\)\)"):
         check_array(np.zeros((0, 3)))
-    with pytest.raises(ValueError, match=r"X has 0 columns \(shape \(3, 0\)\)"):
+    msg = r"X has 0 columns: 0 feature\(s\) \(shape=\(3, 0\)\) while a minimum of 1 is required"
+    with pytest.raises(ValueError, match=msg):
         check_array(np.zeros((3, 0)))
-    with pytest.raises(ValueError, match=r"X has 0 columns \(shape \(1, 0\)\)"):
+    with pytest.raises(ValueError, match=r"X has 0 columns: 0 feature\(s\) \(shape=\(1, 0\)\)"):
         check_array([[]])
     with pytest.raises(ValueError, match=r"X is empty \(shape \(0,\)\)"):
         check_array([])
@@ -219,7 +233,9 @@ def test_scalar_rejected(scalar: object) -> None:
 
 
 def test_1d_rejected_with_reshape_hint() -> None:
-    with pytest.raises(ValueError, match=r"reshape\(-1, 1\).*reshape\(1, -1\)"):
+    with pytest.raises(
+        ValueError, match=r"Reshape your data with X\.reshape\(-1, 1\).*reshape\(1, -1\)"
+    ):
         check_array(np.arange(3.0))
 
 
@@ -328,7 +344,7 @@ def test_target_scalar_3d_empty_complex_sparse() -> None:
         check_target(np.ones((2, 1, 1)), 2)
     with pytest.raises(ValueError, match="y is empty"):
         check_target(np.ones(0), 0)
-    with pytest.raises(TypeError, match="complex"):
+    with pytest.raises(ValueError, match="Complex data not supported: y has complex"):
         check_target(np.ones(2, dtype=complex), 2)
     with pytest.raises(TypeError, match="toarray"):
         check_target(sp.csr_matrix(np.ones((2, 1))), 2)
@@ -342,6 +358,10 @@ def test_check_X_y() -> None:
     with pytest.raises(ValueError, match="reshape"):
         check_X_y([1, 2], [1, 2])
     assert check_X_y([1, 2], [1, 2], allow_1d=True)[0].shape == (2, 1)
+    with pytest.raises(ValueError, match=r"^x contains"):
+        check_X_y([[np.nan]], [1.0], names=("x", "y"))
+    with pytest.raises(ValueError, match="target has 3 samples but x has 2 rows"):
+        check_X_y([[1], [2]], [1, 2, 3], names=("x", "target"))
 
 
 # --------------------------------------------------------------------------- scalars
@@ -502,3 +522,45 @@ def test_set_validation_type() -> None:
 def test_user_checks_run_when_switch_off() -> None:
     with validation_enabled(False), pytest.raises(ValueError, match="non-finite"):
         check_array([[np.nan]])
+
+
+# --------------------------------------------------------------------------- sizes and choices
+
+
+def test_check_sizes() -> None:
+    assert check_sizes(12) == [12]
+    assert check_sizes(np.int64(3)) == [3]
+    assert check_sizes((4, 5)) == [4, 5]
+    assert check_sizes(np.array([2, 3])) == [2, 3]
+    with pytest.raises(TypeError, match=r"hidden must be an int or a sequence of ints.*str '12'"):
+        check_sizes("12")  # not silently [1, 2]
+    with pytest.raises(TypeError, match=r"hidden\[1\] must be an int, got float 2\.5"):
+        check_sizes([3, 2.5])
+    with pytest.raises(TypeError, match="noise_hidden must be an int or a sequence"):
+        check_sizes(2.0, "noise_hidden")
+    with pytest.raises(TypeError, match="got bool"):
+        check_sizes(True)
+    with pytest.raises(ValueError, match=r"hidden\[0\] must be in the range \[1, inf\), got 0"):
+        check_sizes([0])
+    with pytest.raises(ValueError, match="at least one layer size"):
+        check_sizes([])
+
+
+def test_check_choice() -> None:
+    assert check_choice("fixed", ("fixed", "learned"), "noise") == "fixed"
+    assert check_choice(" Learned", ("fixed", "learned"), "noise") == "learned"
+    assert check_choice(_Mode.MEAN, ("sample", "mean"), "mode") == "mean"
+    with pytest.raises(
+        ValueError, match=r"unknown noise 'loud'; allowed values are 'fixed', 'learned'"
+    ):
+        check_choice("loud", ("fixed", "learned"), "noise")
+    with pytest.raises(TypeError, match=r"noise must be one of 'fixed', 'learned', got float"):
+        check_choice(0.1, ("fixed", "learned"), "noise")
+
+
+def test_scalar_checks_are_reexported() -> None:
+    import varbayes._checks_scalar as S
+
+    for name in S.__all__:
+        assert getattr(V, name) is getattr(S, name), name
+        assert name in V.__all__

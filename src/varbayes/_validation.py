@@ -7,6 +7,12 @@
   governs only the *internal* consistency checks other modules run in hot paths. It never
   switches off the user-data checks.
 
+The checks of scalar arguments (numbers, layer sizes, options, seeds) live in
+:mod:`varbayes._checks_scalar` and are re-exported here. Where scikit-learn's estimator checks
+pin a wording ("Complex data not supported", "Reshape your data", "0 feature(s) ... minimum of
+1 is required", float()'s "argument must be a string or a real number"), the message contains it
+as well as varbayes's own description of the row / column at fault.
+
 Examples
 --------
 >>> import numpy as np
@@ -20,23 +26,29 @@ False
 from __future__ import annotations
 
 import contextlib
-import numbers
 from collections.abc import Iterator
-from enum import Enum
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
 
+from varbayes._checks_scalar import (
+    as_generator,
+    check_choice,
+    check_enum,
+    check_probability_level,
+    check_scalar,
+    check_sizes,
+)
+
 __all__ = [
-    "as_generator", "check_X_y", "check_array", "check_enum", "check_probability_level",
-    "check_scalar", "check_target", "feature_names_of", "is_validation_enabled",
-    "set_validation", "validation_enabled",
+    "as_generator", "check_X_y", "check_array", "check_choice", "check_enum",
+    "check_probability_level", "check_scalar", "check_sizes", "check_target",
+    "feature_names_of", "is_validation_enabled", "set_validation", "validation_enabled",
 ]  # fmt: skip
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _MISSING_TYPES = ("NAType", "NaTType")
-E = TypeVar("E", bound=Enum)
 
 # --------------------------------------------------------------------------- switch
 
@@ -93,6 +105,13 @@ def _reject_sparse(X: object, name: str) -> None:
         )
 
 
+def _complex_message(name: str, dtype: object) -> str:
+    return (
+        f"Complex data not supported: {name} has complex dtype {dtype}; only real numbers "
+        "are supported (pass the real part, or real and imaginary parts as separate features)"
+    )
+
+
 def _to_numpy(X: Any, name: str) -> np.ndarray:
     """Turn any supported container into a NumPy array (no dtype conversion yet)."""
     if X is None:
@@ -101,7 +120,7 @@ def _to_numpy(X: Any, name: str) -> np.ndarray:
     if isinstance(X, torch.Tensor):
         t = X.detach()
         if t.is_complex():
-            raise TypeError(f"{name} has complex dtype {t.dtype}; only real numbers are supported")
+            raise ValueError(_complex_message(name, t.dtype))
         if t.dtype == torch.bfloat16:
             t = t.float()
         return t.cpu().numpy()
@@ -146,10 +165,15 @@ def _convert_columns(
                 )
             try:
                 out[i, j] = float(v)
-            except (ValueError, TypeError):
+            except ValueError:
                 raise ValueError(
                     f"{label} is not numeric: it contains {v!r} at "
                     f"row {i}. Convert it to numbers (e.g. one-hot encode categories) or drop it."
+                ) from None
+            except TypeError:  # float()'s own wording, which scikit-learn's checks expect
+                raise TypeError(
+                    f"{label} holds a {_type_name(v)} at row {i} ({v!r}); float() argument must "
+                    "be a string or a real number. Convert the column to numbers or drop it."
                 ) from None
     return out
 
@@ -182,7 +206,7 @@ def _as_float64(
 ) -> np.ndarray:
     kind = arr.dtype.kind
     if kind == "c":
-        raise TypeError(f"{name} has complex dtype {arr.dtype}; only real numbers are supported")
+        raise ValueError(_complex_message(name, arr.dtype))
     if kind in "bifu":
         return np.array(arr, dtype=np.float64, order="C", copy=True)
     if kind in "OUS":
@@ -224,10 +248,12 @@ def check_array(X: Any, name: str = "X", *, allow_1d: bool = False) -> np.ndarra
     Raises
     ------
     TypeError
-        For sparse matrices, complex or otherwise non-numeric dtypes, and ``None``.
+        For sparse matrices, non-numeric dtypes (e.g. datetime), object cells that are neither
+        numbers nor strings (e.g. a dict), and ``None``.
     ValueError
-        For scalars, 1-D (unless `allow_1d`) or 3-D+ inputs, 0 rows, 0 columns, values that
-        are not numbers, NaN, +inf, -inf, or finite values beyond the float32 range.
+        For complex data, scalars, 1-D (unless `allow_1d`) or 3-D+ inputs, 0 rows, 0 columns,
+        strings that are not numbers, NaN, +inf, -inf, or finite values beyond the float32
+        range.
     """
     columns = feature_names_of(X)
     arr = _to_numpy(X, name)
@@ -242,7 +268,7 @@ def check_array(X: Any, name: str = "X", *, allow_1d: bool = False) -> np.ndarra
         if not allow_1d:
             raise ValueError(
                 f"{name} must be 2-D of shape (n_samples, n_features), got a 1-D array of shape "
-                f"{arr.shape}. Reshape it with {name}.reshape(-1, 1) if it holds a single "
+                f"{arr.shape}. Reshape your data with {name}.reshape(-1, 1) if it holds a single "
                 f"feature, or {name}.reshape(1, -1) if it holds a single sample."
             )
         arr = arr.reshape(-1, 1)
@@ -255,14 +281,17 @@ def check_array(X: Any, name: str = "X", *, allow_1d: bool = False) -> np.ndarra
         raise ValueError(f"{name} has 0 rows (shape {arr.shape}); at least one sample is required")
     if arr.shape[1] == 0:
         raise ValueError(
-            f"{name} has 0 columns (shape {arr.shape}); at least one feature is required"
+            f"{name} has 0 columns: 0 feature(s) (shape={arr.shape}) while a minimum of 1 is "
+            "required."
         )
     out = _as_float64(arr, name, columns)
     _check_finite(out, name, columns)
     return out
 
 
-def check_target(y: Any, n_samples: int | None = None, name: str = "y") -> np.ndarray:
+def check_target(
+    y: Any, n_samples: int | None = None, name: str = "y", *, x_name: str = "X"
+) -> np.ndarray:
     """Validate a regression target and return it as a new float64 vector.
 
     Parameters
@@ -273,6 +302,8 @@ def check_target(y: Any, n_samples: int | None = None, name: str = "y") -> np.nd
         Expected length (the number of rows of ``X``); ``None`` skips the length check.
     name : str, default="y"
         Name of the argument, used in error messages.
+    x_name : str, default="X"
+        Name of the features, used in the length-mismatch message.
 
     Returns
     -------
@@ -282,10 +313,10 @@ def check_target(y: Any, n_samples: int | None = None, name: str = "y") -> np.nd
     Raises
     ------
     TypeError
-        For sparse, complex or otherwise non-numeric dtypes.
+        For sparse matrices or non-numeric dtypes.
     ValueError
-        For multi-output targets, a length different from `n_samples`, an empty target,
-        non-numeric values, NaN / inf or values beyond the float32 range.
+        For complex values, multi-output targets, a length different from `n_samples`, an
+        empty target, non-numeric values, NaN / inf or values beyond the float32 range.
     """
     arr = _to_numpy(y, name)
     if arr.ndim == 0:
@@ -301,7 +332,7 @@ def check_target(y: Any, n_samples: int | None = None, name: str = "y") -> np.nd
         raise ValueError(f"{name} must be 1-D of shape (n_samples,), got shape {arr.shape}")
     if n_samples is not None and arr.shape[0] != n_samples:
         raise ValueError(
-            f"{name} has {arr.shape[0]} samples but X has {n_samples} rows; they must match"
+            f"{name} has {arr.shape[0]} samples but {x_name} has {n_samples} rows; they must match"
         )
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty; at least one target value is required")
@@ -310,169 +341,18 @@ def check_target(y: Any, n_samples: int | None = None, name: str = "y") -> np.nd
     return np.ascontiguousarray(out)
 
 
-def check_X_y(X: Any, y: Any, *, allow_1d: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def check_X_y(
+    X: Any, y: Any, *, allow_1d: bool = False, names: tuple[str, str] = ("X", "y")
+) -> tuple[np.ndarray, np.ndarray]:
     """Validate features (n, d) and target (n,) together; see the two checks above.
+
+    `names` are the argument names used in messages (e.g. ``("x", "y")`` for the functional
+    API).
 
     Returns
     -------
     X : ndarray of shape (n, d)
     y : ndarray of shape (n,)
     """
-    Xa = check_array(X, "X", allow_1d=allow_1d)
-    return Xa, check_target(y, Xa.shape[0], "y")
-
-
-# --------------------------------------------------------------------------- scalars
-
-
-def _fmt_range(low: float | None, high: float | None, low_inc: bool, high_inc: bool) -> str:
-    left = "(-inf" if low is None else ("[" if low_inc else "(") + repr(low)
-    return left + ", " + ("inf)" if high is None else repr(high) + ("]" if high_inc else ")"))
-
-
-def check_scalar(
-    value: Any,
-    name: str,
-    *,
-    kind: type = float,
-    low: float | None = None,
-    high: float | None = None,
-    low_inclusive: bool = True,
-    high_inclusive: bool = True,
-) -> Any:
-    """Validate a scalar hyperparameter.
-
-    Parameters
-    ----------
-    value : int or float
-        The value to check. bools are rejected; NumPy scalars are accepted.
-    name : str
-        Name of the parameter, used in error messages.
-    kind : {float, int}, default=float
-        Required type. ``int`` rejects floats (even ``10.0``); ``float`` accepts ints.
-    low, high : float or None, default=None
-        Bounds of the allowed range (``None``: unbounded).
-    low_inclusive, high_inclusive : bool, default=True
-        Whether the bounds themselves are allowed.
-
-    Returns
-    -------
-    int or float
-        ``value`` converted to a built-in ``kind``.
-
-    Raises
-    ------
-    TypeError
-        If the value has the wrong type.
-    ValueError
-        If a float is NaN or infinite, or the value lies outside the allowed range.
-    """
-    if kind not in (int, float):
-        raise TypeError(f"check_scalar: kind must be int or float, got {kind!r}")
-    if isinstance(value, bool | np.bool_):
-        raise TypeError(
-            f"{name} must be {'an int' if kind is int else 'a float'}, got bool {value!r}"
-        )
-    if kind is int:
-        if not isinstance(value, numbers.Integral):
-            raise TypeError(f"{name} must be an int, got {_type_name(value)} {value!r}")
-        out: int | float = int(value)
-    else:
-        if not isinstance(value, numbers.Real):
-            raise TypeError(f"{name} must be a float, got {_type_name(value)} {value!r}")
-        out = float(value)
-        if not np.isfinite(out):
-            raise ValueError(f"{name} must be a finite number, got {out!r}")
-    too_low = low is not None and (out < low if low_inclusive else out <= low)
-    too_high = high is not None and (out > high if high_inclusive else out >= high)
-    if too_low or too_high:
-        allowed = _fmt_range(low, high, low_inclusive, high_inclusive)
-        raise ValueError(f"{name} must be in the range {allowed}, got {out!r}")
-    return out
-
-
-def check_probability_level(level: Any, name: str = "level") -> float:
-    """Validate a probability level in the open interval (0, 1), e.g. 0.9; return a float."""
-    kw: dict[str, Any] = {"low": 0.0, "high": 1.0, "low_inclusive": False, "high_inclusive": False}
-    try:
-        return float(check_scalar(level, name, kind=float, **kw))
-    except ValueError as exc:
-        raise ValueError(f"{exc} (a level is a probability, e.g. 0.9 for 90%)") from None
-
-
-def check_enum(value: Any, enum_cls: type[E], name: str) -> E:
-    """Validate an option given as an enum member or its string value.
-
-    Parameters
-    ----------
-    value : enum member or str
-        A member of `enum_cls` or one of its values (matched case-insensitively).
-    enum_cls : type of Enum
-        A ``class X(str, Enum)`` options class.
-    name : str
-        Name of the argument, used in error messages.
-
-    Raises
-    ------
-    TypeError
-        If `value` is neither a str nor a member of `enum_cls`.
-    ValueError
-        If the string is not one of the allowed values.
-    """
-    allowed = ", ".join(repr(m.value) for m in enum_cls)
-    if isinstance(value, enum_cls):
-        return value
-    if isinstance(value, Enum) or not isinstance(value, str):
-        raise TypeError(
-            f"{name} must be one of {allowed} (a str or {enum_cls.__name__} member), got "
-            f"{_type_name(value)} {value!r}"
-        )
-    for exact in (True, False):
-        for member in enum_cls:
-            if str(member.value) == value or (
-                not exact and str(member.value).lower() == value.strip().lower()
-            ):
-                return member
-    raise ValueError(f"unknown {name} {value!r}; allowed values are {allowed}")
-
-
-# --------------------------------------------------------------------------- randomness
-
-
-def as_generator(random_state: Any = None, name: str = "random_state") -> torch.Generator:
-    """Resolve a seed-like argument into a CPU :class:`torch.Generator`.
-
-    Parameters
-    ----------
-    random_state : None, int, torch.Generator, numpy.random.Generator or RandomState
-        ``None``: fresh OS entropy; ``int >= 0``: ``torch.Generator().manual_seed(int)``;
-        a ``torch.Generator`` is returned as is; a NumPy generator seeds a new torch
-        generator with one integer drawn from it (advancing it).
-    name : str, default="random_state"
-        Name of the argument, used in error messages.
-
-    Raises
-    ------
-    TypeError
-        For floats, strings, bools and any other type.
-    ValueError
-        For negative integers or integers of 2**64 and above.
-    """
-    if isinstance(random_state, torch.Generator):
-        return random_state
-    if random_state is None:
-        seed = int(np.random.SeedSequence().entropy) % 2**63
-        return torch.Generator().manual_seed(seed)
-    if isinstance(random_state, np.random.Generator):
-        return torch.Generator().manual_seed(int(random_state.integers(0, 2**63)))
-    if isinstance(random_state, np.random.RandomState):
-        return torch.Generator().manual_seed(int(random_state.randint(0, 2**63, dtype=np.int64)))
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool | np.bool_):
-        seed = int(random_state)
-        if not 0 <= seed < 2**64:
-            raise ValueError(f"{name} must be an integer in [0, 2**64), got {seed}")
-        return torch.Generator().manual_seed(seed)
-    raise TypeError(
-        f"{name} must be None, a non-negative int, a torch.Generator, or a "
-        f"numpy.random.Generator / RandomState; got {_type_name(random_state)} {random_state!r}"
-    )
+    Xa = check_array(X, names[0], allow_1d=allow_1d)
+    return Xa, check_target(y, Xa.shape[0], names[1], x_name=names[0])

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +24,10 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 class UsageError(ValueError):
     """A mistake in the command line or its input files (exit code 2)."""
+
+
+class TrainingError(RuntimeError):
+    """Training failed numerically although its inputs were valid (exit code 1)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,7 +83,9 @@ def _hidden(text: str) -> list[int]:
             f"expected comma-separated layer sizes such as 50,50, got {text!r}"
         ) from None
     if not sizes or any(s < 1 for s in sizes):
-        raise argparse.ArgumentTypeError(f"expected positive layer sizes such as 50,50, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected positive layer sizes such as 50,50, got {text!r}"
+        )
     return sizes
 
 
@@ -111,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", nargs="?", type=Path, help="CSV file with a header row")
     p.add_argument("--target", help="target column of DATA")
     p.add_argument("--features", type=_names,
-                   help="comma-separated feature columns (default: every other column)")
+                   help="comma-separated feature columns (default: every other column that "
+                        "holds numbers; text columns are left out with a note)")
     p.add_argument("--model", choices=kinds, default="hetero", help="model kind (default hetero)")
     p.add_argument("--hidden", type=_hidden, help="hidden layer sizes, e.g. 50,50")
     p.add_argument("--epochs", type=_positive_int)
@@ -124,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_nonneg_int, default=0)
     p.add_argument("--out", type=Path, required=True, help="model directory to write")
     p.add_argument("--force", action="store_true", help="overwrite an existing model directory")
+    p.add_argument("--nonfinite", choices=["raise", "skip"], default="raise",
+                   help="when a training step's loss is NaN/inf: stop with an error (raise, "
+                        "default) or skip the step (skip)")
+    p.add_argument("--distributed", choices=["auto", "on", "off"], default="auto",
+                   help="data-parallel training under torchrun: auto (when launched with several "
+                        "processes), on, or off (default auto)")
 
     p = sub.add_parser("predict", help="predictive mean, std and interval for a CSV of inputs")
     p.add_argument("model_dir", type=Path)
@@ -163,9 +178,72 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _require_writable(path: Path, *, parents: bool = False) -> None:
+    """Fail before any work if ``path`` cannot be created (``parents``: may create its parents)."""
+    ancestor = path.parent
+    while not os.path.lexists(ancestor) and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"cannot write {path}: {ancestor} is not a directory")
+    if ancestor != path.parent and not parents:
+        raise UsageError(f"cannot write {path}: directory {path.parent} does not exist")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write {path}: directory {ancestor} is not writable")
+
+
 def _require_free(path: Path, force: bool) -> None:
+    if path.is_dir():
+        raise UsageError(f"cannot write {path}: it is a directory; --out needs a file name")
     if path.exists() and not force:
         raise FileExistsError(f"{path} already exists; pass --force to overwrite it")
+    _require_writable(path)
+
+
+def _require_model_out(path: Path, force: bool) -> None:
+    """Check the model directory ``--out`` of ``fit`` before training (see io.save's rules)."""
+    from varbayes import io
+
+    if os.path.lexists(path) and not (path.is_dir() and not any(path.iterdir())):
+        if not io.is_model_dir(path):
+            raise UsageError(
+                f"{path} exists and is not a varbayes model directory; refusing to overwrite it "
+                "(even with --force). Choose another --out."
+            )
+        if not force:
+            raise FileExistsError(f"{path} already exists; pass --force to overwrite it")
+    _require_writable(path, parents=True)
+
+
+def _numeric_columns(
+    path: Path, target: str, sniff_rows: int = 1000
+) -> tuple[list[str], list[str]] | None:
+    """Split the columns other than ``target`` into (numeric, text); None: leave it to read_csv.
+
+    A column is numeric if one of its first ``sniff_rows`` cells is a number.
+    Text columns (ids, labels) are left out of the default features; a column with numbers and
+    some bad cells stays in, so that reading it reports the bad cell's row and column.
+    """
+
+    def is_number(cell: str) -> bool:
+        try:
+            float(cell)
+        except ValueError:
+            return False
+        return True
+
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            lines = (r for r in csv.reader(fh) if any(c.strip() for c in r))
+            rows = list(itertools.islice(lines, sniff_rows + 1))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None  # read_csv reports the problem
+    header = [c.strip() for c in rows[0]] if rows else []
+    if len(rows) < 2 or target not in header or any(len(r) != len(header) for r in rows):
+        return None
+    numeric = [c for j, c in enumerate(header)
+               if c != target and any(is_number(r[j].strip()) for r in rows[1:])]
+    text = [c for c in header if c != target and c not in numeric]
+    return (numeric, text) if numeric else None
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -182,9 +260,13 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     import torch
 
     from varbayes import io
+    from varbayes._validation import check_X_y
     from varbayes.datasets import load_toy, read_csv
-    from varbayes.recipes import fit
+    from varbayes.distributed import get_world_size, is_main_process, process_group
+    from varbayes.recipes import fit, make_config
+    from varbayes.training import NonFiniteLossError
 
+    _require_model_out(args.out, args.force)
     if args.data is None:
         if args.target or args.features:
             raise UsageError("--target/--features need a DATA.csv argument")
@@ -193,27 +275,51 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     else:
         if not args.target:
             raise UsageError(f"--target is required with a data file ({args.data})")
-        table = read_csv(args.data, target=args.target, features=args.features)
+        features = args.features
+        if features is None and (split := _numeric_columns(args.data, args.target)):
+            features, text = split
+            if text:
+                print(f"varbayes: note: ignoring non-numeric column(s) {text} of {args.data}; "
+                      "choose the columns with --features", file=sys.stderr)
+        table = read_csv(args.data, target=args.target, features=features)
         x, y, features, target = table.x, table.y, table.feature_names, table.target_name
+        check_X_y(x, y, names=(f"{args.data} features", f"{args.data} column {target!r}"))
     if x.shape[0] < 2:
         raise UsageError(f"need at least 2 data rows to fit, got {x.shape[0]}")
     if args.noise is not None and args.model != "bbb":
         raise UsageError("--noise applies to --model bbb only")
-    if args.out.exists() and not args.force:
-        raise FileExistsError(f"{args.out} already exists; pass --force to overwrite it")
     overrides: dict[str, Any] = {"hidden": args.hidden, "epochs": args.epochs,
                                  "batch_size": args.batch_size, "lr": args.lr}
     if args.noise is not None:
         overrides["noise"] = args.noise
+    make_config(args.model, x.shape[1], **overrides)  # bad options: exit 2, before training
     generator = torch.Generator().manual_seed(args.seed)
-    fitted, history = fit(args.model, x, y, generator=generator, progress=True,
-                          feature_names=features, target_name=target, **overrides)
+    with process_group(args.distributed) as parallel:  # under torchrun: DDP over the ranks
+        try:  # the inputs are valid by now: what fails here is the run (exit 1)
+            fitted, history = fit(args.model, x, y, generator=generator, progress=True,
+                                  nonfinite=args.nonfinite, feature_names=features,
+                                  target_name=target, distributed=args.distributed,
+                                  **overrides)
+        except NonFiniteLossError as exc:
+            raise TrainingError(str(exc).replace("nonfinite='skip'", "--nonfinite skip")
+                                .replace("(lr=", "(--lr ")) from exc
+        except (ValueError, TypeError) as exc:
+            raise TrainingError(f"training failed ({str(exc).strip().splitlines()[0]}); lower "
+                                "the learning rate (--lr)") from exc
+        processes = get_world_size() if parallel else 1
+    if not is_main_process():
+        return EXIT_OK  # only rank 0 writes the model and reports
+    if not all(bool(torch.isfinite(t).all()) for t in fitted.state_dict().values()):
+        raise TrainingError("training produced NaN/inf weights (steps skipped under "
+                            "--nonfinite skip did not prevent it); lower the learning rate (--lr)")
+    # No timings in the files: two runs with the same --seed write identical bytes.
     io.save(fitted, args.out, force=args.force,
             metadata={"num_samples": args.samples, "seed": args.seed,
-                      "train_seconds": history.seconds, "final_loss": history.loss[-1],
-                      "n_train": int(x.shape[0])})
+                      "final_loss": history.loss[-1],
+                      "n_train": int(x.shape[0]), "processes": processes})
+    on = f" on {processes} processes" if processes > 1 else ""
     print(f"trained {args.model} on {x.shape[0]} rows x {x.shape[1]} features in "
-          f"{history.seconds:.1f}s (final loss {history.loss[-1]:.4f}); saved to {args.out}")
+          f"{history.seconds:.1f}s{on} (final loss {history.loss[-1]:.4f}); saved to {args.out}")
     return EXIT_OK
 
 
@@ -236,40 +342,49 @@ def _load_inputs(fitted: Any, path: Path, target: str | None = None) -> Any:
     return read_csv(path, target=target, features=features)
 
 
+def _prediction_columns(pred: Any, level: float, epistemic: bool) -> dict[str, Any]:
+    """The output columns of ``predict`` for one chunk of rows (float64 arrays)."""
+    lower, upper = pred.interval(level)
+
+    def arr(t: Any) -> Any:
+        return t.detach().double().numpy()
+
+    columns = {"mean": arr(pred.mean), "std": arr(pred.std), "lower": arr(lower),
+               "median": arr(pred.quantile(0.5)), "upper": arr(upper),
+               "aleatoric_std": arr(pred.aleatoric_var.sqrt())}
+    if epistemic:
+        columns["epistemic_std"] = arr(pred.epistemic_var.sqrt())
+    return columns
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
 
     from varbayes import io
-    from varbayes.datasets import write_csv
+    from varbayes._csvstream import CSVChunkReader, CSVChunkWriter, predict_chunk_rows
 
     _require_free(args.out, args.force)
     fitted = io.load(args.model_dir)
-    table = _load_inputs(fitted, args.input)
+    if fitted.feature_names is None:
+        raise UsageError("this model was saved without feature names; it cannot read a CSV")
     samples = _model_samples(args.model_dir, args.samples)
-    pred = fitted.predict(table.x, samples, generator=torch.Generator().manual_seed(args.seed),
-                          chunk_size=4096)
-    lower, upper = pred.interval(args.level)
-    with args.input.open(newline="") as handle:
-        raw_rows = list(csv.reader(handle))
-    header, rows = raw_rows[0], [r for r in raw_rows[1:] if any(c.strip() for c in r)]
-    columns: dict[str, Any] = {name: np.array([r[j] for r in rows], dtype=object)
-                               for j, name in enumerate(header)}
-
-    def arr(t: torch.Tensor) -> np.ndarray:
-        return t.detach().double().numpy()
-
-    taken = set(columns)
-    out_cols = {"mean": arr(pred.mean), "std": arr(pred.std), "lower": arr(lower),
-                "median": arr(pred.quantile(0.5)), "upper": arr(upper),
-                "aleatoric_std": arr(pred.aleatoric_var.sqrt())}
+    # Stream the rows: memory is bounded by one chunk's samples, not by rows x samples.
+    width = max([1, *fitted.config["hidden"], *(fitted.config.get("noise_hidden") or [])])
+    chunk_rows, forward_rows = predict_chunk_rows(samples, width)
+    out_names = ["mean", "std", "lower", "median", "upper", "aleatoric_std"]
     if fitted.has_epistemic:
-        out_cols["epistemic_std"] = arr(pred.epistemic_var.sqrt())
-    clash = sorted(taken & set(out_cols))
-    if clash:
-        raise UsageError(f"{args.input} already has column(s) {clash}; rename them first")
-    write_csv(args.out, columns | out_cols)
-    print(f"wrote {len(rows)} predictions to {args.out}", file=sys.stderr)
+        out_names.append("epistemic_std")
+    with CSVChunkReader(args.input, fitted.feature_names, chunk_rows=chunk_rows) as reader:
+        clash = sorted(set(reader.header) & set(out_names))
+        if clash:
+            raise UsageError(f"{args.input} already has column(s) {clash}; rename them first")
+        with CSVChunkWriter(args.out, [*reader.header, *out_names]) as writer:
+            for x, rows in reader.chunks():
+                # A fresh generator per chunk: every row sees the same weight draws.
+                pred = fitted.predict(x, samples, chunk_size=forward_rows,
+                                      generator=torch.Generator().manual_seed(args.seed))
+                writer.write(rows, _prediction_columns(pred, args.level, fitted.has_epistemic))
+    print(f"wrote {writer.rows_written} predictions to {args.out}", file=sys.stderr)
     return EXIT_OK
 
 

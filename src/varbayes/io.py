@@ -258,7 +258,11 @@ def save(
         tensors[key] = t
 
     replace = _check_overwrite(path, force)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # e.g. a parent is a regular file, or not writable
+        raise type(exc)(exc.errno, f"cannot create model directory {path}: {exc.strerror}",
+                        exc.filename) from None
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:12]}"
     tmp.mkdir()  # unlike tempfile.mkdtemp (mode 0700), this respects the umask
     old: Path | None = None

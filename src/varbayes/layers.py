@@ -141,7 +141,8 @@ class BayesLinear(nn.Module):
             self.estimator = Estimator(estimator)
         except ValueError:
             allowed = [e.value for e in Estimator]
-            raise ValueError(f"unknown estimator {estimator!r}; expected one of {allowed}") from None
+            raise ValueError(
+                f"unknown estimator {estimator!r}; expected one of {allowed}") from None
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         self.prior = prior if prior is not None else GaussianPrior(0.0, 1.0)
@@ -195,6 +196,29 @@ class BayesLinear(nn.Module):
         if self.bias_loc is not None:
             kl = kl + self.prior.kl(self.bias_loc, self.bias_scale)
         return kl
+
+    def sample_weights(
+        self, num: int, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """Draw ``num`` weight matrices and biases from the posterior.
+
+        Consumes the same random numbers from ``generator`` as :meth:`forward` on an input
+        with a leading sample dimension ``num`` (``estimator='reparam'`` or eval mode), so a
+        caller can draw all weights first and apply them in chunks of samples.
+
+        Returns
+        -------
+        weight : Tensor of shape (num, in_features, out_features)
+        bias : Tensor of shape (num, 1, out_features) or None
+        """
+        opts = dict(device=self.weight_loc.device, dtype=self.weight_loc.dtype,
+                    generator=generator)
+        eps_w = torch.randn((num, self.in_features, self.out_features), **opts)
+        weight = torch.addcmul(self.weight_loc, self.weight_scale, eps_w)
+        if self.bias_loc is None:
+            return weight, None
+        eps_b = torch.randn((num, 1, self.out_features), **opts)
+        return weight, torch.addcmul(self.bias_loc, self.bias_scale, eps_b)
 
     def forward(
         self, x: Tensor, *, sample: bool = True, generator: torch.Generator | None = None
@@ -287,9 +311,9 @@ class BayesLinear(nn.Module):
         eps_b = torch.randn((num, 1, self.out_features), **noise) if b_loc is not None else None
         xb = x if batched else x.unsqueeze(0)
         if estimator is Estimator.REPARAM:
-            w = w_loc + w_scale * eps_w
+            w = torch.addcmul(w_loc, w_scale, eps_w)
             if b_loc is not None:
-                b = b_loc + b_scale * eps_b
+                b = torch.addcmul(b_loc, b_scale, eps_b)
                 out = torch.baddbmm(b, xb, w)
             else:
                 out = torch.bmm(xb, w)
@@ -320,7 +344,12 @@ class BayesLinear(nn.Module):
     def _mc_kl(self, w: Tensor, eps: Tensor, scale: Tensor) -> Tensor:
         """``log q(w) - log p(w)`` per sample index, summed over the weights."""
         # log q(w) with w = mu + sigma * eps is -0.5 eps^2 - log sigma - 0.5 log 2 pi.
-        log_q = -0.5 * eps * eps - scale.log() - 0.5 * math.log(2 * math.pi)
+        log_q = -0.5 * eps * eps - scale.log()
+        if isinstance(self.prior, GaussianPrior):  # plain tensor math, no distribution objects
+            z = (w - self.prior.loc) / self.prior.scale
+            return (log_q + 0.5 * z * z).flatten(1).sum(1) + (
+                math.log(self.prior.scale) * scale.numel())
+        log_q = log_q - 0.5 * math.log(2 * math.pi)
         return (log_q - self.prior.log_prob(w)).flatten(1).sum(1)
 
     def _analytic_or_mean_kl(self, kl: str) -> Tensor:
@@ -329,6 +358,7 @@ class BayesLinear(nn.Module):
         return self.kl_divergence()
 
     def extra_repr(self) -> str:
+        """Sizes, bias, estimator and prior, for ``repr``."""
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias_loc is not None}, estimator={self.estimator.value!r}, "

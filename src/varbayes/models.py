@@ -7,7 +7,8 @@ Every model maps standardised inputs ``x`` of shape ``(n, d)`` to a Gaussian pre
     out.loc, out.scale   # shape (S, n) or (1, n) where the model has no weight uncertainty
     out.kl               # KL(q || prior) of the weights, or None
 
-so that the predictive of ``y`` is the mixture :math:`\\frac1S \\sum_s \\mathcal{N}(loc_s, scale_s^2)`.
+so that the predictive of ``y`` is the mixture
+:math:`\\frac1S \\sum_s \\mathcal{N}(loc_s, scale_s^2)`.
 
 * :class:`MLPRegressor` -- the maximum-likelihood baseline (point estimate). Its ``scale`` is a
   buffer holding the residual standard deviation measured after training, so its NLL can be
@@ -272,6 +273,32 @@ class BayesianMLP(nn.Module):
         """Closed-form KL of all weights to the prior, summed over layers (a scalar)."""
         return torch.stack([layer.kl_divergence() for layer in self.layers]).sum()
 
+    def _predict(self, x: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
+        """Prediction pass (eval mode, no autograd): ``num`` weight draws, chunked over draws.
+
+        All weights are drawn first, layer by layer, exactly as the batched pass draws them (the
+        same random numbers); the network is then applied to a few dozen draws at a time so that
+        the activations of a chunk stay in the CPU cache. Returns (num, n, out).
+        """
+        first = self.layers[0]
+        if x.dim() != 2 or x.shape[-1] != first.in_features:
+            raise ValueError(
+                f"BayesLinear expected inputs with {first.in_features} features in the last "
+                f"dimension, got shape {tuple(x.shape)}"
+            )
+        draws = [layer.sample_weights(num, generator) for layer in self.layers]
+        width = max(layer.out_features for layer in self.layers)
+        step = max(1, (1 << 17) // max(1, x.shape[0] * width))  # ~0.5 MB of float32 per layer
+        last, chunks = len(draws) - 1, []
+        for start in range(0, num, step):
+            h = x.expand(min(step, num - start), *x.shape)
+            for i, (w, b) in enumerate(draws):
+                w = w[start : start + step]
+                h = torch.bmm(h, w) if b is None else torch.baddbmm(b[start : start + step], h, w)
+                h = h.relu_() if i < last else h
+            chunks.append(h)
+        return torch.cat(chunks) if len(chunks) > 1 else chunks[0]
+
     def forward(
         self, x: Tensor, num_samples: int = 1, *, generator: torch.Generator | None = None,
         sample: bool = True, kl: str | None = None,
@@ -296,15 +323,18 @@ class BayesianMLP(nn.Module):
         s = int(num_samples) if sample else 1
         if s < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        h = x.unsqueeze(0).expand(s, *x.shape) if s > 1 else x.unsqueeze(0)
         total_kl: Tensor | None = None
         last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            h, layer_kl = layer.forward_kl(h, kl=kl, sample=sample, generator=generator)
-            if layer_kl is not None:
-                total_kl = layer_kl if total_kl is None else total_kl + layer_kl
-            if i < last:
-                h = torch.relu(h)
+        if s > 1 and kl is None and not self.training and not torch.is_grad_enabled():
+            h = self._predict(x, s, generator)
+        else:
+            h = x.unsqueeze(0).expand(s, *x.shape) if s > 1 else x.unsqueeze(0)
+            for i, layer in enumerate(self.layers):
+                h, layer_kl = layer.forward_kl(h, kl=kl, sample=sample, generator=generator)
+                if layer_kl is not None:
+                    total_kl = layer_kl if total_kl is None else total_kl + layer_kl
+                if i < last:
+                    h = torch.relu_(h)
         loc = h[..., 0]
         if self.head is Head.HETEROSCEDASTIC and self.noise_hidden is not None:
             raw = self.noise_net(x)[..., 0]

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from varbayes.training import intra_op_threads
+
 __all__ = [
     "Prediction",
     "predictive",
@@ -136,7 +138,8 @@ class Prediction:
         """Central interval of probability ``level``: the (1-level)/2 and (1+level)/2 quantiles."""
         if not 0.0 < float(level) < 1.0:
             raise ValueError(f"level must lie in (0, 1), got {level!r}")
-        bounds = self.quantile(torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64))
+        probs = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)
+        bounds = self.quantile(probs)
         return bounds[0], bounds[1]
 
     def sample(self, num: int = 1, *, generator: torch.Generator | None = None) -> Tensor:
@@ -204,29 +207,33 @@ def predictive(
         raise ValueError(f"predictive expects x of shape (n, d), got {tuple(x.shape)}")
     was_training = model.training
     model.eval()
-    try:
-        if chunk_size is None or chunk_size >= x.shape[0]:
-            out = model(x, num_samples, generator=generator, sample=sample)
-            loc, scale = out.loc, out.scale
-        else:
-            # The same weight draws for every chunk: replay the generator state per chunk.
-            state = generator.get_state() if generator is not None else None
-            seed = None
-            if state is None:
-                seed = int(torch.randint(0, 2**62, (1,)).item())
-            locs, scales = [], []
-            for start in range(0, x.shape[0], chunk_size):
-                g = torch.Generator(device=x.device)
-                if state is not None:
-                    g.set_state(state)
-                else:
-                    g.manual_seed(seed)
-                out = model(x[start : start + chunk_size], num_samples, generator=g, sample=sample)
-                locs.append(out.loc)
-                scales.append(out.scale.expand_as(out.loc))
-            loc, scale = torch.cat(locs, 1), torch.cat(scales, 1)
-            if generator is not None:
-                generator.set_state(g.get_state())
-    finally:
-        model.train(was_training)
+    # Per-sample work decides the threads: BayesianMLP chunks large sample counts itself.
+    work = x.shape[0] * sum(p.numel() for p in model.parameters())
+    with intra_op_threads(work):
+        try:
+            if chunk_size is None or chunk_size >= x.shape[0]:
+                out = model(x, num_samples, generator=generator, sample=sample)
+                loc, scale = out.loc, out.scale
+            else:
+                # The same weight draws for every chunk: replay the generator state per chunk.
+                state = generator.get_state() if generator is not None else None
+                seed = None
+                if state is None:
+                    seed = int(torch.randint(0, 2**62, (1,)).item())
+                locs, scales = [], []
+                for start in range(0, x.shape[0], chunk_size):
+                    g = torch.Generator(device=x.device)
+                    if state is not None:
+                        g.set_state(state)
+                    else:
+                        g.manual_seed(seed)
+                    out = model(x[start : start + chunk_size], num_samples, generator=g,
+                                sample=sample)
+                    locs.append(out.loc)
+                    scales.append(out.scale.expand_as(out.loc))
+                loc, scale = torch.cat(locs, 1), torch.cat(scales, 1)
+                if generator is not None:
+                    generator.set_state(g.get_state())
+        finally:
+            model.train(was_training)
     return Prediction(loc, scale.expand_as(loc).contiguous())

@@ -21,7 +21,7 @@ and ``state_dict`` (tensors), which is what :mod:`varbayes.io` saves.
 from __future__ import annotations
 
 import copy
-import math
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
@@ -29,11 +29,21 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from varbayes._validation import (
+    as_generator,
+    check_array,
+    check_choice,
+    check_enum,
+    check_scalar,
+    check_sizes,
+    check_X_y,
+)
+from varbayes.layers import Estimator
 from varbayes.models import AmortizedVI, BayesianMLP, MLPRegressor
-from varbayes.objectives import ELBO, AmortizedELBO, SquaredError
+from varbayes.objectives import ELBO, KL, AmortizedELBO, SquaredError
 from varbayes.predictive import Prediction, predictive
 from varbayes.priors import GaussianPrior, prior_from_config
-from varbayes.training import History, train
+from varbayes.training import History, NonFinitePolicy, train
 from varbayes.transforms import Standardizer
 
 __all__ = [
@@ -81,21 +91,43 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+def _positive(value: Any, name: str) -> float:
+    return float(check_scalar(value, name, low=0.0, low_inclusive=False))
+
+
+def _count(value: Any, name: str) -> int:
+    return int(check_scalar(value, name, kind=int, low=1))
+
+
+#: ``check(value, name) -> value`` of every option of :data:`DEFAULTS`.
+_OPTION_CHECKS: dict[str, Callable[[Any, str], Any]] = {
+    "hidden": check_sizes, "noise_hidden": check_sizes, "epochs": _count, "batch_size": _count,
+    "num_particles": _count, "lr": _positive, "prior_scale": _positive, "noise_std": _positive,
+    "min_scale": _positive,
+    "init_loc_std": lambda v, name: float(check_scalar(v, name, low=0.0)),
+    "init_rho": lambda v, name: float(check_scalar(v, name)),
+    "init_rho_bias": lambda v, name: float(check_scalar(v, name)),
+    "noise": lambda v, name: check_choice(v, ("fixed", "learned"), name),
+    "kl": lambda v, name: check_enum(v, KL, name).value,
+    "estimator": lambda v, name: check_enum(v, Estimator, name).value,
+}  # fmt: skip
+
+
 def make_config(kind: ModelKind | str, in_features: int, **overrides: Any) -> dict[str, Any]:
     """Full configuration of ``kind`` for ``in_features`` inputs, with ``overrides`` applied.
 
-    ``None`` values in ``overrides`` mean "use the default".
+    ``None`` values in ``overrides`` mean "use the default". Every option is type-checked
+    and range-checked (see ``_OPTION_CHECKS``), and the error names the option.
 
     Raises
     ------
+    TypeError
+        For an option of the wrong type (e.g. ``lr="x"``, ``hidden="12"``, ``epochs=2.5``).
     ValueError
-        For an unknown kind, an unknown option name, or an invalid value.
+        For an unknown kind, an unknown option name, or a value out of range or not among
+        the allowed strings (the message lists them).
     """
-    try:
-        kind = ModelKind(kind)
-    except ValueError:
-        allowed = [k.value for k in ModelKind]
-        raise ValueError(f"unknown model kind {kind!r}; expected one of {allowed}") from None
+    kind = check_enum(kind, ModelKind, "model kind")
     config = copy.deepcopy(DEFAULTS[kind.value])
     unknown = sorted(set(overrides) - set(config))
     if unknown:
@@ -104,22 +136,9 @@ def make_config(kind: ModelKind | str, in_features: int, **overrides: Any) -> di
         )
     for key, value in overrides.items():
         if value is not None:
-            config[key] = value
-    config["hidden"] = [int(h) for h in config["hidden"]]
-    if not config["hidden"] or any(h < 1 for h in config["hidden"]):
-        raise ValueError(f"hidden must be a non-empty list of positive sizes, got "
-                         f"{config['hidden']}")
-    for key in ("epochs",):
-        if isinstance(config[key], bool) or int(config[key]) != config[key] or config[key] < 1:
-            raise ValueError(f"{key} must be a positive integer, got {config[key]!r}")
-    if not (math.isfinite(config["lr"]) and config["lr"] > 0):
-        raise ValueError(f"lr must be a positive finite number, got {config['lr']!r}")
-    bs = config["batch_size"]
-    if bs is not None and (isinstance(bs, bool) or int(bs) != bs or bs < 1):
-        raise ValueError(f"batch_size must be a positive integer, got {bs!r}")
-    if "noise" in config and config["noise"] not in ("fixed", "learned"):
-        raise ValueError(f"noise must be 'fixed' or 'learned', got {config['noise']!r}")
-    return {"kind": kind.value, "in_features": int(in_features), **config}
+            config[key] = _OPTION_CHECKS[key](value, key)
+    in_features = check_scalar(in_features, "in_features", kind=int, low=1)
+    return {"kind": kind.value, "in_features": in_features, **config}
 
 
 def build_model(config: dict[str, Any], generator: torch.Generator | None = None) -> nn.Module:
@@ -207,13 +226,25 @@ class FittedModel(nn.Module):
         self, x: np.ndarray | Tensor, num_samples: int = 1000, *,
         generator: torch.Generator | None = None, chunk_size: int | None = None,
     ) -> Prediction:
-        """Posterior predictive at raw inputs ``x`` of shape (n, d), in the target's units."""
-        xt = torch.as_tensor(np.asarray(x, dtype=np.float32) if not isinstance(x, Tensor) else x,
-                             dtype=torch.float32)
-        if xt.dim() != 2 or xt.shape[1] != self.in_features:
+        """Posterior predictive at raw inputs ``x`` of shape (n, d), in the target's units.
+
+        ``x`` is validated like the training inputs (:func:`varbayes._validation.check_array`:
+        NaN / inf, strings, sparse, 1-D, ... raise ``ValueError`` / ``TypeError``) and moved to
+        the model's device, so a tensor on another device is accepted.
+        """
+        xa = check_array(x, "x")
+        if xa.shape[1] != self.in_features:
             raise ValueError(
-                f"expected inputs of shape (n, {self.in_features}), got {tuple(xt.shape)}"
+                f"x has {xa.shape[1]} features, but the model was fitted with "
+                f"{self.in_features}; expected x of shape (n, {self.in_features})"
             )
+        device = self.x_scaler.mean.device
+        if generator is not None and torch.device(generator.device) != device:
+            raise ValueError(
+                f"generator is on device {generator.device} but the model is on {device}; "
+                f"pass torch.Generator(device={str(device)!r})"
+            )
+        xt = torch.as_tensor(xa, dtype=torch.float32, device=device)
         z = self.x_scaler.transform(xt)
         pred = predictive(self.model, z, num_samples, generator=generator, chunk_size=chunk_size)
         return pred.affine(self.y_scaler.mean, self.y_scaler.std)
@@ -234,6 +265,7 @@ def fit(
     nonfinite: str = "raise",
     feature_names: list[str] | None = None,
     target_name: str | None = None,
+    distributed: str = "auto",
     **overrides: Any,
 ) -> tuple[FittedModel, History]:
     """Standardise, build and train a model of ``kind`` on ``x`` (n, d) and ``y`` (n,).
@@ -250,6 +282,9 @@ def fit(
     nonfinite : {'raise', 'skip'}, default='raise'
     feature_names, target_name
         Column names kept with the model (see :class:`FittedModel`).
+    distributed : {'auto', 'on', 'off'}, default='auto'
+        Data-parallel training under torchrun, see :func:`~varbayes.training.train`. Every
+        rank passes the whole data set; the rows are sharded inside the training loop.
     **overrides
         Any key of ``DEFAULTS[kind]`` (e.g. ``epochs=500``, ``hidden=[50]``).
 
@@ -257,15 +292,20 @@ def fit(
     -------
     fitted : FittedModel
     history : History
+
+    Raises
+    ------
+    ValueError, TypeError
+        For invalid data (checked by :func:`varbayes._validation.check_X_y`, like the
+        estimator's) or options (:func:`make_config`), before any training.
+    NonFiniteLossError
+        If the loss becomes NaN / inf and ``nonfinite='raise'``.
     """
-    xt, yt = _as_tensor(x), _as_tensor(y)
-    if yt.dim() == 2 and yt.shape[1] == 1:
-        yt = yt[:, 0]
-    if xt.dim() != 2 or yt.dim() != 1 or xt.shape[0] != yt.shape[0]:
-        raise ValueError(
-            f"fit expects x of shape (n, d) and y of shape (n,), got {tuple(xt.shape)} and "
-            f"{tuple(yt.shape)}"
-        )
+    xa, ya = check_X_y(x, y, names=("x", "y"))
+    nonfinite = check_enum(nonfinite, NonFinitePolicy, "nonfinite").value
+    if generator is not None:
+        generator = as_generator(generator, "generator")
+    xt, yt = _as_tensor(xa), _as_tensor(ya)
     config = make_config(kind, xt.shape[1], **overrides)
     x_scaler = Standardizer(xt.shape[1]).fit(xt)
     y_scaler = Standardizer(1).fit(yt[:, None])
@@ -275,7 +315,7 @@ def fit(
     history = train(
         model, _objective(config, xt.shape[0]), xs, ys, epochs=int(config["epochs"]),
         lr=float(config["lr"]), batch_size=config["batch_size"], generator=generator,
-        nonfinite=nonfinite, progress=progress, desc=config["kind"],
+        nonfinite=nonfinite, progress=progress, desc=config["kind"], distributed=distributed,
     )
     if config["kind"] == ModelKind.MLE.value:
         with torch.no_grad():

@@ -1,0 +1,526 @@
+"""``M`` Bayesian MLPs as one flat tensor, with the negative ELBO's gradient derived by hand.
+
+:class:`BayesianMLPStack` holds ``M`` :class:`~varbayes.models.BayesianMLP` of one architecture
+as a single tensor ``params`` of shape ``(M, P)`` -- per model the weight means, the ``rho``, the
+point-estimate noise network and the learned noise, flattened -- and evaluates the negative ELBO
+of :class:`~varbayes.objectives.ELBO` (closed-form KL, Gaussian prior) *and its gradient* for all
+``M`` models with one batched matrix product per layer. The chain rule is written out below (and
+checked against autograd in ``tests/test_speed_paths.py``), so a step costs a few dozen tensor
+operations whatever ``M`` is: no autograd graph, no ``torch.distributions`` objects, no views
+rebuilt per step. :mod:`varbayes.ensemble` trains it.
+
+Gradients, per model, with :math:`c = \\text{kl\\_weight} / N` and a prior
+:math:`\\mathcal{N}(\\mu_0, s_0^2)`:
+
+.. math::
+    \\frac{\\partial \\text{loss}}{\\partial \\mu}
+        = \\frac{\\partial \\overline{\\text{nll}}}{\\partial w}
+        + c\\,\\frac{\\mu - \\mu_0}{s_0^2}, \\qquad
+    \\frac{\\partial \\text{loss}}{\\partial \\rho}
+        = \\Big(\\frac{\\partial \\overline{\\text{nll}}}{\\partial \\sigma}
+        + c\\,\\big(\\frac{\\sigma}{s_0^2} - \\frac1\\sigma\\big)\\Big)
+        \\operatorname{sigmoid}(\\rho)
+
+where :math:`\\partial/\\partial\\sigma` is :math:`\\epsilon\\,\\partial/\\partial w` for
+sampled weights (``reparam``, ``flipout``) and :math:`2\\sigma\\,\\partial/\\partial\\sigma^2`
+through the pre-activation variance for ``local``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from varbayes.layers import BayesLinear, Estimator
+from varbayes.models import BayesianMLP, Head
+from varbayes.priors import GaussianPrior
+
+__all__ = [
+    "BayesianMLPStack",
+    "stack_architecture",
+]
+
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+_relu_grad = torch.ops.aten.threshold_backward  # grad where the ReLU output is > 0, else 0
+
+
+@dataclass(frozen=True)
+class _Arch:
+    """Everything two models must share to be stacked."""
+
+    sizes: tuple[int, ...]
+    noise_sizes: tuple[int, ...] | None
+    head: Head
+    estimator: Estimator
+    prior: tuple[float, float]
+    floor: float
+    min_scale: float
+    dtype: torch.dtype
+    device: torch.device
+
+
+def stack_architecture(model: nn.Module) -> _Arch:
+    """Describe ``model`` for stacking, or raise ``ValueError`` naming what is not supported."""
+    if type(model) is not BayesianMLP:
+        raise ValueError(f"needs a BayesianMLP, got {type(model).__name__}")
+    layers = list(model.layers)
+    if not all(type(m) is BayesLinear and m.bias_loc is not None for m in layers):
+        raise ValueError("needs BayesLinear layers with a bias")
+    if len({(m.estimator, m.min_scale) for m in layers}) != 1:
+        raise ValueError("needs one estimator and one min_scale for all layers")
+    priors = {(type(m.prior), getattr(m.prior, "loc", None), getattr(m.prior, "scale", None))
+              for m in layers}
+    kind, loc, scale = priors.pop()
+    if priors or kind is not GaussianPrior:
+        raise ValueError("needs one GaussianPrior for all layers (closed-form KL)")
+    noise_sizes = None
+    if model.noise_hidden is not None:
+        linears = list(model.noise_net)[0::2]
+        if not all(type(m) is nn.Linear and m.bias is not None for m in linears) or not all(
+                type(m) is nn.ReLU for m in list(model.noise_net)[1::2]):
+            raise ValueError("needs a noise network of Linear and ReLU layers")
+        noise_sizes = (linears[0].in_features, *(m.out_features for m in linears))
+    params = list(model.parameters())
+    if not all(p.requires_grad for p in params) or len({(p.dtype, p.device) for p in params}) != 1:
+        raise ValueError("needs trainable parameters of one dtype and device")
+    if any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
+           for m in model.modules()):
+        raise ValueError("the model has hooks; they run only on the autograd path")
+    sizes = (layers[0].in_features, *(m.out_features for m in layers))
+    return _Arch(sizes, noise_sizes, model.head, layers[0].estimator, (loc, scale),
+                 layers[0].min_scale, model.min_scale, params[0].dtype, params[0].device)
+
+
+def _offsets(sizes: Sequence[int]) -> tuple[list[tuple[int, int, int, int]], int]:
+    """Per layer ``(weight offset, bias offset, fan_in, fan_out)`` in a flat vector; its size."""
+    out, off = [], 0
+    for fi, fo in zip(sizes[:-1], sizes[1:], strict=True):
+        out.append((off, off + fi * fo, fi, fo))
+        off += fi * fo + fo
+    return out, off
+
+
+def _standard_normal_(view: Tensor, generator: torch.Generator | None) -> None:
+    """Fill ``view`` with the values ``torch.randn(view.shape)`` would draw from ``generator``."""
+    if view.is_contiguous():
+        view.normal_(generator=generator)
+    else:  # normal_ fills strided memory in another order
+        view.copy_(torch.randn(view.shape, dtype=view.dtype, device=view.device,
+                               generator=generator))
+
+
+def _mm(h: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``h @ w (+ bias)`` for (K, B, f_in) @ (K, f_in, f_out); a broadcast product if f_in = 1.
+
+    BLAS is slow on rank-1 products (the first layer of a 1-D regression), and elementwise
+    ``addcmul`` is one pass.
+    """
+    if w.shape[1] == 1:
+        return h * w if bias is None else torch.addcmul(bias, h, w)
+    return torch.bmm(h, w) if bias is None else torch.baddbmm(bias, h, w)
+
+
+def _mm_t(g: Tensor, w: Tensor) -> Tensor:
+    """``g @ w^T`` for (K, B, f_out) and w of shape (K, f_in, f_out); broadcast if f_out = 1."""
+    return g * w.transpose(1, 2) if w.shape[2] == 1 else torch.bmm(g, w.transpose(1, 2))
+
+
+def _outer_into(out: Tensor, h: Tensor, g: Tensor) -> None:
+    """``out[:] = h^T g`` (K, f_in, f_out), summed over the rows of h (K, B, f_in), g (K, B, f_out).
+
+    A broadcast product and a sum for a single output (BLAS is slow on that matrix-vector
+    shape); ``bmm`` otherwise, into ``out`` directly when it is contiguous (``bmm(out=...)``
+    loops over the batch for a strided ``out``).
+    """
+    if g.shape[2] == 1:
+        torch.sum(h.unsqueeze(3) * g.unsqueeze(2), 1, out=out)
+    elif out.is_contiguous():
+        torch.bmm(h.transpose(1, 2), g, out=out)
+    else:
+        out.copy_(torch.bmm(h.transpose(1, 2), g))
+
+
+def _mlp_backward(g: Tensor, acts: list[Tensor], weights: list[Tensor],
+                  gws: list[Tensor], gbs: list[Tensor]) -> None:
+    """Backpropagate ``g`` (K, B, f_L) through ``h_{l+1} = relu(h_l W_l + b_l)`` (batched in K).
+
+    Writes the weight gradients into ``gws[l]`` (K, f_l, f_{l+1}) and the bias gradients into
+    ``gbs[l]`` (K, 1, f_{l+1}); ``acts[l]`` is the input of layer ``l`` (post-ReLU for ``l > 0``).
+    """
+    for i in reversed(range(len(weights))):
+        _outer_into(gws[i], acts[i], g)
+        torch.sum(g, 1, keepdim=True, out=gbs[i])
+        if i:
+            g = _relu_grad(_mm_t(g, weights[i]), acts[i], 0)
+
+
+class BayesianMLPStack:
+    """``M`` Bayesian MLPs of one architecture as one flat tensor with a leading model dimension.
+
+    Parameters
+    ----------
+    models : sequence of BayesianMLP
+        Models of identical architecture (sizes, head, estimator, prior, floors, dtype, device);
+        their parameters are copied in. :meth:`store` copies them back.
+
+    Attributes
+    ----------
+    params : Tensor of shape (M, P)
+        Per model: weight and bias means (``Pb``), their ``rho`` (``Pb``), the noise network
+        (``head='heteroscedastic'`` with ``noise_hidden``) and ``noise_rho`` (``head='learned'``).
+    grad : Tensor of shape (M, P)
+        Filled by :meth:`loss_and_grad`.
+    """
+
+    def __init__(self, models: Sequence[BayesianMLP]) -> None:
+        models = list(models)
+        if not models:
+            raise ValueError("need at least one model")
+        arch = stack_architecture(models[0])
+        for i, model in enumerate(models[1:], 1):
+            if stack_architecture(model) != arch:
+                raise ValueError(f"model {i} differs in architecture from model 0")
+        self.arch, self.num_models = arch, len(models)
+        self.layers, pb = _offsets(arch.sizes)
+        self.noise_layers, pd = _offsets(arch.noise_sizes) if arch.noise_sizes else ([], 0)
+        self.num_bayes = pb
+        learned = arch.head is Head.LEARNED
+        opts = dict(dtype=arch.dtype, device=arch.device)
+        self.params = torch.empty(self.num_models, 2 * pb + pd + learned, **opts)
+        self.grad = torch.zeros_like(self.params)
+        self.loc, self.rho = self.params[:, :pb], self.params[:, pb : 2 * pb]
+        self.gloc, self.grho = self.grad[:, :pb], self.grad[:, pb : 2 * pb]
+        self.det = self.params[:, 2 * pb : 2 * pb + pd]
+        self.gdet = self.grad[:, 2 * pb : 2 * pb + pd]
+        # the learned noise's rho: the last column (only with head='learned')
+        self.noise_rho, self.gnoise_rho = self.params[:, -1:], self.grad[:, -1:]
+        self._spaces: dict[tuple[str, int], tuple[Tensor, list[Tensor], list[Tensor]]] = {}
+        self._noise: dict[tuple[str, int, int, int], tuple] = {}
+        self._loc3 = self.loc.unsqueeze(1)
+        self.noise_std: float | Tensor = 1.0
+        if arch.head is Head.FIXED:
+            stds = torch.stack([m.noise_std.detach() for m in models]).to(**opts)
+            same = bool((stds == stds[0]).all())
+            self.noise_std = float(stds[0]) if same else stds.view(-1, 1, 1)
+        self.load(models)
+
+    def _pairs(self, model: BayesianMLP, m: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """Each parameter of ``model`` with its flat slice in row ``m`` of :attr:`params`."""
+        for layer, (ow, ob, _, fo) in zip(model.layers, self.layers, strict=True):
+            yield layer.weight_loc, self.loc[m, ow:ob]
+            yield layer.bias_loc, self.loc[m, ob : ob + fo]
+            yield layer.weight_rho, self.rho[m, ow:ob]
+            yield layer.bias_rho, self.rho[m, ob : ob + fo]
+        linears = list(model.noise_net)[0::2] if self.noise_layers else []
+        for linear, (ow, ob, _, fo) in zip(linears, self.noise_layers, strict=True):
+            yield linear.weight.T, self.det[m, ow:ob]  # stored as (fan_in, fan_out)
+            yield linear.bias, self.det[m, ob : ob + fo]
+        if self.arch.head is Head.LEARNED:
+            yield model.noise_rho, self.noise_rho[m]
+
+    @torch.no_grad()
+    def load(self, models: Sequence[BayesianMLP]) -> None:
+        """Copy the parameters of ``models`` (one per stacked model) into :attr:`params`."""
+        for m, model in enumerate(models):
+            for tensor, flat in self._pairs(model, m):
+                flat.copy_(tensor.reshape(-1))
+
+    @torch.no_grad()
+    def store(self, models: Sequence[BayesianMLP]) -> None:
+        """Copy :attr:`params` back into the parameters of ``models``."""
+        for m, model in enumerate(models):
+            for tensor, flat in self._pairs(model, m):
+                tensor.copy_(flat.view(tensor.shape))
+
+    def draw_noise(self, rows: int, particles: int = 1, generator: torch.Generator | None = None
+                   ) -> Tensor | list[Tensor] | tuple[Tensor, Tensor]:
+        """Standard-normal noise of one step for ``rows`` data rows and ``particles`` draws.
+
+        Drawn layer by layer in the order and shapes of :class:`~varbayes.models.BayesianMLP`'s
+        own forward pass, so that with ``M = 1`` the engine consumes the generator exactly as the
+        autograd path does: :func:`~varbayes.training.train` gives the same model either way.
+        The tensors are reused: the next call overwrites them.
+
+        Returns
+        -------
+        ``reparam``: Tensor of shape (M, S, Pb), one draw of every weight and bias.
+        ``local``: list of Tensor of shape (M, S * rows, f_out), one per pre-activation.
+        ``flipout``: that of ``reparam`` and random signs of shape
+        (M * S, rows, sum of fan-ins + fan-outs).
+        """
+        m, s, est = self.num_models, particles, self.arch.estimator
+        key = (est.value, m, s, rows if est is not Estimator.REPARAM else 0)
+        if key not in self._noise:
+            opts = dict(dtype=self.arch.dtype, device=self.arch.device)
+            if est is Estimator.LOCAL:  # one flat buffer, contiguous per layer
+                flat = torch.empty(m * s * rows * sum(self.arch.sizes[1:]), **opts)
+                views, off = [], 0
+                for *_, fo in self.layers:
+                    views.append(flat[off : off + m * s * rows * fo].view(m, s * rows, fo))
+                    off += m * s * rows * fo
+                self._noise[key] = (views, views, None)
+            else:
+                eps = torch.empty(m, s, self.num_bayes, **opts)
+                views = [v for ow, ob, _, fo in self.layers
+                         for v in (eps[..., ow:ob], eps[..., ob : ob + fo])]
+                fans = sum(self.arch.sizes[:-1]) + sum(self.arch.sizes[1:])
+                signs = (torch.empty(m * s, rows, fans, **opts)
+                         if est is Estimator.FLIPOUT else None)
+                self._noise[key] = (eps, views, signs)
+        out, views, signs = self._noise[key]
+        if m > 1 and est is not Estimator.LOCAL:  # no autograd path to match: one draw
+            out.normal_(generator=generator)
+        elif signs is None:
+            for view in views:
+                _standard_normal_(view, generator)
+        if signs is None:
+            return out
+        i_off, o_off = 0, sum(self.arch.sizes[:-1])
+        for i, (_, _, fi, fo) in enumerate(self.layers):  # flipout, in the layers' order
+            if m == 1:
+                _standard_normal_(views[2 * i], generator)
+                _standard_normal_(views[2 * i + 1], generator)
+            for off, width in ((i_off, fi), (o_off, fo)):
+                bits = torch.randint(0, 2, (m * s, rows, width), generator=generator,
+                                     device=self.arch.device)
+                signs[..., off : off + width] = bits.mul_(2).sub_(1)
+            i_off, o_off = i_off + fi, o_off + fo
+        return out, signs
+
+    def _views(self, flat: Tensor, k: int, layers: list[tuple[int, int, int, int]]
+               ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """``flat`` (k, width) with its weight (k, f_in, f_out) and bias (k, 1, f_out) views."""
+        return (flat, [flat[:, ow:ob].view(k, fi, fo) for ow, ob, fi, fo in layers],
+                [flat[:, ob : ob + fo].view(k, 1, fo) for _, ob, _, fo in layers])
+
+    def _space(self, name: str, particles: int = 1) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """A persistent tensor and its per-layer views, made once (no per-step view churn).
+
+        ``loc``, ``gloc``, ``det``, ``gdet`` are parts of :attr:`params` and :attr:`grad`; the
+        others are workspaces of shape (M * particles, Pb): ``w`` (sampled weights or the flipout
+        perturbation), ``gw`` (their gradient), ``var`` and ``gvar`` (local reparameterisation).
+        """
+        key = (name, particles)
+        if key not in self._spaces:
+            k = self.num_models * particles
+            layers = self.noise_layers if name in ("det", "gdet") else self.layers
+            flat = getattr(self, name, None)
+            if flat is None:
+                flat = torch.empty(k, self.num_bayes, dtype=self.arch.dtype,
+                                   device=self.arch.device)
+            self._spaces[key] = self._views(flat, k, layers)
+        return self._spaces[key]
+
+    def _w3(self, particles: int) -> Tensor:
+        """The ``w`` workspace as (M, S, Pb)."""
+        key = ("w3", particles)
+        if key not in self._spaces:
+            w = self._space("w", particles)[0]
+            self._spaces[key] = (w.view(self.num_models, particles, -1), [], [])
+        return self._spaces[key][0]
+
+    def _sampled(self, h: Tensor, noise: Tensor | tuple[Tensor, Tensor], sigma: Tensor,
+                 particles: int) -> tuple[Tensor, list]:
+        """Forward pass with weight-space noise (reparam, flipout); h of shape (M*S, B, d)."""
+        m, k, last = self.num_models, self.num_models * particles, len(self.layers) - 1
+        w, ws, bs = self._space("w", particles)
+        if self.arch.estimator is Estimator.REPARAM:  # W = mu + sigma * eps
+            torch.addcmul(self._loc3, sigma.unsqueeze(1), noise, out=self._w3(particles))
+            acts = []
+            for i in range(len(ws)):
+                acts.append(h)
+                h = _mm(h, ws[i], bs[i])
+                h = h.relu_() if i < last else h
+            return h, acts
+        # flipout: h W = h mu + ((h * s_in) (sigma * eps)) * s_out; the bias is not flipped
+        eps, signs = noise
+        torch.mul(sigma.unsqueeze(1), eps, out=self._w3(particles))
+        _, locs, loc_bs = self._space("loc")
+        cache, i_off, o_off = [], 0, sum(self.arch.sizes[:-1])
+        for i, (_, _, fi, fo) in enumerate(self.layers):
+            s_in, s_out = signs[..., i_off : i_off + fi], signs[..., o_off : o_off + fo]
+            i_off, o_off = i_off + fi, o_off + fo
+            hs = h * s_in
+            mean = _mm(h.reshape(m, -1, fi), locs[i], loc_bs[i]).view(k, -1, fo)
+            out = _mm(hs, ws[i]).mul_(s_out).add_(mean).add_(bs[i])
+            cache.append((h, hs, s_in, s_out))
+            h = out.relu_() if i < last else out
+        return h, cache
+
+    def _sampled_backward(self, g: Tensor, cache: list, noise: Tensor | tuple[Tensor, Tensor],
+                          particles: int) -> Tensor:
+        """Fill :attr:`gloc` with the likelihood gradient; return that of ``sigma`` (M, Pb)."""
+        m, pb = self.num_models, self.num_bayes
+        reparam = self.arch.estimator is Estimator.REPARAM
+        _, ws, _ = self._space("w", particles)
+        gw, gws, gbs = self._space("gloc" if reparam and particles == 1 else "gw", particles)
+        if reparam:
+            _mlp_backward(g, cache, ws, gws, gbs)
+            eps = noise
+        else:
+            eps = noise[0]
+            _, locs, _ = self._space("loc")
+            _, gloc_ws, _ = self._space("gloc")
+            for i in reversed(range(len(self.layers))):
+                h, hs, s_in, s_out = cache[i]
+                fi, fo = h.shape[-1], g.shape[-1]
+                gs = g * s_out
+                _outer_into(gws[i], hs, gs)
+                torch.sum(g, 1, keepdim=True, out=gbs[i])
+                g_rows = g.reshape(m, -1, fo)
+                _outer_into(gloc_ws[i], h.reshape(m, -1, fi), g_rows)
+                if i:
+                    gh = _mm_t(gs, ws[i]).mul_(s_in)
+                    gh += _mm_t(g_rows, locs[i]).view_as(gh)
+                    g = _relu_grad(gh, h, 0)
+            # the bias gradient of the mean equals that of its perturbation, summed over draws
+            for _, ob, _, fo in self.layers:
+                self.gloc[:, ob : ob + fo] = gw.view(m, particles, pb)[:, :, ob : ob + fo].sum(1)
+        if particles == 1:
+            return torch.mul(gw if reparam else gw.view(m, pb), eps.view(m, pb))
+        gw = gw.view(m, particles, pb)
+        if reparam:
+            torch.sum(gw, 1, out=self.gloc)
+        return (gw * eps).sum(1)
+
+    def _local(self, h: Tensor, xi: list[Tensor], sigma: Tensor) -> tuple[Tensor, list]:
+        """Local reparameterisation: sample pre-activations; h of shape (M, S*B, d)."""
+        last = len(self.layers) - 1
+        var, vws, vbs = self._space("var")
+        torch.mul(sigma, sigma, out=var)
+        _, ws, bs = self._space("loc")
+        cache = []
+        for i, noise in enumerate(xi):
+            h2 = h * h
+            std = _mm(h2, vws[i], vbs[i]).sqrt_()
+            out = _mm(h, ws[i], bs[i]).addcmul_(std, noise)
+            cache.append((h, h2, std, noise))
+            h = out.relu_() if i < last else out
+        return h, cache
+
+    def _local_backward(self, g: Tensor, cache: list, sigma: Tensor) -> Tensor:
+        """Fill :attr:`gloc`; return the likelihood gradient of ``sigma`` (M, Pb)."""
+        _, ws, _ = self._space("loc")
+        _, vws, _ = self._space("var")
+        _, gws, gbs = self._space("gloc")
+        gvar, gvws, gvbs = self._space("gvar")  # twice the gradient of the variances
+        for i in reversed(range(len(self.layers))):
+            h, h2, std, noise = cache[i]
+            gv = torch.mul(g, noise).div_(std)  # d/d var = g * noise / (2 std)
+            _outer_into(gws[i], h, g)
+            torch.sum(g, 1, keepdim=True, out=gbs[i])
+            _outer_into(gvws[i], h2, gv)
+            torch.sum(gv, 1, keepdim=True, out=gvbs[i])
+            if i:
+                gh = _mm_t(g, ws[i])
+                gh.addcmul_(h, _mm_t(gv, vws[i]))
+                g = _relu_grad(gh, h, 0)
+        return gvar * sigma  # d/d sigma = 2 sigma d/d var
+
+    def _noise_net(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """The point-estimate noise network on x (M, B, d): raw output (M, B, 1), its inputs."""
+        _, ws, bs = self._space("det")
+        acts, h, last = [], x, len(ws) - 1
+        for i in range(len(ws)):
+            acts.append(h)
+            h = _mm(h, ws[i], bs[i])
+            h = h.relu_() if i < last else h
+        return h, acts
+
+    def _head(self, out: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean NLL per model (M,) and its gradient w.r.t. ``out`` (M, S, B, f_L)."""
+        arch, (m, s, b, _) = self.arch, out.shape
+        inv = 1.0 / (s * b)
+        loc = out[..., 0]
+        if arch.head is Head.FIXED or arch.head is Head.LEARNED:
+            r = loc - y
+            q = (r * r).sum((1, 2))
+            if arch.head is Head.FIXED:
+                std = self.noise_std  # a float, or one value per model (M, 1, 1)
+                if isinstance(std, float):
+                    nll = (0.5 * inv / std**2) * q + (math.log(std) + _HALF_LOG_2PI)
+                else:
+                    nll = (0.5 * inv) * q / std.view(m) ** 2 + std.view(m).log() + _HALF_LOG_2PI
+                return nll, r.mul_(inv / std**2)
+            std = F.softplus(self.noise_rho) + arch.min_scale  # (M, 1)
+            prec = std.pow(-2)
+            nll = (0.5 * inv) * q * prec[:, 0] + std[:, 0].log() + _HALF_LOG_2PI
+            g_std = 1.0 / std - (inv * q).unsqueeze(1) * prec / std
+            torch.mul(g_std, torch.sigmoid(self.noise_rho), out=self.gnoise_rho)
+            return nll, r.mul_(prec.view(m, 1, 1) * inv)
+        cache = None
+        if self.noise_layers:  # sigma(x) from the point-estimate network, shared by the S draws
+            raw3, cache = self._noise_net(x if x.dim() == 3 else x.expand(m, *x.shape))
+            raw = raw3.view(m, 1, b)
+        else:  # sigma(x) from the second output of the Bayesian network
+            raw = out[..., 1]
+        std = F.softplus(raw) + arch.min_scale
+        z = (loc - y) / std
+        nll = (0.5 * (z * z).sum((1, 2)) + std.log().sum((1, 2)) * (s if cache else 1)) * inv
+        g_loc = (z / std).mul_(inv)
+        g_raw = (1.0 - z * z).div_(std).mul_(inv)
+        if cache is None:
+            return nll + _HALF_LOG_2PI, torch.stack((g_loc, g_raw.mul_(torch.sigmoid(raw))), -1)
+        g_raw = g_raw.sum(1, keepdim=True).mul_(torch.sigmoid(raw)).view(m, b, 1)
+        _mlp_backward(g_raw, cache, self._space("det")[1], *self._space("gdet")[1:])
+        return nll + _HALF_LOG_2PI, g_loc.unsqueeze(-1)
+
+    def loss_and_grad(self, x: Tensor, y: Tensor, noise: Tensor | tuple[Tensor, Tensor], *,
+                      n_data: int, kl_weight: float = 1.0, particles: int = 1) -> Tensor:
+        """Negative ELBO of every model on one batch; fills :attr:`grad`.
+
+        Parameters
+        ----------
+        x : Tensor of shape (B, d) or (M, B, d)
+            Inputs, shared by all models or one batch per model.
+        y : Tensor of shape (B,) or (M, B)
+        noise
+            From :meth:`draw_noise` with ``rows=B`` and the same ``particles``.
+        n_data, kl_weight, particles
+            As in :class:`~varbayes.ELBO` (``N``, KL multiplier, ``num_particles``).
+
+        Returns
+        -------
+        Tensor of shape (3, M)
+            ``loss = nll + kl_weight * kl / n_data``, the mean NLL per point and the KL, per model,
+            exactly the terms of :class:`~varbayes.ELBO` (without autograd).
+        """
+        arch, m, s = self.arch, self.num_models, particles
+        b = x.shape[-2]
+        sigma = F.softplus(self.rho).add_(arch.floor)
+        if x.dim() == 2 and m * s == 1:
+            h = x.unsqueeze(0)
+        elif arch.estimator is Estimator.LOCAL:
+            h = x if x.dim() == 3 else x.expand(m, *x.shape)
+            h = h.repeat(1, s, 1) if s > 1 else h
+        elif x.dim() == 2:
+            h = x.expand(m * s, b, x.shape[-1])
+        else:
+            h = x.unsqueeze(1).expand(m, s, b, x.shape[-1]).reshape(m * s, b, x.shape[-1])
+        if arch.estimator is Estimator.LOCAL:
+            out, cache = self._local(h, noise, sigma)
+        else:
+            out, cache = self._sampled(h, noise, sigma, s)
+        nll, g_out = self._head(out.view(m, s, b, -1), x, y if y.dim() == 1 else y.unsqueeze(1))
+        g_out = g_out.view(out.shape)
+        if arch.estimator is Estimator.LOCAL:
+            g_sigma = self._local_backward(g_out, cache, sigma)
+        else:
+            g_sigma = self._sampled_backward(g_out, cache, noise, s)
+        # closed-form KL to N(mu0, s0^2) and its gradient, scaled by c = kl_weight / N
+        mu0, s0 = arch.prior
+        c = kl_weight / n_data
+        diff = self.loc - mu0 if mu0 else self.loc
+        kl = torch.linalg.vecdot(sigma, sigma).add_(torch.linalg.vecdot(diff, diff))
+        kl.mul_(0.5 / s0**2).sub_(sigma.log().sum(1)).add_(self.num_bayes * (math.log(s0) - 0.5))
+        self.gloc.add_(diff, alpha=c / s0**2)
+        g_sigma.add_(sigma, alpha=c / s0**2).add_(sigma.reciprocal(), alpha=-c)
+        torch.mul(g_sigma, torch.sigmoid(self.rho), out=self.grho)
+        terms = torch.stack((nll, nll, kl))
+        terms[0].add_(kl, alpha=c)
+        return terms
