@@ -1,19 +1,20 @@
 """Benchmark of issue 6: data-parallel training time and streaming-predict memory.
 
 1. Training: seconds per epoch of the ``hetero`` recipe on synthetic data (default 1,000,000
-   rows x 8 features, global batch 10,000), on one process (1 and 2 threads) and on two processes
-   launched by ``python -m torch.distributed.run --nproc_per_node=2`` (gloo, 1 thread each),
-   with the held-out NLL of each fit as a sanity check.
+   rows x 8 features, global batch 10,000), on one process (the default engine with 1 thread,
+   the autograd loop that DDP runs with 1 and 2 threads) and on two processes launched by
+   ``python -m torch.distributed.run --nproc_per_node=2`` (gloo, 1 thread each), with the
+   held-out NLL of each fit as a sanity check.
 2. Prediction: peak resident memory (``ru_maxrss`` of the child process) and wall time of
    ``varbayes predict`` on a CSV of many rows (default 1,000,000) with 1000 posterior samples,
    and on a CSV 1/10 the size, to show that memory does not grow with the number of rows.
 
 Usage::
 
-    PYTHONPATH=src python benchmarks/distributed.py --quick            # a minute or two
-    PYTHONPATH=src python benchmarks/distributed.py --out results.json # full size (long: see
-                                                                       # docs/distributed.md)
+    PYTHONPATH=src python benchmarks/distributed.py --quick            # a few minutes
     PYTHONPATH=src python benchmarks/distributed.py --skip-predict     # training part only
+    PYTHONPATH=src python benchmarks/distributed.py --out results.json # full size: the predict
+                                       # part takes ~50 min on 2 cores (docs/distributed.md)
 """
 
 from __future__ import annotations
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark (or, with ``--train-worker``, one training worker)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true",
-                   help="smoke run: 100k training rows, 20k prediction rows")
+                   help="smoke run: 100k training rows, 10k prediction rows")
     p.add_argument("--rows", type=int, default=1_000_000, help="training rows")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=10_000, help="global batch size")
@@ -216,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         _train_worker(args)
         return 0
     if args.quick:
-        args.rows, args.predict_rows = 100_000, 20_000
+        args.rows, args.predict_rows = 100_000, 10_000
     report: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                 "python": platform.python_version()},
                     "command": " ".join([Path(sys.executable).name, *sys.argv])}

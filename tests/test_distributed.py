@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -167,8 +168,13 @@ def torchrun(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
            "--max-restarts=0", *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=_env(), cwd=cwd, start_new_session=True)
+    left_behind = False
     try:
         out, err = proc.communicate(timeout=LAUNCH_TIMEOUT)
+        deadline = time.monotonic() + 5
+        while _session_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left_behind = _session_alive(proc.pid)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
@@ -178,14 +184,18 @@ def torchrun(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+    assert not left_behind, "torchrun exited but left processes of its session running"
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def _session_alive(pgid: int) -> bool:
+    """Whether a process of the session (process group) ``pgid`` still exists."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
+    except PermissionError:
+        return True
     return True
 
 
