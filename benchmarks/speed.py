@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -53,34 +52,33 @@ def _smooth(values, width=25):
     return np.convolve(padded, kernel, mode="valid")
 
 
-def _fit(kind, estimator, data, batch, epochs, seed, busy):
+def _fit(kind, estimator, data, batch, epochs, seed, single_thread):
     config = make_config(kind, 1, estimator=estimator)
     g = torch.Generator().manual_seed(seed)
     model = build_model(config, g)
     n = data["x"].shape[0]
-    work = 0 if busy else (batch or n) * sum(p.numel() for p in model.parameters())
-    with intra_op_threads(work):  # the benchmark's thread policy: one thread on a busy machine
+    work = 0 if single_thread else (batch or n) * sum(p.numel() for p in model.parameters())
+    with intra_op_threads(work):  # as in the speed benchmark
         hist = train(model, ELBO(n), data["x"], data["y"], epochs=epochs, lr=config["lr"],
                      batch_size=batch, generator=g)
     return model, hist
 
 
-def estimator_study(seeds=(0, 1, 2), quick=False):
+def estimator_study(seeds=(0, 1, 2), quick=False, single_thread=True):
     """Each estimator gets the wall time ``reparam`` needs for the setting's epochs."""
-    busy = os.getloadavg()[0] >= (os.cpu_count() or 1)
     rows = []
     for name, kind, n, batch, epochs in SETTINGS:
         epochs = max(2, epochs // 10) if quick else epochs
         data = _data(n)
         calib = max(2, min(epochs // 4, 200))
-        per_epoch = {est: min(_fit(kind, est, data, batch, calib, 0, busy)[1].seconds
+        per_epoch = {est: min(_fit(kind, est, data, batch, calib, 0, single_thread)[1].seconds
                               for _ in range(2)) / calib for est in ESTIMATORS}
         budget = per_epoch["reparam"] * epochs
         runs = {}
         for est in ESTIMATORS:
             est_epochs = max(2, round(budget / per_epoch[est]))
             for seed in seeds:
-                model, hist = _fit(kind, est, data, batch, est_epochs, seed, busy)
+                model, hist = _fit(kind, est, data, batch, est_epochs, seed, single_thread)
                 quality = {}
                 if kind == "bbb":  # fixed noise 0.1: the speed benchmark's scorer applies
                     kl = float(model.kl_divergence().detach())
@@ -128,16 +126,18 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--estimators", action="store_true",
                         help="run the time-to-quality study of the estimators instead")
+    parser.add_argument("--all-threads", action="store_true",
+                        help="let varbayes pick intra-op threads by problem size (default: 1)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     start = time.perf_counter()
     if args.estimators:
-        rows = estimator_study(quick=args.quick)
+        rows = estimator_study(quick=args.quick, single_thread=not args.all_threads)
         print(_format_study(rows))
         report = {"estimator_study": rows}
     else:
         sizes = args.sizes or ((150, 1000) if args.quick else (150, 10_000, 100_000, 1_000_000))
-        report = run_speed_benchmark(sizes, quick=args.quick,
+        report = run_speed_benchmark(sizes, quick=args.quick, single_thread=not args.all_threads,
                                      log=lambda line: print(line, file=sys.stderr, flush=True))
         print(format_speed_table(report))
     print(f"({time.perf_counter() - start:.0f} s)")

@@ -43,7 +43,8 @@ def _read(path):
 
 def test_fit_then_predict_writes_the_contract_columns(toy_model, tmp_path, capsys):
     inp = _write(tmp_path / "x.csv", ["id", "x"], [["a", -10], ["b", 0], ["c", 25.5], ["d", 50]])
-    code, _, err = _run(capsys, "predict", str(toy_model), str(inp), "--out", str(tmp_path / "p.csv"))
+    out = str(tmp_path / "p.csv")
+    code, _, err = _run(capsys, "predict", str(toy_model), str(inp), "--out", out)
     assert code == 0, err
     header, rows = _read(tmp_path / "p.csv")
     assert header == ["id", "x", "mean", "std", "lower", "median", "upper",

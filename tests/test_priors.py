@@ -12,7 +12,8 @@ def test_gaussian_kl_matches_torch_registry():
     loc = torch.randn(7, 5, generator=g, dtype=torch.float64)
     scale = torch.rand(7, 5, generator=g, dtype=torch.float64) + 0.05
     for prior in (GaussianPrior(0.0, 1.0), GaussianPrior(0.3, 0.2)):
-        p = Normal(torch.tensor(prior.loc, dtype=torch.float64), torch.tensor(prior.scale, dtype=torch.float64))
+        f64 = dict(dtype=torch.float64)
+        p = Normal(torch.tensor(prior.loc, **f64), torch.tensor(prior.scale, **f64))
         ref = kl_divergence(Normal(loc, scale), p).sum()
         assert torch.allclose(prior.kl(loc, scale), ref, rtol=1e-10)
 

@@ -20,6 +20,7 @@ layer), :class:`ELBO` (the objective, KL scaled once), :func:`train`, :func:`pre
 __version__ = "0.1.0"
 
 from varbayes.datasets import load_toy, load_uci, read_csv
+from varbayes.ensemble import train_many
 from varbayes.estimator import BayesianRegressor
 from varbayes.io import load, save
 from varbayes.layers import BayesLinear, Estimator
@@ -63,4 +64,5 @@ __all__ = [
     "read_csv",
     "save",
     "train",
+    "train_many",
 ]

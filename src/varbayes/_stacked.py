@@ -1,16 +1,12 @@
 """``M`` Bayesian MLPs as one flat tensor, with the negative ELBO's gradient derived by hand.
 
 :class:`BayesianMLPStack` holds ``M`` :class:`~varbayes.models.BayesianMLP` of one architecture
-as a single tensor ``params`` of shape ``(M, P)`` -- per model the weight means, the ``rho``, the
-point-estimate noise network and the learned noise, flattened -- and evaluates the negative ELBO
-of :class:`~varbayes.objectives.ELBO` (closed-form KL, Gaussian prior) *and its gradient* for all
-``M`` models with one batched matrix product per layer. The chain rule is written out below (and
-checked against autograd in ``tests/test_speed_paths.py``), so a step costs a few dozen tensor
-operations whatever ``M`` is: no autograd graph, no ``torch.distributions`` objects, no views
-rebuilt per step. :mod:`varbayes.ensemble` trains it.
-
-Gradients, per model, with :math:`c = \\text{kl\\_weight} / N` and a prior
-:math:`\\mathcal{N}(\\mu_0, s_0^2)`:
+in one ``(M, P)`` tensor and evaluates the negative ELBO of :class:`~varbayes.objectives.ELBO`
+(closed-form KL, Gaussian prior) *and its gradient* for all of them, one batched matrix product
+per layer and direction: no autograd graph, no distribution objects, no views rebuilt per step
+(about a hundred tensor operations a step, whatever ``M``). ``tests/test_speed_paths.py`` checks
+it against autograd; :mod:`varbayes.ensemble` trains it. Gradients, per model, with
+:math:`c = \\text{kl\\_weight} / N` and a prior :math:`\\mathcal{N}(\\mu_0, s_0^2)`:
 
 .. math::
     \\frac{\\partial \\text{loss}}{\\partial \\mu}
@@ -36,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from varbayes.layers import BayesLinear, Estimator
+from varbayes.layers import BayesLinear, Estimator, batched_linear
 from varbayes.models import BayesianMLP, Head
 from varbayes.priors import GaussianPrior
 
@@ -114,28 +110,16 @@ def _standard_normal_(view: Tensor, generator: torch.Generator | None) -> None:
                                generator=generator))
 
 
-def _mm(h: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``h @ w (+ bias)`` for (K, B, f_in) @ (K, f_in, f_out); a broadcast product if f_in = 1.
-
-    BLAS is slow on rank-1 products (the first layer of a 1-D regression), and elementwise
-    ``addcmul`` is one pass.
-    """
-    if w.shape[1] == 1:
-        return h * w if bias is None else torch.addcmul(bias, h, w)
-    return torch.bmm(h, w) if bias is None else torch.baddbmm(bias, h, w)
-
-
 def _mm_t(g: Tensor, w: Tensor) -> Tensor:
     """``g @ w^T`` for (K, B, f_out) and w of shape (K, f_in, f_out); broadcast if f_out = 1."""
     return g * w.transpose(1, 2) if w.shape[2] == 1 else torch.bmm(g, w.transpose(1, 2))
 
 
 def _outer_into(out: Tensor, h: Tensor, g: Tensor) -> None:
-    """``out[:] = h^T g`` (K, f_in, f_out), summed over the rows of h (K, B, f_in), g (K, B, f_out).
+    """``out[:] = h^T g`` (K, f_in, f_out) for h (K, B, f_in), g (K, B, f_out).
 
-    A broadcast product and a sum for a single output (BLAS is slow on that matrix-vector
-    shape); ``bmm`` otherwise, into ``out`` directly when it is contiguous (``bmm(out=...)``
-    loops over the batch for a strided ``out``).
+    A broadcast product and sum for one output (a slow BLAS shape); else ``bmm``, straight into
+    ``out`` only if it is contiguous (``bmm(out=strided)`` loops over the batch).
     """
     if g.shape[2] == 1:
         torch.sum(h.unsqueeze(3) * g.unsqueeze(2), 1, out=out)
@@ -241,9 +225,8 @@ class BayesianMLPStack:
                    ) -> Tensor | list[Tensor] | tuple[Tensor, Tensor]:
         """Standard-normal noise of one step for ``rows`` data rows and ``particles`` draws.
 
-        Drawn layer by layer in the order and shapes of :class:`~varbayes.models.BayesianMLP`'s
-        own forward pass, so that with ``M = 1`` the engine consumes the generator exactly as the
-        autograd path does: :func:`~varbayes.training.train` gives the same model either way.
+        With ``M = 1``, drawn layer by layer in the order and shapes of the layers' own forward
+        pass: :func:`~varbayes.training.train` gives the same model with or without the engine.
         The tensors are reused: the next call overwrites them.
 
         Returns
@@ -316,38 +299,30 @@ class BayesianMLPStack:
             self._spaces[key] = self._views(flat, k, layers)
         return self._spaces[key]
 
-    def _w3(self, particles: int) -> Tensor:
-        """The ``w`` workspace as (M, S, Pb)."""
-        key = ("w3", particles)
-        if key not in self._spaces:
-            w = self._space("w", particles)[0]
-            self._spaces[key] = (w.view(self.num_models, particles, -1), [], [])
-        return self._spaces[key][0]
-
     def _sampled(self, h: Tensor, noise: Tensor | tuple[Tensor, Tensor], sigma: Tensor,
                  particles: int) -> tuple[Tensor, list]:
         """Forward pass with weight-space noise (reparam, flipout); h of shape (M*S, B, d)."""
         m, k, last = self.num_models, self.num_models * particles, len(self.layers) - 1
         w, ws, bs = self._space("w", particles)
         if self.arch.estimator is Estimator.REPARAM:  # W = mu + sigma * eps
-            torch.addcmul(self._loc3, sigma.unsqueeze(1), noise, out=self._w3(particles))
+            torch.addcmul(self._loc3, sigma.unsqueeze(1), noise, out=w.view(m, particles, -1))
             acts = []
             for i in range(len(ws)):
                 acts.append(h)
-                h = _mm(h, ws[i], bs[i])
+                h = batched_linear(h, ws[i], bs[i])
                 h = h.relu_() if i < last else h
             return h, acts
         # flipout: h W = h mu + ((h * s_in) (sigma * eps)) * s_out; the bias is not flipped
         eps, signs = noise
-        torch.mul(sigma.unsqueeze(1), eps, out=self._w3(particles))
+        torch.mul(sigma.unsqueeze(1), eps, out=w.view(m, particles, -1))
         _, locs, loc_bs = self._space("loc")
         cache, i_off, o_off = [], 0, sum(self.arch.sizes[:-1])
         for i, (_, _, fi, fo) in enumerate(self.layers):
             s_in, s_out = signs[..., i_off : i_off + fi], signs[..., o_off : o_off + fo]
             i_off, o_off = i_off + fi, o_off + fo
             hs = h * s_in
-            mean = _mm(h.reshape(m, -1, fi), locs[i], loc_bs[i]).view(k, -1, fo)
-            out = _mm(hs, ws[i]).mul_(s_out).add_(mean).add_(bs[i])
+            mean = batched_linear(h.reshape(m, -1, fi), locs[i], loc_bs[i]).view(k, -1, fo)
+            out = batched_linear(hs, ws[i]).mul_(s_out).add_(mean).add_(bs[i])
             cache.append((h, hs, s_in, s_out))
             h = out.relu_() if i < last else out
         return h, cache
@@ -397,8 +372,8 @@ class BayesianMLPStack:
         cache = []
         for i, noise in enumerate(xi):
             h2 = h * h
-            std = _mm(h2, vws[i], vbs[i]).sqrt_()
-            out = _mm(h, ws[i], bs[i]).addcmul_(std, noise)
+            std = batched_linear(h2, vws[i], vbs[i]).sqrt_()
+            out = batched_linear(h, ws[i], bs[i]).addcmul_(std, noise)
             cache.append((h, h2, std, noise))
             h = out.relu_() if i < last else out
         return h, cache
@@ -428,7 +403,7 @@ class BayesianMLPStack:
         acts, h, last = [], x, len(ws) - 1
         for i in range(len(ws)):
             acts.append(h)
-            h = _mm(h, ws[i], bs[i])
+            h = batched_linear(h, ws[i], bs[i])
             h = h.relu_() if i < last else h
         return h, acts
 
@@ -490,28 +465,23 @@ class BayesianMLPStack:
             ``loss = nll + kl_weight * kl / n_data``, the mean NLL per point and the KL, per model,
             exactly the terms of :class:`~varbayes.ELBO` (without autograd).
         """
-        arch, m, s = self.arch, self.num_models, particles
-        b = x.shape[-2]
+        arch, m, s, b = self.arch, self.num_models, particles, x.shape[-2]
+        local = arch.estimator is Estimator.LOCAL
         sigma = F.softplus(self.rho).add_(arch.floor)
         if x.dim() == 2 and m * s == 1:
             h = x.unsqueeze(0)
-        elif arch.estimator is Estimator.LOCAL:
+        elif local:
             h = x if x.dim() == 3 else x.expand(m, *x.shape)
             h = h.repeat(1, s, 1) if s > 1 else h
         elif x.dim() == 2:
             h = x.expand(m * s, b, x.shape[-1])
         else:
             h = x.unsqueeze(1).expand(m, s, b, x.shape[-1]).reshape(m * s, b, x.shape[-1])
-        if arch.estimator is Estimator.LOCAL:
-            out, cache = self._local(h, noise, sigma)
-        else:
-            out, cache = self._sampled(h, noise, sigma, s)
+        out, cache = self._local(h, noise, sigma) if local else self._sampled(h, noise, sigma, s)
         nll, g_out = self._head(out.view(m, s, b, -1), x, y if y.dim() == 1 else y.unsqueeze(1))
         g_out = g_out.view(out.shape)
-        if arch.estimator is Estimator.LOCAL:
-            g_sigma = self._local_backward(g_out, cache, sigma)
-        else:
-            g_sigma = self._sampled_backward(g_out, cache, noise, s)
+        g_sigma = (self._local_backward(g_out, cache, sigma) if local
+                   else self._sampled_backward(g_out, cache, noise, s))
         # closed-form KL to N(mu0, s0^2) and its gradient, scaled by c = kl_weight / N
         mu0, s0 = arch.prior
         c = kl_weight / n_data

@@ -48,6 +48,7 @@ from varbayes.priors import GaussianPrior, Prior
 __all__ = [
     "BayesLinear",
     "Estimator",
+    "batched_linear",
     "kl_divergence",
     "softplus_scale",
 ]
@@ -71,6 +72,38 @@ def softplus_scale(rho: Tensor, floor: float) -> Tensor:
     keeps the result away from zero where ``softplus`` underflows.
     """
     return F.softplus(rho) + floor
+
+
+def batched_linear(h: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``h @ weight + bias`` for a batch of ``K`` weight matrices.
+
+    Parameters
+    ----------
+    h : Tensor of shape (K, B, f_in), or (B, f_in) shared by the batch
+    weight : Tensor of shape (K, f_in, f_out)
+    bias : Tensor of shape (K, 1, f_out) or None
+
+    Returns
+    -------
+    Tensor of shape (K, B, f_out)
+
+    Notes
+    -----
+    Batched GEMM is slow on two shapes of small networks: a rank-1 product (``f_in = 1``, the
+    first layer of a 1-D regression) is a broadcast ``addcmul`` here, and a matrix-vector
+    product (``f_out = 1``, the output layer) is computed transposed, ``(weight^T h^T)^T``, a
+    row-times-matrix product that BLAS runs several times faster. The latter returns a
+    non-contiguous (transposed) view.
+    """
+    if weight.shape[-2] == 1:
+        return h * weight if bias is None else torch.addcmul(bias, h, weight)
+    if h.dim() == 2:
+        h = h.expand(weight.shape[0], *h.shape)
+    if weight.shape[-1] == 1:
+        wt, ht = weight.transpose(1, 2), h.transpose(1, 2)
+        out = torch.bmm(wt, ht) if bias is None else torch.baddbmm(bias, wt, ht)
+        return out.transpose(1, 2)
+    return torch.bmm(h, weight) if bias is None else torch.baddbmm(bias, h, weight)
 
 
 def _inverse_softplus(value: float) -> float:

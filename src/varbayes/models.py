@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from varbayes.layers import BayesLinear, Estimator
+from varbayes.layers import BayesLinear, Estimator, batched_linear
 from varbayes.priors import Prior
 
 __all__ = [
@@ -291,10 +291,10 @@ class BayesianMLP(nn.Module):
         step = max(1, (1 << 17) // max(1, x.shape[0] * width))  # ~0.5 MB of float32 per layer
         last, chunks = len(draws) - 1, []
         for start in range(0, num, step):
-            h = x.expand(min(step, num - start), *x.shape)
+            h = x
             for i, (w, b) in enumerate(draws):
-                w = w[start : start + step]
-                h = torch.bmm(h, w) if b is None else torch.baddbmm(b[start : start + step], h, w)
+                h = batched_linear(h, w[start : start + step],
+                                   None if b is None else b[start : start + step])
                 h = h.relu_() if i < last else h
             chunks.append(h)
         return torch.cat(chunks) if len(chunks) > 1 else chunks[0]

@@ -118,7 +118,8 @@ class ELBO:
     ) -> None:
         self.n_data = _check_n_data(n_data)
         self.kl = _check_kl(kl)
-        if isinstance(num_particles, bool) or int(num_particles) != num_particles or num_particles < 1:
+        if (isinstance(num_particles, bool) or int(num_particles) != num_particles
+                or num_particles < 1):
             raise ValueError(f"num_particles must be a positive integer, got {num_particles!r}")
         self.num_particles = int(num_particles)
         if not (math.isfinite(kl_weight) and kl_weight >= 0):

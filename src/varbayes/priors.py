@@ -106,7 +106,7 @@ class GaussianPrior(Prior):
         return Normal(loc, scale, validate_args=False)
 
     def kl(self, loc: Tensor, scale: Tensor) -> Tensor:
-        """Closed-form :math:`\\sum KL(\\mathcal{N}(loc, scale^2) \\| \\mathcal{N}(\\mu_0, \\sigma_0^2))`.
+        """Closed-form KL of :math:`\\mathcal{N}(loc, scale^2)` to the prior, summed over elements.
 
         .. math:: \\mathrm{KL} = \\log\\frac{\\sigma_0}{\\sigma}
                   + \\frac{\\sigma^2 + (\\mu - \\mu_0)^2}{2\\sigma_0^2} - \\frac12
@@ -129,7 +129,8 @@ class GaussianPrior(Prior):
 class ScaleMixturePrior(Prior):
     """Scale mixture of two zero-mean Gaussians (Blundell et al., 2015, eq. 7).
 
-    .. math:: p(w) = \\pi\\,\\mathcal{N}(w; 0, \\sigma_1^2) + (1-\\pi)\\,\\mathcal{N}(w; 0, \\sigma_2^2)
+    .. math:: p(w) = \\pi\\,\\mathcal{N}(w; 0, \\sigma_1^2)
+              + (1-\\pi)\\,\\mathcal{N}(w; 0, \\sigma_2^2)
 
     Parameters
     ----------

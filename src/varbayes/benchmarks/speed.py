@@ -365,6 +365,7 @@ def run_speed_benchmark(
     implementations: tuple[str, ...] = ("post", "pyro", "varbayes", "varbayes-local",
                                         "varbayes-x20"),
     repeats: int = 3,
+    single_thread: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run every implementation at every size in this process and return the results.
@@ -384,6 +385,11 @@ def run_speed_benchmark(
         (the last at ``N <= 1000`` only).
     repeats : int, default=3
         Round-robin rounds over the implementations at ``N <= 1000``; each keeps its fastest.
+    single_thread : bool, default=True
+        Every run on one intra-op thread (the issue's C floor is single-threaded, and on a shared
+        machine a descheduled worker thread stalls each parallel op); ``False``: the threads
+        varbayes picks for the problem size (:func:`~varbayes.training.intra_op_threads`), for
+        every implementation alike.
     log : callable or None
         Called with each finished row, formatted.
 
@@ -394,16 +400,10 @@ def run_speed_benchmark(
         ``train_ms_per_epoch``, ``train_cpu_ms_per_epoch``, ``us_per_row_epoch``, ``predict_ms``,
         ``peak_mb``, ``neg_elbo_per_point``, ``test_nll``, or ``skipped``) and ``ratios``.
     """
-    with contextlib.suppress(OSError, AttributeError):  # big tensors from and back to the OS,
-        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 17)  # so that resident memory tracks them
     if quick:
         num_samples = min(num_samples, 50)
     pyro_note = (None if importlib.util.find_spec("pyro") else
                  "pyro-ppl is not installed (pip install 'varbayes[bench]')")
-    # Every run gets the intra-op threads varbayes picks for the problem size
-    # (varbayes.training.intra_op_threads), and one on a busy machine (load average >= CPUs),
-    # where a descheduled worker thread would stall every parallel operation.
-    busy = getattr(os, "getloadavg", lambda: (0.0,))()[0] >= (os.cpu_count() or 1)
     results: list[dict[str, Any]] = []
     for n in sizes:
         data = _data(int(n))
@@ -419,7 +419,7 @@ def run_speed_benchmark(
                     best[impl] = {"n": int(n), "implementation": impl, "skipped": skip}
                     continue
                 row = _run_one(impl, data, epochs, batch, num_samples, quick,
-                               0 if busy else work * (20 if impl == "varbayes-x20" else 1))
+                               0 if single_thread else work * (20 if impl == "varbayes-x20" else 1))
                 if impl in best:  # keep the fastest round, and the fastest prediction
                     row["predict_ms"] = min(row["predict_ms"], best[impl]["predict_ms"])
                     if best[impl]["train_seconds"] < row["train_seconds"]:
@@ -434,7 +434,7 @@ def run_speed_benchmark(
     return {
         "settings": {"sizes": [int(s) for s in sizes], "quick": quick, "batch_size": batch_size,
                      "num_samples": num_samples, "network": list(_SIZES), "noise": _NOISE,
-                     "lr": _LR, "machine_busy": busy},
+                     "lr": _LR, "single_thread": single_thread},
         "environment": {"python": sys.version.split()[0], "torch": torch.__version__,
                         "platform": platform.platform(), "cpus": os.cpu_count(),
                         "torch_threads": torch.get_num_threads(),
