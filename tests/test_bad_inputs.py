@@ -121,7 +121,7 @@ CASES: list[tuple[str, str, str, str]] = [
     ("hp-lr", "`lr <= 0`", 'ValueError: "lr must be in the range (0.0, inf)"',
      '2: "expected a positive"'),
     ("hp-lr-type", '`lr="x"`', 'TypeError: "lr must be a float, got str"',
-     '2: "expected a positive number"'),
+     '2: "expected a positive finite number"'),
     ("hp-epochs", "negative epochs", 'ValueError: "epochs must be in the range [1, inf)"',
      '2: "expected a positive integer"'),
     ("hp-epochs-float", "`epochs=2.5`", 'TypeError: "epochs must be an int, got float 2.5"',
