@@ -14,7 +14,7 @@ with
 
 The epistemic part uses the population variance (divisor ``S``), so the identity is exact for any
 ``S`` and ``S = 1`` gives 0, never NaN. Quantiles are those of the mixture itself, found by
-bisection on its CDF (to about ``1e-11`` in standardised units), not empirical quantiles of a
+bisection on its CDF (to the resolution of the prediction's dtype), not empirical quantiles of a
 finite number of ``y`` draws. The blog post's 1000 forward passes in a Python loop become one
 call with a leading sample dimension.
 """
@@ -125,8 +125,13 @@ class Prediction:
             comp_q = loc + scale * zq  # (k, S, n)
             lo, hi = comp_q.min(1).values, comp_q.max(1).values
             target = qt[:, None]
-            for _ in range(44):  # the bracket shrinks 2^44-fold: ~1e-12 of its width
+            # Bisect until the bracket is below the resolution of the output dtype (about 24
+            # halvings for float32 results, 50 for float64), not a fixed number of times.
+            tol = 4 * torch.finfo(self.loc.dtype).eps
+            for _ in range(200):
                 mid = 0.5 * (lo + hi)
+                if bool(((hi - lo) <= tol * (1 + mid.abs())).all()):
+                    break
                 below = torch.special.ndtr((mid.unsqueeze(1) - loc) / scale).mean(1) < target
                 lo = torch.where(below, mid, lo)
                 hi = torch.where(below, hi, mid)
