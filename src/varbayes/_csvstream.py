@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from varbayes.datasets import _NUMBER, _format_column, _parse_column
+from varbayes.datasets import _check_header, _format_column, _parse_column
 
 __all__ = [
     "CSVChunkReader",
@@ -147,26 +147,7 @@ class CSVChunkReader:
         if first is None:
             raise ValueError(f"CSV file {p} is empty; expected a header row naming the columns")
         raw = first[1]
-        header = [c.strip() for c in raw]
-        seps = [s for s in (";", "\t", "|") if s in header[0]]
-        if len(header) == 1 and seps:
-            raise ValueError(
-                f"{p} has a single column {header[0]!r}: the file seems to use {seps[0]!r} as "
-                f"delimiter, not {delimiter!r}. Save it as comma-separated values or pass "
-                f"delimiter={seps[0]!r}."
-            )
-        if all(_NUMBER.match(c) for c in header):
-            raise ValueError(
-                f"the first row of {p} looks like data (all cells are numbers: {header[:5]}); "
-                "a header row naming the columns is required"
-            )
-        for j, c in enumerate(header):
-            if not c:
-                raise ValueError(f"{p}: column {j + 1} of the header row (row 1) has no name")
-            if header.index(c) != j:
-                raise ValueError(
-                    f"{p}: duplicate column name {c!r} (columns {header.index(c) + 1} and {j + 1})"
-                )
+        _check_header(p, raw, delimiter)
         return raw
 
     def chunks(self) -> Iterator[tuple[np.ndarray, list[list[str]]]]:

@@ -353,26 +353,7 @@ def _open_rows(path: Path, delimiter: str) -> tuple[list[str], _Rows]:
         raise ValueError(f"{path} is not a valid CSV file: {exc}") from None
     if not rows:
         raise ValueError(f"CSV file {path} is empty; expected a header row naming the columns")
-    header = [c.strip() for c in rows[0][1]]
-    seps = [s for s in (";", "\t", "|") if s in header[0]]
-    if len(header) == 1 and seps:
-        raise ValueError(
-            f"{path} has a single column {header[0]!r}: the file seems to use {seps[0]!r} as "
-            f"delimiter, not {delimiter!r}. Save it as comma-separated values or pass "
-            f"delimiter={seps[0]!r}."
-        )
-    if all(_NUMBER.match(c) for c in header):
-        raise ValueError(
-            f"the first row of {path} looks like data (all cells are numbers: {header[:5]}); "
-            "a header row naming the columns is required"
-        )
-    for j, c in enumerate(header):
-        if not c:
-            raise ValueError(f"{path}: column {j + 1} of the header row (row 1) has no name")
-        if header.index(c) != j:
-            raise ValueError(
-                f"{path}: duplicate column name {c!r} (columns {header.index(c) + 1} and {j + 1})"
-            )
+    header = _check_header(path, rows[0][1], delimiter)
     if len(rows) == 1:
         raise ValueError(f"CSV file {path} has a header row but no data rows")
     for lineno, r in rows[1:]:
@@ -396,6 +377,31 @@ def _parse_column(path: Path, rows: _Rows, j: int, col: str) -> np.ndarray:
         if not math.isfinite(v):
             raise ValueError(f"{where}: value {cell!r} is not finite (NaN or infinity)")
     return out
+
+
+def _check_header(path: Path, raw: list[str], delimiter: str) -> list[str]:
+    """Validate a CSV header row (names, delimiter, duplicates); return the stripped names."""
+    header = [c.strip() for c in raw]
+    seps = [s for s in (";", "\t", "|") if s in header[0]]
+    if len(header) == 1 and seps:
+        raise ValueError(
+            f"{path} has a single column {header[0]!r}: the file seems to use {seps[0]!r} as "
+            f"delimiter, not {delimiter!r}. Save it as comma-separated values or pass "
+            f"delimiter={seps[0]!r}."
+        )
+    if all(_NUMBER.match(c) for c in header):
+        raise ValueError(
+            f"the first row of {path} looks like data (all cells are numbers: {header[:5]}); "
+            "a header row naming the columns is required"
+        )
+    for j, c in enumerate(header):
+        if not c:
+            raise ValueError(f"{path}: column {j + 1} of the header row (row 1) has no name")
+        if header.index(c) != j:
+            raise ValueError(
+                f"{path}: duplicate column name {c!r} (columns {header.index(c) + 1} and {j + 1})"
+            )
+    return header
 
 
 def read_csv(
