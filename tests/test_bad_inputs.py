@@ -1004,7 +1004,8 @@ def test_docs_table_matches_cases() -> None:
         "docs/bad-inputs.md is out of date: regenerate its table with "
         "`python tests/test_bad_inputs.py`"
     )
-    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    first_table = text[: text.index("## Round two")]  # round two has its own drift check
+    rows = [line for line in first_table.splitlines() if line.startswith("| `")]
     assert len(rows) == len(CASES)
 
 
