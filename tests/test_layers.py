@@ -98,14 +98,25 @@ def test_mean_mode_is_deterministic():
 
 
 def test_no_kl_state_is_kept_or_shared():
-    a, b = BayesLinear(2, 2), BayesLinear(2, 2)
-    kl_a = a.kl_divergence().item()
-    for _ in range(5):
-        b(torch.randn(3, 2))
-        b.forward_kl(torch.randn(3, 2), kl="mc")
-    assert a.kl_divergence().item() == kl_a
+    """Two different models, interleaved: each one's KL and ELBO are what they are alone."""
+    from varbayes.models import BayesianMLP
+    from varbayes.objectives import ELBO
+
+    a = BayesianMLP(2, (3,), head="heteroscedastic", generator=torch.Generator().manual_seed(1))
+    b = BayesianMLP(2, (5, 4), init_rho=-2.0, generator=torch.Generator().manual_seed(2))
+    x, y = torch.randn(6, 2), torch.randn(6)
+
+    def elbo(model, seed, kl="analytic"):
+        return ELBO(6, kl=kl)(model, x, y, generator=torch.Generator().manual_seed(seed))
+
+    alone_a, alone_b = elbo(a, 0), elbo(b, 1, kl="mc")
+    assert not torch.allclose(alone_a.kl, alone_b.kl)  # the two really differ
+    for _ in range(3):  # interleave: b's passes (MC and closed-form KL) between a's
+        b.layers[0].forward_kl(torch.randn(3, 2), kl="mc")
+        assert torch.equal(elbo(a, 0).loss, alone_a.loss)
+        assert torch.equal(elbo(b, 1, kl="mc").loss, alone_b.loss)
+    assert torch.equal(a.kl_divergence(), alone_a.kl)
     assert not any("kl" in name for name, _ in a.named_buffers())
-    assert not hasattr(BayesLinear, "accumulated_kl_div")
 
 
 def test_kl_divergence_helper_sums_layers_and_rejects_plain_modules():
