@@ -56,7 +56,7 @@ def make_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def _train_worker(args: argparse.Namespace) -> None:
     import torch
 
-    from varbayes.distributed import get_world_size, is_main_process, process_group
+    from varbayes.infer.distributed import get_world_size, is_main_process, process_group
     from varbayes.recipes import fit
 
     torch.set_num_threads(args.threads)
@@ -66,7 +66,7 @@ def _train_worker(args: argparse.Namespace) -> None:
         import inspect
 
         import varbayes.recipes
-        from varbayes.training import train
+        from varbayes.infer import train
 
         if "fast" in inspect.signature(train).parameters:
             varbayes.recipes.train = functools.partial(train, fast=False)  # type: ignore[attr-defined]

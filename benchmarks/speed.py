@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from varbayes._threads import intra_op_threads
 from varbayes.benchmarks.speed import (
     _data,
     _quality,
@@ -31,9 +32,8 @@ from varbayes.benchmarks.speed import (
     format_speed_table,
     run_speed_benchmark,
 )
-from varbayes.objectives import ELBO
+from varbayes.infer import ELBO, train
 from varbayes.recipes import build_model, make_config
-from varbayes.training import intra_op_threads, train
 
 #: (name, model kind, N, batch size or None, epochs)
 SETTINGS = [

@@ -37,11 +37,10 @@ from varbayes import io, metrics, plots
 from varbayes.cli import main
 from varbayes.datasets import read_csv
 from varbayes.estimator import BayesianRegressor
-from varbayes.objectives import ELBO, ELBOTerms, SquaredError
+from varbayes.infer import ELBO, ELBOTerms, NonFiniteLossError, SquaredError, train
 from varbayes.predictive import predictive
 from varbayes.priors import GaussianPrior
 from varbayes.recipes import FittedModel, build_model, fit
-from varbayes.training import NonFiniteLossError, train
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bad-inputs.md"
 HEADER = (

@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 import varbayes
-from varbayes.distributed import (
+from varbayes.infer import ELBO
+from varbayes.infer.distributed import (
     DistributedMode,
     ShardedBatches,
     ddp_training,
@@ -39,7 +40,6 @@ from varbayes.distributed import (
     rank_seed,
 )
 from varbayes.models import BayesianMLP
-from varbayes.objectives import ELBO
 from varbayes.recipes import fit
 
 WORLD = 2
@@ -102,7 +102,7 @@ def _worker(out: Path) -> None:
         assert parallel
         import torch.distributed as dist
 
-        from varbayes.distributed import wrap_model
+        from varbayes.infer.distributed import wrap_model
 
         rank = get_rank()
         result: dict = {"rank": rank, "world_size": get_world_size(),

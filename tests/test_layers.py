@@ -99,8 +99,8 @@ def test_mean_mode_is_deterministic():
 
 def test_no_kl_state_is_kept_or_shared():
     """Two different models, interleaved: each one's KL and ELBO are what they are alone."""
+    from varbayes.infer import ELBO
     from varbayes.models import BayesianMLP
-    from varbayes.objectives import ELBO
 
     a = BayesianMLP(2, (3,), head="heteroscedastic", generator=torch.Generator().manual_seed(1))
     b = BayesianMLP(2, (5, 4), init_rho=-2.0, generator=torch.Generator().manual_seed(2))

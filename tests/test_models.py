@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
+from varbayes.infer import ELBO
 from varbayes.models import AmortizedVI, BayesianMLP, MLPRegressor
-from varbayes.objectives import ELBO
 
 
 @pytest.mark.parametrize(

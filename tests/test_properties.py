@@ -17,7 +17,7 @@ from varbayes.predictive import Prediction
 from varbayes.recipes import fit
 
 PROFILE = settings(max_examples=60, deadline=None, derandomize=True,
-                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+                   suppress_health_check=[HealthCheck.too_slow])
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
 positive = st.floats(1e-3, 1e2, allow_nan=False, allow_infinity=False)

@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from varbayes.infer import ELBO, NonFiniteLossError, train
 from varbayes.models import BayesianMLP
-from varbayes.objectives import ELBO
 from varbayes.recipes import fit
-from varbayes.training import NonFiniteLossError, train
 
 
 def _data(n=64, seed=0):

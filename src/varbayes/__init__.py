@@ -19,18 +19,26 @@ layer), :class:`ELBO` (the objective, KL scaled once), :func:`train`, :func:`pre
 
 __version__ = "0.1.0"
 
+from varbayes._fast import run as train_many
 from varbayes.datasets import load_toy, load_uci, read_csv
-from varbayes.ensemble import train_many
 from varbayes.estimator import BayesianRegressor
+from varbayes.infer import (
+    ELBO,
+    KL,
+    AmortizedELBO,
+    ELBOTerms,
+    History,
+    NonFiniteLossError,
+    SquaredError,
+    train,
+)
 from varbayes.io import load, save
 from varbayes.layers import BayesLinear, Estimator
 from varbayes.metrics import evaluate
 from varbayes.models import AmortizedVI, BayesianMLP, Head, MLPRegressor
-from varbayes.objectives import ELBO, KL, AmortizedELBO, ELBOTerms, SquaredError
 from varbayes.predictive import Prediction, predictive
 from varbayes.priors import GaussianPrior, ScaleMixturePrior
 from varbayes.recipes import FittedModel, ModelKind, fit
-from varbayes.training import History, NonFiniteLossError, train
 from varbayes.transforms import Standardizer
 
 __all__ = [

@@ -243,9 +243,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from varbayes import io
     from varbayes._validation import check_X_y
     from varbayes.datasets import load_toy, read_csv
-    from varbayes.distributed import get_world_size, is_main_process, process_group
+    from varbayes.infer import NonFiniteLossError
+    from varbayes.infer.distributed import get_world_size, is_main_process, process_group
     from varbayes.recipes import fit, make_config
-    from varbayes.training import NonFiniteLossError
 
     _require_model_out(args.out, args.force)
     if args.data is None:
@@ -423,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - mapped to exit codes below
         if args.debug:
             raise
-        from varbayes.training import NonFiniteLossError
+        from varbayes.infer import NonFiniteLossError
 
         if isinstance(exc, NonFiniteLossError):
             code = EXIT_FAILURE

@@ -97,7 +97,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
     ----------
     model_ : varbayes.recipes.FittedModel
         The trained model (with its standardisers).
-    history_ : varbayes.training.History or None
+    history_ : varbayes.infer.train.History or None
         Per-epoch training losses (``None`` after :meth:`load`).
     predict_seed_ : int
         Seed of the generator of every prediction, drawn from ``random_state`` at fit:

@@ -145,7 +145,7 @@ class AmortizedVI(nn.Module):
 
     Two separate MLPs (the post: 1-20-10-1 each) give :math:`\\mu(x)` and
     :math:`\\log\\sigma^2(x)`; :math:`\\sigma = \\exp(\\tfrac12\\log\\sigma^2) + 10^{-5}` as in the
-    post. Trained with :class:`varbayes.objectives.AmortizedELBO`.
+    post. Trained with :class:`varbayes.infer.AmortizedELBO`.
 
     Parameters
     ----------

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from varbayes.training import intra_op_threads
+from varbayes._threads import intra_op_threads
 
 __all__ = [
     "Prediction",

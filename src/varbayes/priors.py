@@ -15,7 +15,7 @@ Two priors are provided:
   Pyro's ``TraceMeanField_ELBO`` does when the registry raises ``NotImplementedError``.
 
 All KL values are **summed** over the weights (never averaged): the objective scales the total
-once, in :mod:`varbayes.objectives`.
+once, in :mod:`varbayes.infer.objectives`.
 """
 
 from __future__ import annotations

@@ -38,12 +38,11 @@ from varbayes._validation import (
     check_sizes,
     check_X_y,
 )
+from varbayes.infer import ELBO, KL, AmortizedELBO, History, NonFinitePolicy, SquaredError, train
 from varbayes.layers import Estimator
 from varbayes.models import AmortizedVI, BayesianMLP, MLPRegressor
-from varbayes.objectives import ELBO, KL, AmortizedELBO, SquaredError
 from varbayes.predictive import Prediction, predictive
 from varbayes.priors import GaussianPrior, prior_from_config
-from varbayes.training import History, NonFinitePolicy, train
 from varbayes.transforms import Standardizer
 
 __all__ = [
@@ -283,7 +282,7 @@ def fit(
     feature_names, target_name
         Column names kept with the model (see :class:`FittedModel`).
     distributed : {'auto', 'on', 'off'}, default='auto'
-        Data-parallel training under torchrun, see :func:`~varbayes.training.train`. Every
+        Data-parallel training under torchrun, see :func:`~varbayes.infer.train`. Every
         rank passes the whole data set; the rows are sharded inside the training loop.
     **overrides
         Any key of ``DEFAULTS[kind]`` (e.g. ``epochs=500``, ``hidden=[50]``).

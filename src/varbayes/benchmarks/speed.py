@@ -14,9 +14,9 @@ mini-batches beyond (one weight draw per batch, the post's ``KL / M`` weighting)
     Pyro (the ``bench`` extra): ``PyroModule`` with ``PyroSample`` weights, ``AutoNormal``,
     ``Trace_ELBO``, vectorised ``Predictive``; skipped with a note when Pyro is missing.
 ``varbayes`` / ``varbayes-local`` / ``varbayes-x20``
-    :func:`varbayes.training.train` on the ``bbb`` recipe's model (``reparam``, closed-form KL),
+    :func:`varbayes.infer.train` on the ``bbb`` recipe's model (``reparam``, closed-form KL),
     the same with local reparameterisation, and 20 such models at once
-    (:func:`varbayes.ensemble.train_many`); prediction with :func:`varbayes.predictive.predictive`.
+    (:func:`varbayes.train_many`); prediction with :func:`varbayes.predictive.predictive`.
 
 Each run reports training time per epoch (wall and CPU) and per row-epoch, the time to draw 1000
 posterior samples of the network at 150 points, the peak resident memory it added, and -- so that
@@ -45,12 +45,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from varbayes._fast.engine import train_many
+from varbayes._threads import intra_op_threads
 from varbayes.datasets import load_toy
-from varbayes.ensemble import train_many
-from varbayes.objectives import ELBO
+from varbayes.infer import ELBO, train
 from varbayes.predictive import predictive
 from varbayes.recipes import build_model, make_config
-from varbayes.training import intra_op_threads, train
 
 __all__ = [
     "DEFAULT_SIZES",
@@ -388,7 +388,7 @@ def run_speed_benchmark(
     single_thread : bool, default=True
         Every run on one intra-op thread (the issue's C floor is single-threaded, and on a shared
         machine a descheduled worker thread stalls each parallel op); ``False``: the threads
-        varbayes picks for the problem size (:func:`~varbayes.training.intra_op_threads`), for
+        varbayes picks for the problem size (:func:`~varbayes._threads.intra_op_threads`), for
         every implementation alike.
     log : callable or None
         Called with each finished row, formatted.

@@ -50,11 +50,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from varbayes.datasets import UCISplit, list_uci, load_uci, uci_n_splits, uci_root
+from varbayes.infer import ELBO, AmortizedELBO, SquaredError, train
 from varbayes.metrics import evaluate
-from varbayes.objectives import ELBO, AmortizedELBO, SquaredError
 from varbayes.predictive import Prediction
 from varbayes.recipes import FittedModel, ModelKind, build_model, make_config
-from varbayes.training import train
 from varbayes.transforms import Standardizer
 
 __all__ = [

@@ -7,9 +7,9 @@ parameters, noise or optimiser state -- so the result is that of ``M`` separate 
 random numbers. For small data this is where throughput is won: one 1-20-20-1 model leaves the
 CPU idle between kernel launches, twenty fill it.
 
-The engine is :class:`~varbayes._stacked.BayesianMLPStack` (all ``M`` models in one tensor, the
+The engine is :class:`~varbayes._fast.stack.BayesianMLPStack` (all ``M`` models in one tensor, the
 ELBO's gradient derived by hand) with Adam on that flat tensor (elementwise, so every model keeps
-its own moments). :func:`varbayes.training.train`
+its own moments). :func:`varbayes.infer.train`
 uses the same loop with ``M = 1`` for a plain :class:`~varbayes.models.BayesianMLP` trained with a
 closed-form :class:`~varbayes.ELBO` (see :func:`fast_path_unsupported`).
 """
@@ -24,16 +24,18 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from varbayes._stacked import BayesianMLPStack, stack_architecture
-from varbayes.models import BayesianMLP
-from varbayes.objectives import ELBO, KL
-from varbayes.training import (
+from varbayes._fast.stack import BayesianMLPStack, stack_architecture
+from varbayes._threads import intra_op_threads
+from varbayes.infer.adam import Adam
+from varbayes.infer.history import (
     History,
     NonFiniteLossError,
     NonFinitePolicy,
-    _Adam,
-    intra_op_threads,
+    check_policy,
+    nonfinite_message,
 )
+from varbayes.infer.objectives import ELBO, KL
+from varbayes.models import BayesianMLP
 
 __all__ = [
     "BayesianMLPStack",
@@ -65,7 +67,7 @@ def _run(stack: BayesianMLPStack, objective: ELBO, x: Tensor, y: Tensor, *, epoc
          progress: bool, desc: str | None) -> list[History]:
     """The training loop of :func:`train_many` (arguments already checked)."""
     m, n = stack.num_models, x.shape[-2]
-    adam = _Adam([stack.params], lr)
+    adam = Adam([stack.params], lr)
     histories = [History() for _ in range(m)]
     sums = torch.zeros(3, m, dtype=torch.float64, device=x.device)
     moments = (stack.params, adam.exp_avg[0], adam.exp_avg_sq[0])
@@ -95,12 +97,9 @@ def _run(stack: BayesianMLPStack, objective: ELBO, x: Tensor, y: Tensor, *, epoc
             bad = ~torch.isfinite(terms).all(0)
             if policy is NonFinitePolicy.RAISE:
                 first = int(bad.nonzero()[0])
-                which = f" of model {first}" if m > 1 else ""
-                raise NonFiniteLossError(
-                    f"the training loss{which} became {terms[0, first].item()} at epoch "
-                    f"{epoch + 1}, step {step + 1}; lower the learning rate (lr={lr:g}), "
-                    "standardise the data, or pass nonfinite='skip' to skip such steps"
-                )
+                raise NonFiniteLossError(nonfinite_message(
+                    terms[0, first].item(), epoch=epoch + 1, step=step + 1, lr=lr,
+                    model=first if m > 1 else None))
             for history, skipped in zip(histories, bad.tolist(), strict=True):
                 history.skipped_steps += skipped
             if bool(bad.all()):
@@ -115,11 +114,8 @@ def _run(stack: BayesianMLPStack, objective: ELBO, x: Tensor, y: Tensor, *, epoc
         empty = taken == 0 if partial is None else bool((counts == 0).any())
         if empty:
             first = 0 if partial is None else int((counts == 0).nonzero()[0])
-            which = f" of model {first}" if m > 1 else ""
-            raise NonFiniteLossError(
-                f"every step of epoch {epoch + 1}{which} had a non-finite loss; lower the "
-                f"learning rate (lr={lr:g})"
-            )
+            raise NonFiniteLossError(nonfinite_message(
+                None, epoch=epoch + 1, step=None, lr=lr, model=first if m > 1 else None))
         means = (sums / counts).tolist()
         for i, history in enumerate(histories):
             history.loss.append(means[0][i])
@@ -152,7 +148,7 @@ def train_many(
 
     Each model minimises its own ``objective`` (the negative ELBO, closed-form KL) with its own
     Adam state; the trained parameters are written back into ``models``. The result is that of
-    ``M`` independent :func:`~varbayes.training.train` runs with other random numbers: every
+    ``M`` independent :func:`~varbayes.infer.train` runs with other random numbers: every
     step draws fresh noise for every model, and all models see the mini-batches in the same order.
 
     Parameters
@@ -167,7 +163,7 @@ def train_many(
         Inputs shared by all models, or one data set per model (e.g. the splits of a UCI set).
     y : Tensor of shape (n,) or (M, n)
     epochs, lr, batch_size, generator, nonfinite, progress, desc
-        As in :func:`~varbayes.training.train`. With ``nonfinite='skip'`` a step is skipped for
+        As in :func:`~varbayes.infer.train`. With ``nonfinite='skip'`` a step is skipped for
         the models whose loss is not finite (their Adam step count still advances).
 
     Returns
@@ -181,7 +177,7 @@ def train_many(
         For models or an objective the engine does not support (the message says why), or
         inconsistent shapes.
     NonFiniteLossError
-        As in :func:`~varbayes.training.train`, naming the model.
+        As in :func:`~varbayes.infer.train`, naming the model.
 
     Examples
     --------
@@ -210,12 +206,7 @@ def train_many(
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                    or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    try:
-        policy = NonFinitePolicy(nonfinite)
-    except ValueError:
-        allowed = [p.value for p in NonFinitePolicy]
-        raise ValueError(
-            f"unknown nonfinite policy {nonfinite!r}; expected one of {allowed}") from None
+    policy = check_policy(nonfinite)
     shared = x.dim() == 2 and y.dim() == 1
     per_model = x.dim() == 3 and y.dim() == 2 and x.shape[0] == m and y.shape[0] == m
     if not (shared or per_model) or x.shape[-2] != y.shape[-1]:

@@ -1,11 +1,11 @@
 """``M`` Bayesian MLPs as one flat tensor, with the negative ELBO's gradient derived by hand.
 
 :class:`BayesianMLPStack` holds ``M`` :class:`~varbayes.models.BayesianMLP` of one architecture
-in one ``(M, P)`` tensor and evaluates the negative ELBO of :class:`~varbayes.objectives.ELBO`
+in one ``(M, P)`` tensor and evaluates the negative ELBO of :class:`~varbayes.infer.ELBO`
 (closed-form KL, Gaussian prior) *and its gradient* for all of them, one batched matrix product
 per layer and direction: no autograd graph, no distribution objects, no views rebuilt per step
 (about a hundred tensor operations a step, whatever ``M``). ``tests/test_speed_paths.py`` checks
-it against autograd; :mod:`varbayes.ensemble` trains it. Gradients, per model, with
+it against autograd; :mod:`varbayes._fast.engine` trains it. Gradients, per model, with
 :math:`c = \\text{kl\\_weight} / N` and a prior :math:`\\mathcal{N}(\\mu_0, s_0^2)`:
 
 .. math::
@@ -37,9 +37,17 @@ from varbayes.models import BayesianMLP, Head
 from varbayes.priors import GaussianPrior
 
 __all__ = [
+    "HEADS",
+    "ESTIMATORS",
     "BayesianMLPStack",
     "stack_architecture",
 ]
+
+#: The heads and estimators whose gradients this module derives: the whitelist. Anything else
+#: (a new head or estimator included) is refused by :func:`stack_architecture` and so trains on
+#: the autograd path; every branch below on a head or estimator covers exactly these members.
+HEADS = frozenset({Head.FIXED, Head.LEARNED, Head.HETEROSCEDASTIC})
+ESTIMATORS = frozenset({Estimator.REPARAM, Estimator.LOCAL, Estimator.FLIPOUT})
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 _relu_grad = torch.ops.aten.threshold_backward  # grad where the ReLU output is > 0, else 0
@@ -64,11 +72,15 @@ def stack_architecture(model: nn.Module) -> _Arch:
     """Describe ``model`` for stacking, or raise ``ValueError`` naming what is not supported."""
     if type(model) is not BayesianMLP:
         raise ValueError(f"needs a BayesianMLP, got {type(model).__name__}")
+    if model.head not in HEADS:
+        raise ValueError(f"has no gradients for the head {model.head.value!r}")
     layers = list(model.layers)
     if not all(type(m) is BayesLinear and m.bias_loc is not None for m in layers):
         raise ValueError("needs BayesLinear layers with a bias")
     if len({(m.estimator, m.min_scale) for m in layers}) != 1:
         raise ValueError("needs one estimator and one min_scale for all layers")
+    if layers[0].estimator not in ESTIMATORS:
+        raise ValueError(f"has no gradients for the estimator {layers[0].estimator.value!r}")
     priors = {(type(m.prior), getattr(m.prior, "loc", None), getattr(m.prior, "scale", None))
               for m in layers}
     kind, loc, scale = priors.pop()
@@ -90,6 +102,12 @@ def stack_architecture(model: nn.Module) -> _Arch:
     sizes = (layers[0].in_features, *(m.out_features for m in layers))
     return _Arch(sizes, noise_sizes, model.head, layers[0].estimator, (loc, scale),
                  layers[0].min_scale, model.min_scale, params[0].dtype, params[0].device)
+
+
+def _require(covered: bool, member: Head | Estimator) -> None:
+    """Fail loudly where a branch on a head or estimator meets a member it does not cover."""
+    if not covered:
+        raise ValueError(f"the fast engine has no branch for {member!r}")
 
 
 def _offsets(sizes: Sequence[int]) -> tuple[list[tuple[int, int, int, int]], int]:
@@ -226,7 +244,7 @@ class BayesianMLPStack:
         """Standard-normal noise of one step for ``rows`` data rows and ``particles`` draws.
 
         With ``M = 1``, drawn layer by layer in the order and shapes of the layers' own forward
-        pass: :func:`~varbayes.training.train` gives the same model with or without the engine.
+        pass: :func:`~varbayes.infer.train` gives the same model with or without the engine.
         The tensors are reused: the next call overwrites them.
 
         Returns
@@ -312,6 +330,7 @@ class BayesianMLPStack:
                 h = batched_linear(h, ws[i], bs[i])
                 h = h.relu_() if i < last else h
             return h, acts
+        _require(self.arch.estimator is Estimator.FLIPOUT, self.arch.estimator)
         # flipout: h W = h mu + ((h * s_in) (sigma * eps)) * s_out; the bias is not flipped
         eps, signs = noise
         torch.mul(sigma.unsqueeze(1), eps, out=w.view(m, particles, -1))
@@ -338,6 +357,7 @@ class BayesianMLPStack:
             _mlp_backward(g, cache, ws, gws, gbs)
             eps = noise
         else:
+            _require(self.arch.estimator is Estimator.FLIPOUT, self.arch.estimator)
             eps = noise[0]
             _, locs, _ = self._space("loc")
             _, gloc_ws, _ = self._space("gloc")
@@ -428,6 +448,7 @@ class BayesianMLPStack:
             g_std = 1.0 / std - (inv * q).unsqueeze(1) * prec / std
             torch.mul(g_std, torch.sigmoid(self.noise_rho), out=self.gnoise_rho)
             return nll, r.mul_(prec.view(m, 1, 1) * inv)
+        _require(arch.head is Head.HETEROSCEDASTIC, arch.head)
         cache = None
         if self.noise_layers:  # sigma(x) from the point-estimate network, shared by the S draws
             raw3, cache = self._noise_net(x if x.dim() == 3 else x.expand(m, *x.shape))

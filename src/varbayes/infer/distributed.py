@@ -36,7 +36,7 @@ scaled by the global ``N`` and the KL is counted once, not once per rank.
 
 Examples
 --------
->>> from varbayes.distributed import ShardedBatches
+>>> from varbayes.infer.distributed import ShardedBatches
 >>> shards = [ShardedBatches(10, 4, rank=r, world_size=2, seed=0) for r in range(2)]
 >>> [len(s.epoch(0)) for s in shards], shards[0].local_batch_size
 ([3, 3], 2)

@@ -2,7 +2,7 @@
 
 ``_library_noise`` replays the noise :class:`~varbayes.models.BayesianMLP`'s layers draw from a
 generator (per layer, in their order and shapes) in the layout of the hand-derived engine
-(:mod:`varbayes._stacked`); the tests compare losses, gradients and whole training runs with
+(:mod:`varbayes._fast.stack`); the tests compare losses, gradients and whole training runs with
 autograd through the library's layers and :class:`~varbayes.ELBO`, the vectorised training of
 many models with separate runs, and the flat Adam with ``torch.optim.Adam``.
 """
@@ -13,13 +13,15 @@ import json
 import pytest
 import torch
 
+from varbayes import _fast
+from varbayes._fast import BayesianMLPStack
+from varbayes._fast import run as train_many
+from varbayes._fast import unsupported as fast_path_unsupported
 from varbayes.cli import main
-from varbayes.ensemble import BayesianMLPStack, fast_path_unsupported, train_many
+from varbayes.infer import ELBO, Adam, NonFiniteLossError, train
 from varbayes.layers import Estimator
-from varbayes.models import AmortizedVI, BayesianMLP
-from varbayes.objectives import ELBO
+from varbayes.models import AmortizedVI, BayesianMLP, Head
 from varbayes.priors import GaussianPrior, ScaleMixturePrior
-from varbayes.training import NonFiniteLossError, _Adam, train
 
 HEADS = [("fixed", None), ("learned", None), ("heteroscedastic", None), ("heteroscedastic", (5,))]
 
@@ -131,7 +133,7 @@ def test_adam_equals_torch_adam(weight_decay):
     ref = [torch.nn.Parameter(torch.randn(s, dtype=torch.float64)) for s in ((2, 7), (3,), ())]
     ours = [torch.nn.Parameter(p.detach().clone()) for p in ref]
     reference = torch.optim.Adam(ref, lr=0.03, weight_decay=weight_decay, foreach=False)
-    adam = _Adam(ours, 0.03, weight_decay=weight_decay)
+    adam = Adam(ours, 0.03, weight_decay=weight_decay)
     for step in range(25):
         for p, q in zip(ref, ours, strict=True):
             grad = None if (step % 3 == 0 and p.dim() == 1) else torch.randn_like(p)
@@ -253,6 +255,26 @@ def test_unsupported_models_fall_back_or_are_refused():
     with pytest.raises(ValueError, match="M=2"):
         train_many([_model("reparam", "fixed", None)] * 2, ELBO(9), x[None], y[None], epochs=1,
                    lr=0.01)
+
+
+def test_the_equivalence_tests_cover_the_whole_whitelist():
+    """A head or estimator added to the engine's whitelist must be added to the tests above."""
+    assert {Head(h) for h, _ in HEADS} == set(_fast.HEADS)
+    assert {Estimator(e) for e in ("reparam", "local", "flipout")} == set(_fast.ESTIMATORS)
+
+
+def test_a_member_outside_the_whitelist_takes_the_autograd_path(monkeypatch):
+    """The engine refuses what it has no gradients for; train() then uses autograd."""
+    x, y = _data()
+    model = _model("reparam", "learned", None)
+    monkeypatch.setattr("varbayes._fast.stack.HEADS", frozenset({Head.FIXED}))
+    assert "no gradients for the head 'learned'" in fast_path_unsupported(model, ELBO(9))
+    reference = copy.deepcopy(model)
+    train(model, ELBO(9), x, y, epochs=3, lr=0.01, generator=torch.Generator().manual_seed(0))
+    train(reference, ELBO(9), x, y, epochs=3, lr=0.01, fast=False,
+          generator=torch.Generator().manual_seed(0))
+    for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+        assert torch.equal(p, q)
 
 
 def test_threads_are_restored_after_training():

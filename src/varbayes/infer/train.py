@@ -8,72 +8,38 @@ A loss that becomes non-finite stops training with :class:`NonFiniteLossError`, 
 suggests the usual fix (a lower learning rate); ``nonfinite='skip'`` skips such steps instead
 (and still stops if every step of an epoch was skipped).
 
-Under torchrun the same call trains data-parallel (see :mod:`varbayes.distributed`): the rows
+Under torchrun the same call trains data-parallel (see :mod:`varbayes.infer.distributed`): the rows
 are sharded over the ranks, the model is wrapped in DDP, the epoch diagnostics are averaged over
 the ranks and only rank 0 shows the progress bar.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from enum import Enum
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from varbayes.distributed import DistributedMode, ddp_training
-from varbayes.objectives import ELBOTerms
+from varbayes._threads import PARALLEL_WORK, intra_op_threads
+from varbayes.infer.adam import Adam
+from varbayes.infer.distributed import DistributedMode, ddp_training
+from varbayes.infer.history import (
+    History,
+    NonFiniteLossError,
+    NonFinitePolicy,
+    check_policy,
+    nonfinite_message,
+)
+from varbayes.infer.objectives import ELBOTerms
 
-__all__ = [
-    "History",
-    "NonFiniteLossError",
-    "NonFinitePolicy",
-    "intra_op_threads",
-    "train",
-]
+__all__ = ["train"]
 
 Objective = Callable[..., ELBOTerms]
-
-
-class NonFinitePolicy(str, Enum):
-    """What to do when a training step produces a NaN or infinite loss."""
-
-    RAISE = "raise"
-    """Stop with :class:`NonFiniteLossError` (default)."""
-    SKIP = "skip"
-    """Skip the step (no parameter update) and go on."""
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN or infinite loss."""
-
-
-@dataclass
-class History:
-    """Per-epoch means of the objective's terms, and the wall time.
-
-    Attributes
-    ----------
-    loss, nll, kl : list of float
-        One value per epoch (mean over the epoch's steps).
-    skipped_steps : int
-        Steps skipped under ``nonfinite='skip'``.
-    seconds : float
-        Wall time of the training loop.
-    """
-
-    loss: list[float] = field(default_factory=list)
-    nll: list[float] = field(default_factory=list)
-    kl: list[float] = field(default_factory=list)
-    skipped_steps: int = 0
-    seconds: float = 0.0
 
 
 def _positive_int(value: int | None, name: str, allow_none: bool = False) -> int | None:
@@ -82,81 +48,6 @@ def _positive_int(value: int | None, name: str, allow_none: bool = False) -> int
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return value
-
-
-class _Adam:
-    """Adam on a list of tensors: the arithmetic of ``torch.optim.Adam``, with foreach ops.
-
-    Constructing the first ``torch.optim`` optimiser of a process imports ``torch._dynamo``
-    (about 2 s of CPU), more than the whole training of the post's models; this class does not.
-    ``weight_decay`` is added to the gradient (L2, as ``torch.optim.Adam``), parameters without
-    a gradient are skipped, and each tensor keeps its own step count.
-    """
-
-    def __init__(self, params: Iterable[Tensor], lr: float, betas: tuple[float, float] = (0.9,
-                 0.999), eps: float = 1e-8, weight_decay: float = 0.0) -> None:
-        self.params = list(params)
-        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
-        self.exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format)
-                        for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format)
-                           for p in self.params]
-        self.steps = [0] * len(self.params)
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        """Forget the gradients (``set_to_none`` is accepted for ``torch.optim`` parity)."""
-        for p in self.params:
-            p.grad = None
-
-    @torch.no_grad()
-    def step(self, grads: list[Tensor] | None = None) -> None:
-        """Update the parameters in place from ``grads`` (default: their ``.grad``)."""
-        grads = [p.grad for p in self.params] if grads is None else grads
-        live = [i for i, g in enumerate(grads) if g is not None]
-        if not live:
-            return
-        params = [self.params[i] for i in live]
-        g = [grads[i] for i in live]
-        m, v = [self.exp_avg[i] for i in live], [self.exp_avg_sq[i] for i in live]
-        if self.weight_decay:
-            g = torch._foreach_add(g, params, alpha=self.weight_decay)
-        beta1, beta2 = self.betas
-        for i in live:
-            self.steps[i] += 1
-        torch._foreach_lerp_(m, g, 1 - beta1)
-        torch._foreach_mul_(v, beta2)
-        torch._foreach_addcmul_(v, g, g, value=1 - beta2)
-        # sqrt(v) / c2 + eps with c2 = sqrt(1 - beta2^t) moved into the step size
-        c2 = [math.sqrt(1 - beta2 ** self.steps[i]) for i in live]
-        denom = torch._foreach_sqrt(v)
-        torch._foreach_add_(denom, [self.eps * c for c in c2])
-        sizes = [-self.lr * c / (1 - beta1 ** self.steps[i]) for c, i in zip(c2, live, strict=True)]
-        torch._foreach_addcdiv_(params, m, denom, sizes)
-
-
-#: Below this much work per step (rows x parameters, about the multiply-adds of one forward
-#: pass) a second intra-op thread costs more in synchronisation than it computes; on a loaded
-#: machine a descheduled worker thread can stall every operation for milliseconds.
-PARALLEL_WORK = 1 << 22
-
-
-@contextlib.contextmanager
-def intra_op_threads(work: int) -> Iterator[None]:
-    """Run the block single-threaded if ``work`` (rows x parameters per step) is small.
-
-    Small models (the post's 1-20-20-1 on 150 points) are bound by per-operation overhead, not
-    arithmetic; intra-op threads only add synchronisation. The previous thread count is restored
-    on exit. Larger problems keep ``torch.get_num_threads()`` threads.
-    """
-    previous = torch.get_num_threads()
-    if work >= PARALLEL_WORK or previous == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _threads_by_problem_size(fn: Callable[..., History]) -> Callable[..., History]:
@@ -228,11 +119,11 @@ def train(
         already regularises).
     distributed : {'auto', 'on', 'off'}, default='auto'
         Data-parallel training over the processes of a torchrun launch (``'auto'``: when there
-        are several), see :func:`varbayes.distributed.ddp_training`. ``batch_size`` stays the
+        are several), see :func:`varbayes.infer.distributed.ddp_training`. ``batch_size`` stays the
         global batch; each rank draws its noise from a generator derived from ``(seed, rank)``.
     fast : bool or None, default=None
         A :class:`~varbayes.models.BayesianMLP` with a closed-form :class:`~varbayes.ELBO`
-        trains on the vectorised engine of :mod:`varbayes.ensemble` (hand-derived gradients,
+        trains on the vectorised engine of :mod:`varbayes._fast` (hand-derived gradients,
         the same objective, other random numbers) when not distributed. ``None``: whenever
         supported; ``False``: always the autograd loop below; ``True``: raise ``ValueError`` if
         the engine does not support the model.
@@ -252,12 +143,7 @@ def train(
     batch_size = _positive_int(batch_size, "batch_size", allow_none=True)
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-    try:
-        policy = NonFinitePolicy(nonfinite)
-    except ValueError:
-        allowed = [p.value for p in NonFinitePolicy]
-        raise ValueError(
-            f"unknown nonfinite policy {nonfinite!r}; expected one of {allowed}") from None
+    policy = check_policy(nonfinite)
     if x.dim() != 2 or y.dim() != 1 or x.shape[0] != y.shape[0]:
         raise ValueError(
             f"train expects x of shape (n, d) and y of shape (n,), got {tuple(x.shape)} and "
@@ -266,7 +152,7 @@ def train(
     n = x.shape[0]
     if batch_size is None or batch_size >= n:
         batch_size = n
-    optimizer = _Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     history = History()
     model.train()
     ddp = ddp_training(model, n=n, batch_size=batch_size, generator=generator, device=x.device,
@@ -276,13 +162,13 @@ def train(
         generator = ddp.generator
         progress = progress and ddp.is_main
     if ddp is None and fast is not False and not weight_decay:
-        from varbayes.ensemble import fast_path_unsupported, train_many  # builds on this module
+        from varbayes import _fast  # only when asked for: the engine is no import of this module
 
-        why = fast_path_unsupported(model, objective)
+        why = _fast.unsupported(model, objective)
         if why is None:
-            return train_many([model], objective, x, y, epochs=epochs, lr=lr,
-                              batch_size=batch_size, generator=generator, nonfinite=policy,
-                              progress=progress, desc=desc)[0]
+            return _fast.run([model], objective, x, y, epochs=epochs, lr=lr,
+                             batch_size=batch_size, generator=generator, nonfinite=policy,
+                             progress=progress, desc=desc)[0]
         if fast:
             raise ValueError(f"fast=True, but the fast engine {why}")
     elif fast:
@@ -308,11 +194,8 @@ def train(
             check = terms.loss if ddp is None else ddp.global_loss(terms.loss)
             if not torch.isfinite(check):
                 if policy is NonFinitePolicy.RAISE:
-                    raise NonFiniteLossError(
-                        f"the training loss became {check.item()} at epoch {epoch + 1}, "
-                        f"step {step + 1}; lower the learning rate (lr={lr:g}), standardise the "
-                        "data, or pass nonfinite='skip' to skip such steps"
-                    )
+                    raise NonFiniteLossError(nonfinite_message(
+                        check.item(), epoch=epoch + 1, step=step + 1, lr=lr))
                 history.skipped_steps += 1
                 continue
             optimizer.zero_grad(set_to_none=True)
@@ -323,10 +206,7 @@ def train(
         if ddp is not None:
             sums, taken = ddp.reduce_epoch(sums, taken)
         if taken == 0:
-            raise NonFiniteLossError(
-                f"every step of epoch {epoch + 1} had a non-finite loss; lower the learning rate "
-                f"(lr={lr:g})"
-            )
+            raise NonFiniteLossError(nonfinite_message(None, epoch=epoch + 1, step=None, lr=lr))
         loss, nll, kl = (sums / taken).tolist()
         history.loss.append(loss)
         history.nll.append(nll)

@@ -1,0 +1,61 @@
+"""Adam with foreach operations, without importing ``torch.optim``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor
+
+__all__ = ["Adam"]
+
+
+class Adam:
+    """Adam on a list of tensors: the arithmetic of ``torch.optim.Adam``, with foreach ops.
+
+    Constructing the first ``torch.optim`` optimiser of a process imports ``torch._dynamo``
+    (about 2 s of CPU), more than the whole training of the post's models; this class does not.
+    ``weight_decay`` is added to the gradient (L2, as ``torch.optim.Adam``), parameters without
+    a gradient are skipped, and each tensor keeps its own step count.
+    """
+
+    def __init__(self, params: Iterable[Tensor], lr: float, betas: tuple[float, float] = (0.9,
+                 0.999), eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+        self.params = list(params)
+        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
+        self.exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format)
+                        for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format)
+                           for p in self.params]
+        self.steps = [0] * len(self.params)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients (``set_to_none`` is accepted for ``torch.optim`` parity)."""
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self, grads: list[Tensor] | None = None) -> None:
+        """Update the parameters in place from ``grads`` (default: their ``.grad``)."""
+        grads = [p.grad for p in self.params] if grads is None else grads
+        live = [i for i, g in enumerate(grads) if g is not None]
+        if not live:
+            return
+        params = [self.params[i] for i in live]
+        g = [grads[i] for i in live]
+        m, v = [self.exp_avg[i] for i in live], [self.exp_avg_sq[i] for i in live]
+        if self.weight_decay:
+            g = torch._foreach_add(g, params, alpha=self.weight_decay)
+        beta1, beta2 = self.betas
+        for i in live:
+            self.steps[i] += 1
+        torch._foreach_lerp_(m, g, 1 - beta1)
+        torch._foreach_mul_(v, beta2)
+        torch._foreach_addcmul_(v, g, g, value=1 - beta2)
+        # sqrt(v) / c2 + eps with c2 = sqrt(1 - beta2^t) moved into the step size
+        c2 = [math.sqrt(1 - beta2 ** self.steps[i]) for i in live]
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_add_(denom, [self.eps * c for c in c2])
+        sizes = [-self.lr * c / (1 - beta1 ** self.steps[i]) for c, i in zip(c2, live, strict=True)]
+        torch._foreach_addcdiv_(params, m, denom, sizes)
