@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from varbayes.datasets import ToyData, load_toy
+from varbayes.kinds import KINDS, get_kind
 from varbayes.metrics import evaluate
 from varbayes.plots import new_figure, plot_calibration, plot_data, plot_fit, plot_uncertainty
-from varbayes.recipes import DEFAULTS, FittedModel, ModelKind, fit
+from varbayes.recipes import FittedModel, fit
 
 __all__ = [
     "DEMO_MODELS",
@@ -28,15 +29,8 @@ __all__ = [
 ]
 
 #: The models of the demo, in the order of the post.
-DEMO_MODELS: tuple[str, ...] = tuple(k.value for k in ModelKind)
+DEMO_MODELS: tuple[str, ...] = tuple(KINDS)
 
-_TITLES = {
-    "mle": "Maximum likelihood (point estimate, residual std as noise)",
-    "vi": "Variational regression of the aleatoric noise (Monte-Carlo ELBO)",
-    "vi_analytic": "Variational regression, closed-form KL + squared error",
-    "bbb": "Bayes by Backprop, fixed noise 0.1 (epistemic only)",
-    "hetero": "Bayes by Backprop + heteroscedastic head (both uncertainties)",
-}
 
 
 def _grid(data: ToyData, num: int = 300) -> np.ndarray:
@@ -52,7 +46,7 @@ def _figure(name: str, fitted: FittedModel, data: ToyData, out: Path, num_sample
     written = []
     fig, ax = new_figure(figsize=(11, 4.5))
     plot_fit(grid, pred, x_data=data.x_train, y_data=data.y_train, ax=ax,
-             level=0.9, mean_band=name == "bbb", title=_TITLES[name])
+             level=0.9, mean_band=name == "bbb", title=get_kind(name).title)
     path = out / f"{name}.png"
     fig.savefig(path, dpi=90)
     written.append(path)
@@ -122,7 +116,7 @@ def run_demo(
     for i, name in enumerate(models):
         overrides: dict[str, Any] = {}
         if quick:
-            overrides["epochs"] = max(1, DEFAULTS[name]["epochs"] // 10)
+            overrides["epochs"] = max(1, KINDS[name].defaults["epochs"] // 10)
         gen = torch.Generator().manual_seed(seed * 1000 + i)
         start = time.perf_counter()
         fitted, _ = fit(name, data.x_train, data.y_train[:, 0], generator=gen, progress=progress,

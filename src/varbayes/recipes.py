@@ -1,16 +1,6 @@
 """Model kinds end to end: build, train on arrays, predict in data units.
 
-A *kind* bundles a model class, its objective and its training defaults:
-
-========  ==================================================  =========================
-kind      model and objective                                 defaults (the post's)
-========  ==================================================  =========================
-mle       MLP, squared error; residual std as its noise       1-20-1, Adam 0.01, 200 ep
-vi        two MLPs for mu, log sigma^2; MC ELBO over y        1-20-10-1, Adam 0.005, 1500
-vi_analytic  same; squared error + closed-form KL             1-20-10-1, Adam 0.005, 1500
-bbb       Bayes by Backprop, fixed noise 0.1 (``noise=``)     1-20-20-1, Adam 0.01, 2000
-hetero    Bayes by Backprop + heteroscedastic head            see ``DEFAULTS['hetero']``
-========  ==================================================  =========================
+A *kind* (its model, objective and defaults) is a record of :mod:`varbayes.kinds`.
 
 :func:`fit` standardises ``x`` and ``y`` with the training statistics, trains, and returns a
 :class:`FittedModel` that keeps the standardisers, so :meth:`FittedModel.predict` takes and
@@ -22,7 +12,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -38,11 +27,10 @@ from varbayes._validation import (
     check_sizes,
     check_X_y,
 )
-from varbayes.infer import ELBO, KL, AmortizedELBO, History, NonFinitePolicy, SquaredError, train
+from varbayes.infer import KL, History, NonFinitePolicy, train
+from varbayes.kinds import KINDS, ModelKind, PriorName, get_kind
 from varbayes.layers import Estimator
-from varbayes.models import AmortizedVI, BayesianMLP, MLPRegressor
 from varbayes.predictive import Prediction, predictive
-from varbayes.priors import GaussianPrior, prior_from_config
 from varbayes.transforms import Standardizer
 
 __all__ = [
@@ -55,39 +43,8 @@ __all__ = [
 ]
 
 
-class ModelKind(str, Enum):
-    """The model kinds of varbayes."""
-
-    MLE = "mle"
-    """Maximum-likelihood MLP (point estimate), residual variance as its noise."""
-    VI = "vi"
-    """The post's amortised variational regression of the aleatoric noise (MC ELBO)."""
-    VI_ANALYTIC = "vi_analytic"
-    """The post's closed-form-KL variant (squared error + analytic KL)."""
-    BBB = "bbb"
-    """Bayes by Backprop with a fixed (the post's 0.1) or learned homoscedastic noise."""
-    HETERO = "hetero"
-    """Bayes by Backprop with a heteroscedastic head: both uncertainties in one model."""
-
-
-#: Default configuration of each kind. ``None`` batch size means full batch.
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "mle": {"hidden": [20], "epochs": 200, "lr": 0.01, "batch_size": None},
-    "vi": {"hidden": [20, 10], "epochs": 1500, "lr": 0.005, "batch_size": None},
-    "vi_analytic": {"hidden": [20, 10], "epochs": 1500, "lr": 0.005, "batch_size": None},
-    "bbb": {
-        "hidden": [20, 20], "epochs": 2000, "lr": 0.01, "batch_size": None,
-        "noise": "fixed", "noise_std": 0.1, "kl": "analytic", "prior_scale": 1.0,
-        "estimator": "reparam", "num_particles": 1,
-        # The post's initialisation: weight means N(0, 0.001), rho -2.5, bias rho 0.
-        "init_loc_std": 0.001, "init_rho": -2.5, "init_rho_bias": 0.0,
-    },
-    "hetero": {
-        "hidden": [20], "noise_hidden": [20], "epochs": 1500, "lr": 0.01, "batch_size": None,
-        "kl": "analytic", "prior_scale": 1.0, "estimator": "local", "num_particles": 1,
-        "init_loc_std": None, "init_rho": -5.0, "init_rho_bias": None, "min_scale": 1e-3,
-    },
-}
+#: Default configuration of each kind (a copy of the registry's, by kind name).
+DEFAULTS: dict[str, dict[str, Any]] = {name: dict(kind.defaults) for name, kind in KINDS.items()}
 
 
 def _positive(value: Any, name: str) -> float:
@@ -109,6 +66,10 @@ _OPTION_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "noise": lambda v, name: check_choice(v, ("fixed", "learned"), name),
     "kl": lambda v, name: check_enum(v, KL, name).value,
     "estimator": lambda v, name: check_enum(v, Estimator, name).value,
+    "prior": lambda v, name: check_enum(v, PriorName, name).value,
+    "prior_scale2": _positive,
+    "prior_pi": lambda v, name: float(check_scalar(v, name, low=0.0, high=1.0,
+                                                   low_inclusive=False, high_inclusive=False)),
 }  # fmt: skip
 
 
@@ -136,41 +97,29 @@ def make_config(kind: ModelKind | str, in_features: int, **overrides: Any) -> di
     for key, value in overrides.items():
         if value is not None:
             config[key] = _OPTION_CHECKS[key](value, key)
+    if config.get("prior") == PriorName.SCALE_MIXTURE.value:
+        _monte_carlo_kl(config, overrides)
     in_features = check_scalar(in_features, "in_features", kind=int, low=1)
     return {"kind": kind.value, "in_features": in_features, **config}
 
 
+def _monte_carlo_kl(config: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """The scale-mixture prior has no closed-form KL: use the MC KL and sampled weights.
+
+    Options left at their defaults follow; options set otherwise raise ``ValueError``.
+    """
+    for key, value in (("kl", KL.MC.value), ("estimator", Estimator.REPARAM.value)):
+        if overrides.get(key) not in (None, value):
+            raise ValueError(
+                f"prior='scale_mixture' has no closed-form KL, so it needs kl='mc' and "
+                f"estimator='reparam'; got {key}={overrides[key]!r}"
+            )
+        config[key] = value
+
+
 def build_model(config: dict[str, Any], generator: torch.Generator | None = None) -> nn.Module:
     """Instantiate the (untrained) model that ``config`` describes."""
-    kind = ModelKind(config["kind"])
-    d, hidden = config["in_features"], config["hidden"]
-    if kind is ModelKind.MLE:
-        return MLPRegressor(d, hidden, generator=generator)
-    if kind in (ModelKind.VI, ModelKind.VI_ANALYTIC):
-        return AmortizedVI(d, hidden, generator=generator)
-    prior = (prior_from_config(config["prior"]) if "prior" in config
-             else GaussianPrior(0.0, config["prior_scale"]))
-    common = dict(
-        prior=prior, estimator=config["estimator"], init_loc_std=config["init_loc_std"],
-        init_rho=config["init_rho"], init_rho_bias=config["init_rho_bias"], generator=generator,
-    )
-    if kind is ModelKind.BBB:
-        head = "fixed" if config["noise"] == "fixed" else "learned"
-        return BayesianMLP(d, hidden, head=head, noise_std=config["noise_std"], **common)
-    noise_hidden = config["noise_hidden"]
-    return BayesianMLP(d, hidden, head="heteroscedastic", min_scale=config["min_scale"],
-                       noise_hidden=None if noise_hidden is None else list(noise_hidden), **common)
-
-
-def _objective(config: dict[str, Any], n_data: int) -> Any:
-    kind = ModelKind(config["kind"])
-    if kind is ModelKind.MLE:
-        return SquaredError()
-    if kind is ModelKind.VI:
-        return AmortizedELBO(kl="mc", reconstruction="gaussian")
-    if kind is ModelKind.VI_ANALYTIC:
-        return AmortizedELBO(kl="analytic", reconstruction="squared_error")
-    return ELBO(n_data, kl=config["kl"], num_particles=config["num_particles"])
+    return get_kind(config["kind"]).build(config, generator)
 
 
 class FittedModel(nn.Module):
@@ -219,7 +168,7 @@ class FittedModel(nn.Module):
     @property
     def has_epistemic(self) -> bool:
         """Whether the model has weight uncertainty (an epistemic part)."""
-        return self.kind in (ModelKind.BBB, ModelKind.HETERO)
+        return get_kind(self.kind).has_epistemic
 
     def predict(
         self, x: np.ndarray | Tensor, num_samples: int = 1000, *,
@@ -310,16 +259,15 @@ def fit(
     y_scaler = Standardizer(1).fit(yt[:, None])
     xs = x_scaler.transform(xt)
     ys = y_scaler.transform(yt[:, None])[:, 0]
-    model = build_model(config, generator)
+    kind_spec = get_kind(config["kind"])
+    model = kind_spec.build(config, generator)
     history = train(
-        model, _objective(config, xt.shape[0]), xs, ys, epochs=int(config["epochs"]),
+        model, kind_spec.objective(config, xt.shape[0]), xs, ys, epochs=int(config["epochs"]),
         lr=float(config["lr"]), batch_size=config["batch_size"], generator=generator,
         nonfinite=nonfinite, progress=progress, desc=config["kind"], distributed=distributed,
     )
-    if config["kind"] == ModelKind.MLE.value:
-        with torch.no_grad():
-            residual = ys - model(xs).loc[0]
-            model.noise_std.fill_(float(residual.pow(2).mean().sqrt().clamp_min(1e-6)))
+    if kind_spec.post_fit is not None:
+        kind_spec.post_fit(model, xs, ys)
     model.eval()
     fitted = FittedModel(config, model, x_scaler, y_scaler, feature_names=feature_names,
                          target_name=target_name)

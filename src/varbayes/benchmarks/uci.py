@@ -50,10 +50,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from varbayes.datasets import UCISplit, list_uci, load_uci, uci_n_splits, uci_root
-from varbayes.infer import ELBO, AmortizedELBO, SquaredError, train
+from varbayes.infer import train
+from varbayes.kinds import get_kind
 from varbayes.metrics import evaluate
 from varbayes.predictive import Prediction
-from varbayes.recipes import FittedModel, ModelKind, build_model, make_config
+from varbayes.recipes import FittedModel, ModelKind, make_config
 from varbayes.transforms import Standardizer
 
 __all__ = [
@@ -178,18 +179,11 @@ class _Run:
         self.y_scaler = Standardizer(1).fit(yt[:, None])
         self.x = self.x_scaler.transform(xt)
         self.y = self.y_scaler.transform(yt[:, None])[:, 0]
-        self.model = build_model(config, self.generator)
-        kind = ModelKind(config["kind"])
-        if kind is ModelKind.MLE:
-            self.objective: Any = SquaredError()
-        elif kind in (ModelKind.VI, ModelKind.VI_ANALYTIC):
-            self.objective = AmortizedELBO(
-                kl="mc" if kind is ModelKind.VI else "analytic",
-                reconstruction="gaussian" if kind is ModelKind.VI else "squared_error",
-            )
-        else:
-            self.objective = ELBO(len(y), kl=config["kl"], num_particles=config["num_particles"])
-        self.noise_net: nn.Sequential | None = getattr(self.model, "noise_net", None)
+        self.kind = get_kind(config["kind"])
+        self.model = self.kind.build(config, self.generator)
+        self.objective = self.kind.objective(config, len(y))
+        self.noise_net: nn.Sequential | None = (getattr(self.model, "noise_net", None)
+                                                if self.kind.noise_warmup else None)
         if self.noise_net is not None:  # warm-up: constant noise = softplus(output bias)
             with torch.no_grad():
                 self.noise_net[-1].weight.zero_()
@@ -206,10 +200,8 @@ class _Run:
         self._set_heteroscedastic(stage.heteroscedastic)
         train(self.model, self.objective, self.x, self.y, epochs=epochs, lr=stage.lr,
               batch_size=self.config["batch_size"], generator=self.generator)
-        if self.config["kind"] == ModelKind.MLE.value:  # residual std, as recipes.fit does
-            with torch.no_grad():
-                residual = self.y - self.model(self.x).loc[0]
-                self.model.noise_std.fill_(float(residual.pow(2).mean().sqrt().clamp_min(1e-6)))
+        if self.kind.post_fit is not None:  # the MLE's residual std, as recipes.fit does
+            self.kind.post_fit(self.model, self.x, self.y)
 
     def fitted(self) -> FittedModel:
         """The model as it is now, with its standardisers (predicts in data units)."""

@@ -1,0 +1,201 @@
+"""Model kinds as records: one :class:`Kind` per kind, in :data:`KINDS`.
+
+A kind bundles what every front door needs to know about a model: how to build it from its
+configuration, which objective trains it, its defaults, what to do after training, whether it
+has an epistemic part, its title, and whether its noise network can be warmed up. The
+estimator, the CLI, ``io``, the demo and the UCI runner look kinds up here instead of
+branching on their names, so a new kind is one record.
+
+========  ==================================================  =========================
+kind      model and objective                                 defaults (the post's)
+========  ==================================================  =========================
+mle       MLP, squared error; residual std as its noise       1-20-1, Adam 0.01, 200 ep
+vi        two MLPs for mu, log sigma^2; MC ELBO over y        1-20-10-1, Adam 0.005, 1500
+vi_analytic  same; squared error + closed-form KL             1-20-10-1, Adam 0.005, 1500
+bbb       Bayes by Backprop, fixed noise 0.1 (``noise=``)     1-20-20-1, Adam 0.01, 2000
+hetero    Bayes by Backprop + heteroscedastic head            see ``KINDS['hetero']``
+========  ==================================================  =========================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from types import MappingProxyType
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from varbayes.infer import ELBO, AmortizedELBO, SquaredError
+from varbayes.models import AmortizedVI, BayesianMLP, MLPRegressor
+from varbayes.priors import GaussianPrior, Prior, ScaleMixturePrior
+
+__all__ = [
+    "KINDS",
+    "Kind",
+    "ModelKind",
+    "PriorName",
+    "get_kind",
+    "make_prior",
+]
+
+
+class ModelKind(str, Enum):
+    """The model kinds of varbayes (the keys of :data:`KINDS`)."""
+
+    MLE = "mle"
+    """Maximum-likelihood MLP (point estimate), residual variance as its noise."""
+    VI = "vi"
+    """The post's amortised variational regression of the aleatoric noise (MC ELBO)."""
+    VI_ANALYTIC = "vi_analytic"
+    """The post's closed-form-KL variant (squared error + analytic KL)."""
+    BBB = "bbb"
+    """Bayes by Backprop with a fixed (the post's 0.1) or learned homoscedastic noise."""
+    HETERO = "hetero"
+    """Bayes by Backprop with a heteroscedastic head: both uncertainties in one model."""
+
+
+class PriorName(str, Enum):
+    """Weight prior of the Bayesian kinds (option ``prior``)."""
+
+    GAUSSIAN = "gaussian"
+    """:math:`\\mathcal{N}(0, prior\\_scale^2)`, closed-form KL."""
+    SCALE_MIXTURE = "scale_mixture"
+    """Blundell et al.'s mixture :math:`\\pi \\mathcal{N}(0, prior\\_scale^2) + (1-\\pi)
+    \\mathcal{N}(0, prior\\_scale2^2)`; Monte-Carlo KL, so ``kl='mc'`` and
+    ``estimator='reparam'``."""
+
+
+Config = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """Everything the front doors need to know about one model kind.
+
+    Attributes
+    ----------
+    name : str
+        The option value (``--model``, ``BayesianRegressor(model=...)``).
+    title : str
+        One line for figures and tables.
+    defaults : Mapping
+        Every option of the kind and its default (``None`` batch size: full batch).
+    build : callable
+        ``build(config, generator) -> nn.Module``, the untrained network.
+    objective : callable
+        ``objective(config, n_data)``, the training objective.
+    has_epistemic : bool
+        Whether the model has weight uncertainty.
+    post_fit : callable or None
+        ``post_fit(model, x, y)`` after training on standardised data (the MLE's residual std).
+    noise_warmup : bool
+        Whether the model has a point-estimate noise network that a schedule may hold
+        homoscedastic for a warm-up (the UCI runner does).
+    """
+
+    name: str
+    title: str
+    defaults: Mapping[str, Any]
+    build: Callable[[Config, torch.Generator | None], nn.Module]
+    objective: Callable[[Config, int], Any]
+    has_epistemic: bool
+    post_fit: Callable[[nn.Module, Tensor, Tensor], None] | None = None
+    noise_warmup: bool = False
+
+
+def make_prior(config: Config) -> Prior:
+    """The weight prior that ``config`` names (``gaussian`` when it names none)."""
+    name = PriorName(config.get("prior", PriorName.GAUSSIAN.value))
+    if name is PriorName.GAUSSIAN:
+        return GaussianPrior(0.0, config["prior_scale"])
+    if name is PriorName.SCALE_MIXTURE:
+        return ScaleMixturePrior(config.get("prior_pi", 0.5), config["prior_scale"],
+                                 config.get("prior_scale2", math.exp(-6)))
+    raise ValueError(f"unknown prior {name!r}")  # every PriorName member is handled above
+
+
+def _bayes_common(config: Config, generator: torch.Generator | None) -> dict[str, Any]:
+    return dict(prior=make_prior(config), estimator=config["estimator"],
+                init_loc_std=config["init_loc_std"], init_rho=config["init_rho"],
+                init_rho_bias=config["init_rho_bias"], generator=generator)
+
+
+def _build_bbb(config: Config, generator: torch.Generator | None) -> nn.Module:
+    head = "fixed" if config["noise"] == "fixed" else "learned"
+    return BayesianMLP(config["in_features"], config["hidden"], head=head,
+                       noise_std=config["noise_std"], **_bayes_common(config, generator))
+
+
+def _build_hetero(config: Config, generator: torch.Generator | None) -> nn.Module:
+    noise_hidden = config["noise_hidden"]
+    return BayesianMLP(config["in_features"], config["hidden"], head="heteroscedastic",
+                       min_scale=config["min_scale"],
+                       noise_hidden=None if noise_hidden is None else list(noise_hidden),
+                       **_bayes_common(config, generator))
+
+
+def _elbo(config: Config, n_data: int) -> ELBO:
+    return ELBO(n_data, kl=config["kl"], num_particles=config["num_particles"])
+
+
+def _residual_noise(model: nn.Module, x: Tensor, y: Tensor) -> None:
+    """Set the MLE's noise to the residual standard deviation on the training data."""
+    with torch.no_grad():
+        residual = y - model(x).loc[0]
+        model.noise_std.fill_(float(residual.pow(2).mean().sqrt().clamp_min(1e-6)))
+
+
+_PRIOR_DEFAULTS = {"prior": "gaussian", "prior_scale": 1.0, "prior_pi": 0.5,
+                   "prior_scale2": math.exp(-6)}
+
+#: Every kind by name. Read-only; add a kind by adding a record.
+KINDS: Mapping[str, Kind] = MappingProxyType({k.name: k for k in (
+    Kind(
+        "mle", "Maximum likelihood (point estimate, residual std as noise)",
+        {"hidden": [20], "epochs": 200, "lr": 0.01, "batch_size": None},
+        build=lambda c, g: MLPRegressor(c["in_features"], c["hidden"], generator=g),
+        objective=lambda c, n: SquaredError(), has_epistemic=False, post_fit=_residual_noise,
+    ),
+    Kind(
+        "vi", "Variational regression of the aleatoric noise (Monte-Carlo ELBO)",
+        {"hidden": [20, 10], "epochs": 1500, "lr": 0.005, "batch_size": None},
+        build=lambda c, g: AmortizedVI(c["in_features"], c["hidden"], generator=g),
+        objective=lambda c, n: AmortizedELBO(kl="mc", reconstruction="gaussian"),
+        has_epistemic=False,
+    ),
+    Kind(
+        "vi_analytic", "Variational regression, closed-form KL + squared error",
+        {"hidden": [20, 10], "epochs": 1500, "lr": 0.005, "batch_size": None},
+        build=lambda c, g: AmortizedVI(c["in_features"], c["hidden"], generator=g),
+        objective=lambda c, n: AmortizedELBO(kl="analytic", reconstruction="squared_error"),
+        has_epistemic=False,
+    ),
+    Kind(
+        "bbb", "Bayes by Backprop, fixed noise 0.1 (epistemic only)",
+        {"hidden": [20, 20], "epochs": 2000, "lr": 0.01, "batch_size": None,
+         "noise": "fixed", "noise_std": 0.1, "kl": "analytic", **_PRIOR_DEFAULTS,
+         "estimator": "reparam", "num_particles": 1,
+         # The post's initialisation: weight means N(0, 0.001), rho -2.5, bias rho 0.
+         "init_loc_std": 0.001, "init_rho": -2.5, "init_rho_bias": 0.0},
+        build=_build_bbb, objective=_elbo, has_epistemic=True,
+    ),
+    Kind(
+        "hetero", "Bayes by Backprop + heteroscedastic head (both uncertainties)",
+        {"hidden": [20], "noise_hidden": [20], "epochs": 1500, "lr": 0.01, "batch_size": None,
+         "kl": "analytic", **_PRIOR_DEFAULTS, "estimator": "local", "num_particles": 1,
+         "init_loc_std": None, "init_rho": -5.0, "init_rho_bias": None, "min_scale": 1e-3},
+        build=_build_hetero, objective=_elbo, has_epistemic=True, noise_warmup=True,
+    ),
+)})
+
+
+def get_kind(name: ModelKind | str) -> Kind:
+    """The :class:`Kind` called ``name``; ``ValueError`` listing the kinds otherwise."""
+    key = name.value if isinstance(name, ModelKind) else name
+    if not isinstance(key, str) or key not in KINDS:
+        raise ValueError(f"unknown model kind {name!r}; expected one of {list(KINDS)}")
+    return KINDS[key]
