@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from varbayes._modelcheck import check_draw_budget
 from varbayes.training import intra_op_threads
 
 __all__ = [
@@ -201,6 +202,12 @@ def predictive(
     Prediction
         In the model's (standardised) units; see :meth:`Prediction.affine`.
 
+    Raises
+    ------
+    ValueError
+        For ``num_samples`` that is not a positive integer, or so large that the draws for a
+        single row would exceed ``varbayes._modelcheck.MAX_DRAW_BYTES`` (2 GiB).
+
     Notes
     -----
     The model is evaluated under ``torch.no_grad()`` and nothing about it changes: no KL is
@@ -210,6 +217,7 @@ def predictive(
         raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
     if x.dim() != 2:
         raise ValueError(f"predictive expects x of shape (n, d), got {tuple(x.shape)}")
+    check_draw_budget(model, num_samples if sample else 1)  # before allocating any draw
     was_training = model.training
     model.eval()
     # Per-sample work decides the threads: BayesianMLP chunks large sample counts itself.
