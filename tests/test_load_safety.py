@@ -26,8 +26,9 @@ from safetensors.torch import load_file, save_file
 import varbayes
 from _memguard import SUPPORTED, address_space_limit
 from varbayes import io
-from varbayes._modelcheck import MAX_DRAW_BYTES, MAX_JSON_DEPTH, MAX_NUM_SAMPLES
+from varbayes._modelcheck import MAX_JSON_DEPTH, MAX_NUM_SAMPLES
 from varbayes.cli import main
+from varbayes.predictive import MAX_DRAW_BYTES
 from varbayes.recipes import FittedModel, fit
 
 X = np.linspace(-1.0, 1.0, 24)[:, None]

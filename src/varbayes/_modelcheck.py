@@ -15,9 +15,7 @@ in), the standardisers' ``std`` and the noise ``noise_std`` positive, ``metadata
 an integer (not a bool) within :data:`MAX_NUM_SAMPLES`, and JSON nested at most
 :data:`MAX_JSON_DEPTH` levels deep.
 
-A prediction is bounded too: :func:`check_draw_budget` refuses a number of posterior samples
-whose draws for a single row would exceed :data:`MAX_DRAW_BYTES`; callers chunk the rows
-(``varbayes._csvstream.predict_chunk_rows``) so that more rows never need more than that.
+A prediction is bounded too, by :func:`varbayes.predictive.check_draw_budget`.
 """
 
 from __future__ import annotations
@@ -31,13 +29,14 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 
+from varbayes.recipes import FittedModel, build_model
+from varbayes.transforms import Standardizer
+
 __all__ = [
     "ALLOWED_DTYPES",
-    "MAX_DRAW_BYTES",
     "MAX_HIDDEN_LAYERS",
     "MAX_JSON_DEPTH",
     "MAX_NUM_SAMPLES",
-    "check_draw_budget",
     "check_header",
     "check_num_samples",
     "meta_state_shapes",
@@ -55,9 +54,6 @@ MAX_HIDDEN_LAYERS = 1024
 MAX_SIZE = 2**31 - 1
 #: Largest ``metadata.num_samples`` a model directory may ask predictions to draw.
 MAX_NUM_SAMPLES = 1_000_000
-#: Memory the posterior draws for one input row may take in a prediction (2 GiB): S weight
-#: draws of every Bayesian layer plus the S mixture components and their interval search.
-MAX_DRAW_BYTES = 2 << 30
 #: safetensors dtypes a weights file may use; varbayes writes F32, the model computes in float32.
 ALLOWED_DTYPES = {"F32": torch.float32, "F64": torch.float64}
 #: Tensors that are standard deviations: finite and > 0.
@@ -146,9 +142,6 @@ def meta_state_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     The model is built on the ``meta`` device, so a config with ``hidden=[10**9]`` costs no
     memory. Builder errors (a size out of range, a value a model refuses) are ValueErrors.
     """
-    from varbayes.recipes import FittedModel, build_model
-    from varbayes.transforms import Standardizer
-
     for key in ("hidden", "noise_hidden"):
         sizes = config.get(key)
         if sizes is not None and len(sizes) > MAX_HIDDEN_LAYERS:
@@ -281,42 +274,3 @@ def read_tensors_into(target: dict[str, torch.Tensor], file: Path, config_file: 
     if problems:
         raise ValueError(f"{file} does not match {config_file}: " + "; ".join(problems))
 
-
-# --------------------------------------------------------------------------- predict budget
-
-
-def draw_bytes_per_row(model: torch.nn.Module, num_samples: int) -> int:
-    """Bytes the posterior draws of one row take: S x (weight draws + mixture work).
-
-    Each of the ``S`` draws samples every weight and bias of the Bayesian layers (float32, with
-    its noise: 8 bytes an element) and adds a mixture component whose interval search works in
-    float64 (about 64 bytes). A model without weight uncertainty draws one component.
-    """
-    sampled = 0
-    for module in model.modules():
-        for name in ("weight_loc", "bias_loc"):
-            tensor = getattr(module, name, None)
-            if isinstance(tensor, torch.Tensor):
-                sampled += tensor.numel()
-    draws = int(num_samples) if sampled else 1
-    return draws * (8 * sampled + 64)
-
-
-def check_draw_budget(model: torch.nn.Module, num_samples: int) -> None:
-    """Refuse ``num_samples`` when one row's draws alone exceed :data:`MAX_DRAW_BYTES`.
-
-    Raises
-    ------
-    ValueError
-        Naming the number of samples, the memory it needs, the limit and the largest number
-        of samples within it.
-    """
-    need = draw_bytes_per_row(model, num_samples)
-    if need <= MAX_DRAW_BYTES:
-        return
-    per_draw = max(1, draw_bytes_per_row(model, 1))
-    raise ValueError(
-        f"num_samples={num_samples} needs about {need / 2**30:.3g} GiB for the posterior draws "
-        f"of a single row, above the limit of {MAX_DRAW_BYTES / 2**30:g} GiB "
-        f"(varbayes._modelcheck.MAX_DRAW_BYTES); use at most {MAX_DRAW_BYTES // per_draw} samples"
-    )
