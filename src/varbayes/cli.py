@@ -305,13 +305,12 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _model_samples(model_dir: Path, requested: int | None) -> int:
+    """``--samples``, else the model's ``metadata.num_samples`` (validated), else 1000."""
     if requested is not None:
         return requested
-    try:
-        meta = json.loads((model_dir / "config.json").read_text())
-        return int(meta.get("metadata", meta).get("num_samples", 1000))
-    except (OSError, ValueError, AttributeError, TypeError):
-        return 1000
+    from varbayes import io
+
+    return int(io.read_config(model_dir)["metadata"].get("num_samples", 1000))
 
 
 def _load_inputs(fitted: Any, path: Path, target: str | None = None) -> Any:

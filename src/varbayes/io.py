@@ -15,9 +15,12 @@ existing model needs ``force=True``; the old model is swapped out (atomically wh
 supports it, otherwise renamed aside first) and deleted only once the new one is in place.
 
 Loading validates everything before anything is built: the JSON format, version and config
-types (the config is rebuilt through :func:`varbayes.recipes.make_config`), the weights file
-(read with :func:`safetensors.torch.load_file`; a pickle or ``torch.save`` zip is refused
-without being opened as one), missing / unexpected keys, shapes and finiteness.
+types (the config is rebuilt through :func:`varbayes.recipes.make_config`), then every size of
+the config against the tensor shapes and dtypes in the weights file's safetensors header (a
+pickle or ``torch.save`` zip is refused without being opened as one), with the model built on
+the ``meta`` device, which allocates nothing. Only then is the model built and filled one tensor
+at a time, each checked finite (standard deviations: > 0): a load allocates at most twice what
+the weights file holds (see :mod:`varbayes._modelcheck`).
 
 Examples
 --------
@@ -42,9 +45,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
+from varbayes._modelcheck import (
+    check_header,
+    check_num_samples,
+    meta_state_shapes,
+    read_header,
+    read_tensors_into,
+)
+from varbayes._modelcheck import read_json as _read_json
 from varbayes.recipes import DEFAULTS, FittedModel, ModelKind, build_model, make_config
 from varbayes.transforms import Standardizer
 
@@ -66,10 +76,6 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 _MODEL_FILES = frozenset({CONFIG_FILE, WEIGHTS_FILE})
-_PICKLE_HINT = (
-    "varbayes never unpickles files (unpickling can run arbitrary code); save models with "
-    "varbayes.io.save, which writes safetensors"
-)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -109,20 +115,6 @@ def _exchange(a: Path, b: Path) -> bool:
     ]
     renameat2.restype = ctypes.c_int
     return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
-
-
-def _read_json(path: Path) -> Any:
-    def reject(constant: str) -> None:
-        raise ValueError(f"{path}: invalid JSON constant {constant}; numbers must be finite")
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path} is not UTF-8 text: {exc}") from None
-    try:
-        return json.loads(text, parse_constant=reject)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from None
 
 
 def is_model_dir(path: str | os.PathLike[str]) -> bool:
@@ -343,7 +335,7 @@ def _rebuild_config(raw: Any, where: Path) -> dict[str, Any]:
             )
     try:
         config = make_config(kind, in_features, **rest)
-        build_model(config, torch.Generator().manual_seed(0))  # catches values make_config lets by
+        meta_state_shapes(config)  # catches values make_config lets by; allocates nothing
     except (ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"{where}: invalid model config: {exc}") from None
     return config
@@ -363,8 +355,10 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     FileNotFoundError
         If ``path`` is not a directory or has no ``config.json``.
     ValueError
-        For invalid JSON, a wrong ``format``, an unsupported ``format_version``, or invalid
-        config keys, types or values (the message names the file and the key).
+        For invalid JSON (including nesting deeper than
+        :data:`~varbayes._modelcheck.MAX_JSON_DEPTH`), a wrong ``format``, an unsupported
+        ``format_version``, invalid config keys, types or values, or a ``metadata.num_samples``
+        that is not an integer in ``[1, MAX_NUM_SAMPLES]`` (the message names the file and key).
     """
     path = Path(path)
     if not path.is_dir():
@@ -405,30 +399,9 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     doc.setdefault("metadata", {})
     if not isinstance(doc["metadata"], dict):
         raise ValueError(f"{where}: 'metadata' must be an object")
+    if "num_samples" in doc["metadata"]:
+        check_num_samples(doc["metadata"]["num_samples"], str(where))
     return doc
-
-
-def _read_weights(file: Path) -> dict[str, torch.Tensor]:
-    if not file.is_file():
-        raise FileNotFoundError(f"weights file {file} is missing")
-    with open(file, "rb") as fh:
-        head = fh.read(9)
-    # A safetensors file starts with an 8-byte little-endian header length, then "{".
-    size = file.stat().st_size
-    plausible = len(head) == 9 and head[8:9] == b"{"
-    plausible = plausible and int.from_bytes(head[:8], "little") <= size - 8
-    if not plausible and head.startswith(b"PK\x03\x04"):
-        raise ValueError(
-            f"{file} is a zip archive (torch.save format), not safetensors; " + _PICKLE_HINT
-        )
-    if not plausible and head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
-        raise ValueError(f"{file} is a Python pickle, not safetensors; " + _PICKLE_HINT)
-    try:
-        return load_file(str(file), device="cpu")
-    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
-        raise ValueError(
-            f"{file} is not a valid safetensors file (truncated or corrupt?): {exc}"
-        ) from None
 
 
 def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> FittedModel:
@@ -453,15 +426,22 @@ def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cp
         If the directory or one of its files is missing.
     ValueError
         For any invalid content: see :func:`read_config`; a weights file that is a pickle or
-        zip, truncated or corrupt; missing or unexpected tensors; shape or dtype mismatches;
-        non-finite values. The message names the file.
+        zip, truncated or corrupt; missing or unexpected tensors; shape or dtype (F32 or F64)
+        mismatches, found from the file's header before anything is allocated; values that are
+        not finite in float32; a standardiser or noise ``std`` that is not > 0. The message names
+        the file and the tensor.
+
+    Notes
+    -----
+    A load allocates at most twice the size of the weights file, whatever ``config.json`` says:
+    the config's sizes must match the file's own tensor shapes before the model is built.
     """
     path = Path(path)
     doc = read_config(path)
     config = doc["config"]
     file = path / WEIGHTS_FILE
-    state = _read_weights(file)
-
+    # Sizes first: the config's tensors (built on the meta device) against the file's header.
+    check_header(meta_state_shapes(config), read_header(file), config, file, path / CONFIG_FILE)
     x_scaler, y_scaler = Standardizer(config["in_features"]), Standardizer(1)
     model = build_model(config, torch.Generator().manual_seed(0))  # leave global RNG alone
     fitted = FittedModel(
@@ -472,28 +452,7 @@ def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cp
         feature_names=doc.get("feature_names"),
         target_name=doc.get("target_name"),
     )
-    expected = fitted.state_dict()
-    problems = []
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing:
-        problems.append(f"missing tensors {missing}")
-    if unexpected:
-        problems.append(f"unexpected tensors {unexpected}")
-    for key in sorted(set(expected) & set(state)):
-        want, got = expected[key], state[key]
-        if tuple(got.shape) != tuple(want.shape):
-            problems.append(
-                f"{key!r} has shape {tuple(got.shape)}, the config "
-                f"({config['kind']}, hidden={config['hidden']}) needs {tuple(want.shape)}"
-            )
-        elif not got.is_floating_point():
-            problems.append(f"{key!r} has dtype {got.dtype}, expected a floating dtype")
-        elif not bool(torch.isfinite(got).all()):
-            problems.append(f"{key!r} holds NaN or inf values")
-    if problems:
-        raise ValueError(f"{file} does not match {path / CONFIG_FILE}: " + "; ".join(problems))
-    fitted.load_state_dict(state, strict=True)
+    read_tensors_into(fitted.state_dict(), file, path / CONFIG_FILE)
     fitted.eval()
     fitted.metadata = doc["metadata"]
     return fitted.to(map_location)

@@ -30,9 +30,17 @@ from torch import Tensor, nn
 from varbayes._threads import intra_op_threads
 
 __all__ = [
+    "MAX_DRAW_BYTES",
     "Prediction",
+    "check_draw_budget",
     "predictive",
 ]
+
+#: Memory the posterior draws for one input row may take in a prediction (2 GiB): S weight
+#: draws of every Bayesian layer plus the S mixture components and their interval search.
+#: Callers chunk the rows (``varbayes._csvstream.predict_chunk_rows``), so more rows never
+#: need more than a chunk's worth.
+MAX_DRAW_BYTES = 2 << 30
 
 
 @dataclass(frozen=True)
@@ -168,6 +176,43 @@ class Prediction:
         return Prediction(self.loc[:, index], self.scale[:, index])
 
 
+def draw_bytes_per_row(model: torch.nn.Module, num_samples: int) -> int:
+    """Bytes the posterior draws of one row take: S x (weight draws + mixture work).
+
+    Each of the ``S`` draws samples every weight and bias of the Bayesian layers (float32, with
+    its noise: 8 bytes an element) and adds a mixture component whose interval search works in
+    float64 (about 64 bytes). A model without weight uncertainty draws one component.
+    """
+    sampled = 0
+    for module in model.modules():
+        for name in ("weight_loc", "bias_loc"):
+            tensor = getattr(module, name, None)
+            if isinstance(tensor, torch.Tensor):
+                sampled += tensor.numel()
+    draws = int(num_samples) if sampled else 1
+    return draws * (8 * sampled + 64)
+
+
+def check_draw_budget(model: torch.nn.Module, num_samples: int) -> None:
+    """Refuse ``num_samples`` when one row's draws alone exceed :data:`MAX_DRAW_BYTES`.
+
+    Raises
+    ------
+    ValueError
+        Naming the number of samples, the memory it needs, the limit and the largest number
+        of samples within it.
+    """
+    need = draw_bytes_per_row(model, num_samples)
+    if need <= MAX_DRAW_BYTES:
+        return
+    per_draw = max(1, draw_bytes_per_row(model, 1))
+    raise ValueError(
+        f"num_samples={num_samples} needs about {need / 2**30:.3g} GiB for the posterior draws "
+        f"of a single row, above the limit of {MAX_DRAW_BYTES / 2**30:g} GiB "
+        f"(varbayes.predictive.MAX_DRAW_BYTES); use at most {MAX_DRAW_BYTES // per_draw} samples"
+    )
+
+
 @torch.no_grad()
 def predictive(
     model: nn.Module,
@@ -201,6 +246,12 @@ def predictive(
     Prediction
         In the model's (standardised) units; see :meth:`Prediction.affine`.
 
+    Raises
+    ------
+    ValueError
+        For ``num_samples`` that is not a positive integer, or so large that the draws for a
+        single row would exceed :data:`MAX_DRAW_BYTES` (2 GiB).
+
     Notes
     -----
     The model is evaluated under ``torch.no_grad()`` and nothing about it changes: no KL is
@@ -210,6 +261,7 @@ def predictive(
         raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
     if x.dim() != 2:
         raise ValueError(f"predictive expects x of shape (n, d), got {tuple(x.shape)}")
+    check_draw_budget(model, num_samples if sample else 1)  # before allocating any draw
     was_training = model.training
     model.eval()
     # Per-sample work decides the threads: BayesianMLP chunks large sample counts itself.
