@@ -95,8 +95,12 @@ def parse_column(name: str, rows: Rows, j: int, col: str) -> np.ndarray:
     return out
 
 
-class _BorrowedText(io.TextIOWrapper):
+class _StdinText(io.TextIOWrapper):
     """A text view of a byte stream that it does not own: closing it only detaches it."""
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return "<stdin>"
 
     def close(self) -> None:
         try:
@@ -113,7 +117,7 @@ def stdin_text() -> IO[str]:
     buffer = getattr(sys.stdin, "buffer", None)
     if buffer is None:  # already a text stream without bytes underneath (e.g. io.StringIO)
         return sys.stdin
-    return _BorrowedText(buffer, encoding="utf-8-sig", newline="")
+    return _StdinText(buffer, encoding="utf-8-sig", newline="")
 
 
 @contextmanager
