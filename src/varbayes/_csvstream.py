@@ -17,13 +17,22 @@ import csv
 import os
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
-from varbayes.datasets import _check_header, _format_column, _parse_column
+from varbayes._csv import (
+    Source,
+    check_header,
+    numbered_rows,
+    open_text,
+    parse_column,
+    resolve_names,
+)
+from varbayes.datasets import _format_column
 
 __all__ = [
     "CSVChunkReader",
@@ -64,25 +73,25 @@ def predict_chunk_rows(num_samples: int, width: int = 1) -> tuple[int, int]:
     return chunk, forward
 
 
-def _is_row(r: list[str]) -> bool:
-    return len(r) > 1 or bool(r and r[0].strip())
-
-
 class CSVChunkReader:
     """Read the feature columns of a CSV file with a header row, ``chunk_rows`` rows at a time.
 
+    The file is opened once and read front to back, so a FIFO or a pipe works.
+
     Parameters
     ----------
-    path : str or path-like
+    path : str, path-like or text stream
+        The CSV file, or an open text stream (standard input), which is not closed.
     features : sequence of str
-        Columns to parse as numbers (the others are kept as text, for echoing).
+        Columns to parse as numbers (the others are kept as text, for echoing); compared after
+        :func:`varbayes._csv.normalize_name`, like the header names.
     chunk_rows : int, default=65536
     delimiter : str, default=","
 
     Attributes
     ----------
     header : list of str
-        The header row as written (column names, not stripped).
+        The column names, normalised (stripped, Unicode NFC) as every reader compares them.
     rows_read : int
         Data rows yielded so far.
 
@@ -93,62 +102,33 @@ class CSVChunkReader:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], features: Sequence[str], *,
+        self, path: Source, features: Sequence[str], *,
         chunk_rows: int = MAX_CHUNK_ROWS, delimiter: str = ",",
     ) -> None:
-        self.path = p = Path(path)
         if isinstance(features, str):
             raise TypeError(f"features must be a list of column names, not the str {features!r}")
         if int(chunk_rows) < 1:
             raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
         self.chunk_rows, self.delimiter, self.rows_read = int(chunk_rows), delimiter, 0
-        if not p.exists():
-            raise FileNotFoundError(f"CSV file not found: {p}")
-        if p.is_dir():
-            raise IsADirectoryError(f"expected a CSV file but {p} is a directory")
-        self._fh: IO[str] = p.open(newline="", encoding="utf-8-sig")
+        self._stack = ExitStack()
+        fh, self.name = self._stack.enter_context(open_text(path))
+        self.path = Path(self.name)
         try:
-            self._rows = self._numbered_rows()
-            self.header = self._check_header(next(self._rows, None))
+            self._rows = numbered_rows(fh, self.name, delimiter)
+            first = next(self._rows, None)
+            if first is None:
+                raise ValueError(
+                    f"CSV file {self.name} is empty; expected a header row naming the columns"
+                )
+            self.header = check_header(self.name, first[1], delimiter, first[0])
             self._first = next(self._rows, None)
             if self._first is None:
-                raise ValueError(f"CSV file {p} has a header row but no data rows")
-            names = [c.strip() for c in self.header]
-            for c in features:
-                if c not in names:
-                    raise ValueError(
-                        f"{p}: unknown feature column {c!r}; available columns: {names}"
-                    )
-            self.features = list(features)
-            if len(set(self.features)) != len(self.features):
-                raise ValueError(f"features lists a column more than once: {self.features}")
-            if not self.features:
-                raise ValueError(f"{p}: no feature columns (columns: {names}, target: None)")
-            self._columns = [names.index(c) for c in self.features]
+                raise ValueError(f"CSV file {self.name} has a header row but no data rows")
+            _, self.features = resolve_names(self.name, self.header, None, features)
+            self._columns = [self.header.index(c) for c in self.features]
         except BaseException:
             self.close()
             raise
-
-    def _numbered_rows(self) -> Iterator[tuple[int, list[str]]]:
-        reader = csv.reader(self._fh, delimiter=self.delimiter)
-        try:
-            for r in reader:
-                if _is_row(r):
-                    yield reader.line_num, r
-        except UnicodeDecodeError:
-            raise ValueError(
-                f"{self.path} is not a UTF-8 text file; save it as UTF-8 CSV"
-            ) from None
-        except csv.Error as exc:
-            raise ValueError(f"{self.path} is not a valid CSV file: {exc}") from None
-
-    def _check_header(self, first: tuple[int, list[str]] | None) -> list[str]:
-        p, delimiter = self.path, self.delimiter
-        if first is None:
-            raise ValueError(f"CSV file {p} is empty; expected a header row naming the columns")
-        raw = first[1]
-        _check_header(p, raw, delimiter)
-        return raw
 
     def chunks(self) -> Iterator[tuple[np.ndarray, list[list[str]]]]:
         """Yield ``(x, rows)``: float64 features of shape (r, d) and the raw cells of the rows.
@@ -176,16 +156,16 @@ class CSVChunkReader:
         for lineno, r in rows:
             if len(r) != width:
                 raise ValueError(
-                    f"{self.path}, row {lineno}: {len(r)} cells but the header has {width} columns"
+                    f"{self.name}, row {lineno}: {len(r)} cells but the header has {width} columns"
                 )
-        x = np.column_stack([_parse_column(self.path, rows, j, c)
+        x = np.column_stack([parse_column(self.name, rows, j, c)
                              for j, c in zip(self._columns, self.features, strict=True)])
         self.rows_read += len(rows)
         return np.ascontiguousarray(x), [r for _, r in rows]
 
     def close(self) -> None:
-        """Close the file (idempotent)."""
-        self._fh.close()
+        """Close the file (idempotent; a stream passed in is left open)."""
+        self._stack.close()
 
     def __enter__(self) -> CSVChunkReader:
         return self

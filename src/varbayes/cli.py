@@ -8,8 +8,6 @@ line on stderr and exit with code 2; a failure while running (e.g. a diverging f
 from __future__ import annotations
 
 import argparse
-import csv
-import itertools
 import json
 import os
 import sys
@@ -97,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="posterior samples for prediction (default 1000)")
 
     p = sub.add_parser("fit", help="train a model on a CSV file (default: the toy data)")
-    p.add_argument("data", nargs="?", type=Path, help="CSV file with a header row")
+    p.add_argument("data", nargs="?", type=Path,
+                   help="CSV file with a header row ('-': standard input)")
     p.add_argument("--target", help="target column of DATA")
     p.add_argument("--features", type=_names,
                    help="comma-separated feature columns (default: every other column that "
@@ -123,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="predictive mean, std and interval for a CSV of inputs")
     p.add_argument("model_dir", type=Path)
-    p.add_argument("input", type=Path, help="CSV with the model's feature columns")
+    p.add_argument("input", type=Path,
+                   help="CSV with the model's feature columns ('-': standard input)")
     p.add_argument("--samples", type=_positive_int, help="posterior samples (default: as fit)")
     p.add_argument("--level", type=_level, default=0.9, help="central interval (default 0.9)")
     p.add_argument("--seed", type=_nonneg_int, default=0)
@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score a model on a labelled CSV (data units)")
     p.add_argument("model_dir", type=Path)
-    p.add_argument("data", type=Path)
+    p.add_argument("data", type=Path, help="CSV with the feature and target columns "
+                                            "('-': standard input)")
     p.add_argument("--target", help="target column (default: the one used in fit)")
     p.add_argument("--samples", type=_positive_int)
     p.add_argument("--level", type=_level, default=0.9)
@@ -195,35 +196,32 @@ def _require_model_out(path: Path, force: bool) -> None:
     _require_writable(path, parents=True)
 
 
-def _numeric_columns(
-    path: Path, target: str, sniff_rows: int = 1000
-) -> tuple[list[str], list[str]] | None:
-    """Split the columns other than ``target`` into (numeric, text); None: leave it to read_csv.
+def _source(path: Path) -> Any:
+    """A CSV argument as a source for the readers: ``-`` is standard input (UTF-8)."""
+    from varbayes._csv import stdin_text
 
-    A column is numeric if one of its first ``sniff_rows`` cells is a number.
+    return stdin_text() if str(path) == "-" else path
+
+
+def _numeric_columns(
+    raw: Any, target: str, sniff_rows: int = 1000
+) -> tuple[list[str], list[str]] | None:
+    """Split the columns other than ``target`` into (numeric, text); None: leave it to select.
+
+    ``raw`` is the :class:`varbayes._csv.RawTable` read once from the file. A column is numeric
+    if one of its first ``sniff_rows`` cells is spelled as a number (the readers' own test).
     Text columns (ids, labels) are left out of the default features; a column with numbers and
     some bad cells stays in, so that reading it reports the bad cell's row and column.
     """
+    from varbayes._csv import is_number, normalize_name
 
-    def is_number(cell: str) -> bool:
-        try:
-            float(cell)
-        except ValueError:
-            return False
-        return True
-
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            lines = (r for r in csv.reader(fh) if any(c.strip() for c in r))
-            rows = list(itertools.islice(lines, sniff_rows + 1))
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return None  # read_csv reports the problem
-    header = [c.strip() for c in rows[0]] if rows else []
-    if len(rows) < 2 or target not in header or any(len(r) != len(header) for r in rows):
+    target = normalize_name(target)
+    if target not in raw.header:
         return None
-    numeric = [c for j, c in enumerate(header)
-               if c != target and any(is_number(r[j].strip()) for r in rows[1:])]
-    text = [c for c in header if c != target and c not in numeric]
+    sniff = raw.rows[:sniff_rows]
+    numeric = [c for j, c in enumerate(raw.header)
+               if c != target and any(is_number(r[j].strip()) for _, r in sniff)]
+    text = [c for c in raw.header if c != target and c not in numeric]
     return (numeric, text) if numeric else None
 
 
@@ -241,8 +239,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     import torch
 
     from varbayes import io
+    from varbayes._csv import read_rows, select
     from varbayes._validation import check_X_y
-    from varbayes.datasets import load_toy, read_csv
+    from varbayes.datasets import load_toy
     from varbayes.infer import NonFiniteLossError
     from varbayes.infer.distributed import get_world_size, is_main_process, process_group
     from varbayes.recipes import fit, make_config
@@ -256,15 +255,16 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     else:
         if not args.target:
             raise UsageError(f"--target is required with a data file ({args.data})")
+        raw = read_rows(_source(args.data))  # read once: a FIFO or a pipe works
         features = args.features
-        if features is None and (split := _numeric_columns(args.data, args.target)):
+        if features is None and (split := _numeric_columns(raw, args.target)):
             features, text = split
             if text:
-                print(f"varbayes: note: ignoring non-numeric column(s) {text} of {args.data}; "
+                print(f"varbayes: note: ignoring non-numeric column(s) {text} of {raw.name}; "
                       "choose the columns with --features", file=sys.stderr)
-        table = read_csv(args.data, target=args.target, features=features)
+        table = select(raw, args.target, features)
         x, y, features, target = table.x, table.y, table.feature_names, table.target_name
-        check_X_y(x, y, names=(f"{args.data} features", f"{args.data} column {target!r}"))
+        check_X_y(x, y, names=(f"{raw.name} features", f"{raw.name} column {target!r}"))
     if x.shape[0] < 2:
         raise UsageError(f"need at least 2 data rows to fit, got {x.shape[0]}")
     if args.noise is not None and args.model != "bbb":
@@ -313,7 +313,7 @@ def _model_samples(model_dir: Path, requested: int | None) -> int:
     return int(io.read_config(model_dir)["metadata"].get("num_samples", 1000))
 
 
-def _load_inputs(fitted: Any, path: Path, target: str | None = None) -> Any:
+def _load_inputs(fitted: Any, path: Any, target: str | None = None) -> Any:
     from varbayes.datasets import read_csv
 
     features = fitted.feature_names
@@ -354,10 +354,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     out_names = ["mean", "std", "lower", "median", "upper", "aleatoric_std"]
     if fitted.has_epistemic:
         out_names.append("epistemic_std")
-    with CSVChunkReader(args.input, fitted.feature_names, chunk_rows=chunk_rows) as reader:
-        clash = sorted(set(reader.header) & set(out_names))
+    with CSVChunkReader(_source(args.input), fitted.feature_names, chunk_rows=chunk_rows) as reader:
+        clash = sorted(set(reader.header) & set(out_names))  # names as normalised by the reader
         if clash:
-            raise UsageError(f"{args.input} already has column(s) {clash}; rename them first")
+            raise UsageError(f"{reader.name} already has column(s) {clash}; rename them first")
         with CSVChunkWriter(args.out, [*reader.header, *out_names]) as writer:
             for x, rows in reader.chunks():
                 # A fresh generator per chunk: every row sees the same weight draws.
@@ -378,7 +378,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     target = args.target or fitted.target_name
     if target is None:
         raise UsageError("this model was saved without a target name; pass --target")
-    table = _load_inputs(fitted, args.data, target=target)
+    table = _load_inputs(fitted, _source(args.data), target=target)
     samples = _model_samples(args.model_dir, args.samples)
     pred = fitted.predict(table.x, samples, generator=torch.Generator().manual_seed(args.seed),
                           chunk_size=4096)

@@ -13,13 +13,14 @@ import math
 import os
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from varbayes._csv import Table, read_csv
 from varbayes._validation import check_scalar
 
 __all__ = [
@@ -314,144 +315,7 @@ def load_uci(name: str, split: int = 0, root: PathLike | None = None) -> UCISpli
 
 
 # --------------------------------------------------------------------------- CSV files
-
-_MISSING = {"", "na", "n/a", "null", "none", "?"}
-_Rows = list[tuple[int, list[str]]]
-
-
-@dataclass(frozen=True, eq=False)
-class Table:
-    """A numeric table read from a CSV file.
-
-    Attributes
-    ----------
-    x, y : ndarray of shape (n, d) and (n,)
-        Float64 features and target (`y` is ``None`` when no target was asked for).
-    feature_names, target_name : list of str, str or None
-        Column names of `x` and of `y`; `path` is the file read.
-    """
-
-    x: np.ndarray
-    y: np.ndarray | None
-    feature_names: list[str]
-    target_name: str | None
-    path: Path
-
-
-def _open_rows(path: Path, delimiter: str) -> tuple[list[str], _Rows]:
-    if not path.exists():
-        raise FileNotFoundError(f"CSV file not found: {path}")
-    if path.is_dir():
-        raise IsADirectoryError(f"expected a CSV file but {path} is a directory")
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh, delimiter=delimiter)
-            rows = [(reader.line_num, r) for r in reader if len(r) > 1 or (r and r[0].strip())]
-    except UnicodeDecodeError:
-        raise ValueError(f"{path} is not a UTF-8 text file; save it as UTF-8 CSV") from None
-    except csv.Error as exc:
-        raise ValueError(f"{path} is not a valid CSV file: {exc}") from None
-    if not rows:
-        raise ValueError(f"CSV file {path} is empty; expected a header row naming the columns")
-    header = _check_header(path, rows[0][1], delimiter)
-    if len(rows) == 1:
-        raise ValueError(f"CSV file {path} has a header row but no data rows")
-    for lineno, r in rows[1:]:
-        if len(r) != len(header):
-            raise ValueError(
-                f"{path}, row {lineno}: {len(r)} cells but the header has {len(header)} columns"
-            )
-    return header, rows[1:]
-
-
-def _parse_column(path: Path, rows: _Rows, j: int, col: str) -> np.ndarray:
-    out = np.empty(len(rows), dtype=np.float64)
-    for i, (lineno, r) in enumerate(rows):
-        cell, where = r[j].strip(), f"{path}, row {lineno}, column {col!r}"
-        if cell.lower() in _MISSING:
-            raise ValueError(f"{where}: missing value ({cell!r}); fill it in or drop the row")
-        try:
-            out[i] = v = float(cell)
-        except ValueError:
-            raise ValueError(f"{where}: value {cell!r} is not a number") from None
-        if not math.isfinite(v):
-            raise ValueError(f"{where}: value {cell!r} is not finite (NaN or infinity)")
-    return out
-
-
-def _check_header(path: Path, raw: list[str], delimiter: str) -> list[str]:
-    """Validate a CSV header row (names, delimiter, duplicates); return the stripped names."""
-    header = [c.strip() for c in raw]
-    seps = [s for s in (";", "\t", "|") if s in header[0]]
-    if len(header) == 1 and seps:
-        raise ValueError(
-            f"{path} has a single column {header[0]!r}: the file seems to use {seps[0]!r} as "
-            f"delimiter, not {delimiter!r}. Save it as comma-separated values or pass "
-            f"delimiter={seps[0]!r}."
-        )
-    if all(_NUMBER.match(c) for c in header):
-        raise ValueError(
-            f"the first row of {path} looks like data (all cells are numbers: {header[:5]}); "
-            "a header row naming the columns is required"
-        )
-    for j, c in enumerate(header):
-        if not c:
-            raise ValueError(f"{path}: column {j + 1} of the header row (row 1) has no name")
-        if header.index(c) != j:
-            raise ValueError(
-                f"{path}: duplicate column name {c!r} (columns {header.index(c) + 1} and {j + 1})"
-            )
-    return header
-
-
-def read_csv(
-    path: PathLike,
-    *,
-    target: str | None = None,
-    features: Sequence[str] | None = None,
-    delimiter: str = ",",
-) -> Table:
-    """Read a numeric CSV file with a header row (stdlib :mod:`csv`, UTF-8).
-
-    Parameters
-    ----------
-    path : str or path-like
-        The CSV file; the header row is required and blank lines are ignored.
-    target : str, optional
-        Name of the target column; ``None`` reads features only.
-    features : sequence of str, optional
-        Names of the feature columns; default all columns except `target`. Columns that are
-        not used may hold non-numeric values.
-    delimiter : str, default=","
-        Field separator.
-
-    Raises
-    ------
-    FileNotFoundError, IsADirectoryError
-        If `path` does not exist or is a directory.
-    ValueError
-        For an empty file, no header, a header only, duplicate or unknown column names, a
-        likely wrong delimiter, ragged rows, or missing / non-numeric / non-finite values in
-        a used column. Row numbers are those of a spreadsheet (header = row 1).
-    """
-    p = Path(path)
-    header, rows = _open_rows(p, delimiter)
-    if isinstance(features, str):
-        raise TypeError(f"features must be a list of column names, not the str {features!r}")
-    asked = [("target", target)] if target is not None else []
-    for label, c in asked + [("feature", c) for c in features or []]:
-        if c not in header:
-            raise ValueError(f"{p}: unknown {label} column {c!r}; available columns: {header}")
-    feats = [c for c in header if c != target] if features is None else list(features)
-    if len(set(feats)) != len(feats):
-        raise ValueError(f"features lists a column more than once: {feats}")
-    if target is not None and target in feats:
-        raise ValueError(f"column {target!r} cannot be both the target and a feature")
-    if not feats:
-        raise ValueError(f"{p}: no feature columns (columns: {header}, target: {target!r})")
-    x = np.column_stack([_parse_column(p, rows, header.index(c), c) for c in feats])
-    y = None if target is None else _parse_column(p, rows, header.index(target), target)
-    return Table(x=np.ascontiguousarray(x), y=y, feature_names=feats, target_name=target, path=p)
+# read_csv and Table live in varbayes._csv (shared with the streaming reader).
 
 
 def _format_column(name: str, values: Any) -> list[str]:
