@@ -85,6 +85,8 @@ class CSVChunkReader:
         The header row as written (column names, not stripped).
     rows_read : int
         Data rows yielded so far.
+    chunk_lines : list of int
+        File line numbers of the rows of the last chunk yielded (for error messages).
 
     Raises
     ------
@@ -102,6 +104,7 @@ class CSVChunkReader:
         if int(chunk_rows) < 1:
             raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
         self.chunk_rows, self.delimiter, self.rows_read = int(chunk_rows), delimiter, 0
+        self.chunk_lines: list[int] = []
         if not p.exists():
             raise FileNotFoundError(f"CSV file not found: {p}")
         if p.is_dir():
@@ -181,6 +184,7 @@ class CSVChunkReader:
         x = np.column_stack([_parse_column(self.path, rows, j, c)
                              for j, c in zip(self._columns, self.features, strict=True)])
         self.rows_read += len(rows)
+        self.chunk_lines = [lineno for lineno, _ in rows]  # to name a row in later errors
         return np.ascontiguousarray(x), [r for _, r in rows]
 
     def close(self) -> None:

@@ -491,6 +491,8 @@ def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cp
             problems.append(f"{key!r} has dtype {got.dtype}, expected a floating dtype")
         elif not bool(torch.isfinite(got).all()):
             problems.append(f"{key!r} holds NaN or inf values")
+        elif not bool(torch.isfinite(got.to(want.dtype)).all()):  # e.g. F64 1e300 -> float32
+            problems.append(f"{key!r} holds values beyond the range of {want.dtype}")
     if problems:
         raise ValueError(f"{file} does not match {path / CONFIG_FILE}: " + "; ".join(problems))
     fitted.load_state_dict(state, strict=True)
