@@ -143,13 +143,16 @@ class Prediction:
             # Bisect until the bracket is below the resolution of the working dtype (about 24
             # halvings for float32 components, 50 for float64), not a fixed number of times.
             tol = 4 * torch.finfo(self.working_dtype or self.loc.dtype).eps
+            # A row whose bracket is narrow enough stops moving, so its result does not depend
+            # on the other rows of the batch.
             for _ in range(200):
                 mid = 0.5 * (lo + hi)
-                if bool(((hi - lo) <= tol * (1 + mid.abs())).all()):
+                active = (hi - lo) > tol * (1 + mid.abs())
+                if not bool(active.any()):
                     break
                 below = torch.special.ndtr((mid.unsqueeze(1) - loc) / scale).mean(1) < target
-                lo = torch.where(below, mid, lo)
-                hi = torch.where(below, hi, mid)
+                lo = torch.where(active & below, mid, lo)
+                hi = torch.where(active & ~below, mid, hi)
             result = centre + spread * (0.5 * (lo + hi))
         result = result.to(self.loc.dtype)
         return result[0] if scalar else result

@@ -249,7 +249,8 @@ class FittedModel(nn.Module):
         pred = predictive(self.model, z, num_samples, generator=generator, chunk_size=chunk_size)
         # Back to data units in float64: a target of 1e9 + k, or a std of 1e30 (variance 1e60),
         # is held exactly where float32 would round it away or overflow.
-        wide = Prediction(pred.loc.double(), pred.scale.double(), working_dtype=pred.loc.dtype)
+        # Quantiles are resolved to the working dtype's precision, that of the inputs and weights.
+        wide = Prediction(pred.loc.double(), pred.scale.double(), working_dtype=WORKING_DTYPE)
         return wide.affine(self.y_scaler.mean.double(), self.y_scaler.std.double())
 
 
