@@ -179,7 +179,8 @@ class Standardizer(torch.nn.Module):
         """Warn for each column whose variation the working ``dtype`` cannot hold."""
         varies = (t != t[:1]).any(dim=0)
         for j in torch.nonzero(varies).flatten().tolist():
-            label = f"column {j}" + (f" ({names[j]!r})" if names is not None and j < len(names) else "")
+            named = names is not None and j < len(names)
+            label = f"column {j}" + (f" ({names[j]!r})" if named else "")
             if bool(degenerate[j]):
                 warnings.warn(
                     f"{label} varies by less than {_RELATIVE_FLOOR:g} of its magnitude "
