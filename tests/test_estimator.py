@@ -20,15 +20,11 @@ from varbayes.estimator import BayesianRegressor
 from varbayes.recipes import fit
 
 #: Checks of ``parametrize_with_checks`` expected to fail, with why (also in the docstring).
-EXPECTED_FAILED_CHECKS: dict[str, str] = {
-    "check_methods_subset_invariance": (
-        "float32 networks: a row predicted alone (matrix-vector kernel) may differ from the same "
-        "row in a batch by 1 ulp (~1e-7), at sklearn's rtol=atol=1e-7 tolerance"
-    ),
-}
+EXPECTED_FAILED_CHECKS: dict[str, str] = {}
 
 #: Checks that used to be expected failures and now pass: they must stay out of the list.
 FIXED_CHECKS = (
+    "check_methods_subset_invariance",  # float64 prediction passes (issue 13, item 17)
     "check_complex_data",
     "check_dtype_object",
     "check_estimators_empty_data_messages",

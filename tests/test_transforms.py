@@ -18,9 +18,9 @@ def test_all_names_importable() -> None:
 
 def test_init_buffers() -> None:
     st = Standardizer(3)
-    assert st.mean.dtype == torch.float32 and st.std.dtype == torch.float32
-    assert torch.equal(st.mean, torch.zeros(3))
-    assert torch.equal(st.std, torch.ones(3))
+    assert st.mean.dtype == torch.float64 and st.std.dtype == torch.float64  # issue 13, item 3
+    assert torch.equal(st.mean, torch.zeros(3, dtype=torch.float64))
+    assert torch.equal(st.std, torch.ones(3, dtype=torch.float64))
     assert set(st.state_dict()) == {"mean", "std"}
     assert list(st.parameters()) == []
     assert "num_features=3" in repr(st)
@@ -41,8 +41,8 @@ def test_fit_matches_numpy_population_std() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(loc=[3.0, -2.0], scale=[5.0, 0.1], size=(200, 2))
     st = Standardizer(2).fit(torch.as_tensor(x))
-    np.testing.assert_allclose(st.mean.numpy(), x.mean(0).astype(np.float32), rtol=1e-6)
-    np.testing.assert_allclose(st.std.numpy(), x.std(0, ddof=0).astype(np.float32), rtol=1e-6)
+    np.testing.assert_allclose(st.mean.numpy(), x.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(st.std.numpy(), x.std(0, ddof=0), rtol=1e-12)
     z = st.transform(torch.as_tensor(x, dtype=torch.float32))
     np.testing.assert_allclose(z.mean(0).numpy(), [0.0, 0.0], atol=1e-5)
     np.testing.assert_allclose(z.std(0, unbiased=False).numpy(), [1.0, 1.0], atol=1e-5)
@@ -77,7 +77,8 @@ def test_single_row_gives_unit_std() -> None:
 
 def test_tiny_relative_std_treated_as_constant() -> None:
     x = torch.tensor([[1e6], [1e6 + 1e-8]], dtype=torch.float64)  # std 5e-9 < 1e-12 * 1e6
-    assert Standardizer(1).fit(x).std.item() == 1.0
+    with pytest.warns(T.PrecisionWarning, match="column 0 varies by less than 1e-12"):
+        assert Standardizer(1).fit(x).std.item() == 1.0
     y = torch.tensor([[0.0], [2e-6]], dtype=torch.float64)  # small but genuine
     assert Standardizer(1).fit(y).std.item() == pytest.approx(1e-6)
 
@@ -119,8 +120,8 @@ def test_one_dimensional_inputs_for_single_feature() -> None:
     assert z.shape == (4,)
     torch.testing.assert_close(st.inverse_transform(z), y)
     s = torch.ones(2, 4)  # (S, n) stacks broadcast too
-    torch.testing.assert_close(st.inverse_scale(s), s * st.std)
-    torch.testing.assert_close(st.inverse_var(s), s * st.std**2)
+    torch.testing.assert_close(st.inverse_scale(s), s * st.std.float())  # s's dtype
+    torch.testing.assert_close(st.inverse_var(s), s * st.std.float() ** 2)
 
 
 def test_inverse_scale_and_var() -> None:
@@ -186,7 +187,7 @@ def test_state_dict_round_trip() -> None:
 def test_state_dict_tensors_are_plain_contiguous() -> None:
     st = Standardizer(4).fit(torch.randn(10, 4, generator=torch.Generator().manual_seed(0)))
     for value in st.state_dict().values():
-        assert value.is_contiguous() and value.dtype == torch.float32 and value.shape == (4,)
+        assert value.is_contiguous() and value.dtype == torch.float64 and value.shape == (4,)
 
 
 def test_safetensors_round_trip(tmp_path) -> None:

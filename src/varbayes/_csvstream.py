@@ -94,6 +94,8 @@ class CSVChunkReader:
         The column names, normalised (stripped, Unicode NFC) as every reader compares them.
     rows_read : int
         Data rows yielded so far.
+    chunk_lines : list of int
+        File line numbers of the rows of the last chunk yielded (for error messages).
 
     Raises
     ------
@@ -113,6 +115,7 @@ class CSVChunkReader:
         self._stack = ExitStack()
         fh, self.name = self._stack.enter_context(open_text(path))
         self.path = Path(self.name)
+        self.chunk_lines: list[int] = []
         try:
             self._rows = numbered_rows(fh, self.name, delimiter)
             first = next(self._rows, None)
@@ -161,6 +164,7 @@ class CSVChunkReader:
         x = np.column_stack([parse_column(self.name, rows, j, c)
                              for j, c in zip(self._columns, self.features, strict=True)])
         self.rows_read += len(rows)
+        self.chunk_lines = [lineno for lineno, _ in rows]  # to name a row in later errors
         return np.ascontiguousarray(x), [r for _, r in rows]
 
     def close(self) -> None:

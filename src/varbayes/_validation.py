@@ -44,7 +44,8 @@ from varbayes._checks_scalar import (
 __all__ = [
     "as_generator", "check_X_y", "check_array", "check_choice", "check_enum",
     "check_probability_level", "check_scalar", "check_sizes", "check_target",
-    "feature_names_of", "is_validation_enabled", "set_validation", "validation_enabled",
+    "feature_names_of", "is_validation_enabled", "set_validation", "to_tensor",
+    "validation_enabled",
 ]  # fmt: skip
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -86,6 +87,38 @@ def validation_enabled(flag: bool = True) -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- arrays
+
+
+def to_tensor(
+    a: Any, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """Convert an array-like to a tensor, like ``torch.as_tensor``, also for read-only arrays.
+
+    ``torch.as_tensor`` / ``torch.from_numpy`` share a NumPy array's memory and warn ("The given
+    NumPy array is not writable") when the array is read-only, which pandas' ``.to_numpy()``,
+    memory maps and broadcast views return. Such an array is copied first, so the tensor never
+    aliases memory it must not write. Tensors are detached; other inputs go through
+    ``np.asarray`` (pandas objects, lists, NumPy scalars).
+
+    Parameters
+    ----------
+    a : array-like or Tensor
+    dtype : torch.dtype or None
+        Result dtype; ``None`` keeps the input's.
+    device : torch.device, str or None
+        Result device; ``None`` keeps a tensor's (the CPU for other inputs).
+
+    Returns
+    -------
+    torch.Tensor
+        Shares memory with a writeable NumPy array or tensor input when no conversion is needed.
+    """
+    if isinstance(a, torch.Tensor):
+        return a.detach().to(device=device, dtype=dtype)
+    arr = a if isinstance(a, np.ndarray) else np.asarray(a)
+    if not arr.flags.writeable:
+        arr = np.array(arr, copy=True)
+    return torch.as_tensor(arr, dtype=dtype, device=device)
 
 
 def _type_name(value: object) -> str:

@@ -322,26 +322,12 @@ def _load_inputs(fitted: Any, path: Any, target: str | None = None) -> Any:
     return read_csv(path, target=target, features=features)
 
 
-def _prediction_columns(pred: Any, level: float, epistemic: bool) -> dict[str, Any]:
-    """The output columns of ``predict`` for one chunk of rows (float64 arrays)."""
-    lower, upper = pred.interval(level)
-
-    def arr(t: Any) -> Any:
-        return t.detach().double().numpy()
-
-    columns = {"mean": arr(pred.mean), "std": arr(pred.std), "lower": arr(lower),
-               "median": arr(pred.quantile(0.5)), "upper": arr(upper),
-               "aleatoric_std": arr(pred.aleatoric_var.sqrt())}
-    if epistemic:
-        columns["epistemic_std"] = arr(pred.epistemic_var.sqrt())
-    return columns
-
-
 def _cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
     from varbayes import io
     from varbayes._csvstream import CSVChunkReader, CSVChunkWriter, predict_chunk_rows
+    from varbayes.predictive import prediction_columns
 
     _require_free(args.out, args.force)
     fitted = io.load(args.model_dir)
@@ -363,7 +349,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 # A fresh generator per chunk: every row sees the same weight draws.
                 pred = fitted.predict(x, samples, chunk_size=forward_rows,
                                       generator=torch.Generator().manual_seed(args.seed))
-                writer.write(rows, _prediction_columns(pred, args.level, fitted.has_epistemic))
+                # Non-finite predictions raise ValueError naming the row: exit 2, and the
+                # writer removes its temporary file, so nothing is left at --out.
+                where = [f"{args.input}, row {n}" for n in reader.chunk_lines]
+                writer.write(rows, prediction_columns(pred, args.level,
+                                                      epistemic=fitted.has_epistemic,
+                                                      row_names=where))
     print(f"wrote {writer.rows_written} predictions to {args.out}", file=sys.stderr)
     return EXIT_OK
 

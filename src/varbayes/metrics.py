@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from varbayes._validation import to_tensor
 from varbayes.predictive import Prediction
 
 __all__ = [
@@ -40,9 +41,14 @@ __all__ = [
 _LOG_2PI = math.log(2 * math.pi)
 
 
+def _float64(a: Any) -> Tensor:
+    """A float64 CPU tensor of ``a`` (read-only arrays included, see ``to_tensor``)."""
+    return to_tensor(a if isinstance(a, Tensor) else np.asarray(a, dtype=np.float64),
+                     torch.float64, "cpu")
+
+
 def _vec(a: Any, name: str) -> Tensor:
-    t = torch.as_tensor(np.asarray(a.detach().cpu() if isinstance(a, Tensor) else a,
-                                   dtype=np.float64))
+    t = _float64(a)
     if t.dim() == 2 and t.shape[1] == 1:
         t = t[:, 0]
     if t.dim() != 1:
@@ -67,10 +73,7 @@ def _positive(t: Tensor, name: str) -> None:
 
 
 def _mixture(loc: Any, scale: Any) -> tuple[Tensor, Tensor]:
-    lt = torch.as_tensor(np.asarray(loc.detach().cpu() if isinstance(loc, Tensor) else loc,
-                                    dtype=np.float64))
-    st = torch.as_tensor(np.asarray(scale.detach().cpu() if isinstance(scale, Tensor) else scale,
-                                    dtype=np.float64))
+    lt, st = _float64(loc), _float64(scale)
     if lt.dim() == 1:
         lt = lt[None]
     if st.dim() == 1:

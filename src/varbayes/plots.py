@@ -14,6 +14,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from varbayes._validation import to_tensor
 from varbayes.predictive import Prediction
 
 __all__ = [
@@ -141,7 +142,7 @@ def plot_calibration(y: Any, prediction: Prediction, *, num_levels: int = 19,
     if num_levels < 1:
         raise ValueError(f"num_levels must be >= 1, got {num_levels}")
     ax = _axes(ax, figsize=(4.5, 4.5))
-    yt = torch.as_tensor(_x1d(y), dtype=torch.float64)
+    yt = to_tensor(_x1d(y), torch.float64, "cpu")
     pit = _np(Prediction(prediction.loc.double(), prediction.scale.double()).cdf(yt))
     levels = np.arange(1, num_levels + 1) / (num_levels + 1)
     observed = (pit[None, :] <= levels[:, None]).mean(1)

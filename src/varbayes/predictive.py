@@ -22,17 +22,21 @@ call with a leading sample dimension.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from varbayes._threads import intra_op_threads
+from varbayes._validation import to_tensor
 
 __all__ = [
     "MAX_DRAW_BYTES",
     "Prediction",
     "check_draw_budget",
+    "prediction_columns",
     "predictive",
 ]
 
@@ -53,10 +57,15 @@ class Prediction:
         Component means :math:`\\mu_s(x)`.
     scale : Tensor of shape (S, n)
         Component standard deviations :math:`\\sigma_s(x)`.
+    working_dtype : torch.dtype or None
+        The dtype the components were computed in, when ``loc`` and ``scale`` were widened
+        afterwards (e.g. float32 network outputs held in float64 data units): quantiles are
+        resolved to its precision. ``None``: ``loc``'s dtype.
     """
 
     loc: Tensor
     scale: Tensor
+    working_dtype: torch.dtype | None = None
 
     def __post_init__(self) -> None:
         if self.loc.dim() != 2 or self.loc.shape != self.scale.shape:
@@ -118,7 +127,7 @@ class Prediction:
         -------
         Tensor of shape (n,) for a float ``q``, else (k, n).
         """
-        qt = torch.as_tensor(q, dtype=torch.float64)
+        qt = to_tensor(q, torch.float64, "cpu")
         scalar = qt.dim() == 0
         qt = qt.reshape(-1)
         if not bool(((qt > 0) & (qt < 1)).all()):
@@ -128,22 +137,31 @@ class Prediction:
             z = torch.special.ndtri(qt)[:, None]
             result = loc[0] + scale[0] * z
         else:
+            # Bisect in units of each row's own spread, u = (y - centre) / spread, so that the
+            # resolution follows the mixture's width, not the magnitude of y (y = 1e9 + k).
+            centre = loc.mean(0)
+            spread = ((scale * scale).mean(0) + loc.var(0, correction=0)).sqrt()
+            spread = spread.clamp_min(torch.finfo(torch.float64).tiny)
+            loc, scale = (loc - centre) / spread, scale / spread
             # Every quantile lies between the smallest and largest component quantile.
             zq = torch.special.ndtri(qt)[:, None, None]
             comp_q = loc + scale * zq  # (k, S, n)
             lo, hi = comp_q.min(1).values, comp_q.max(1).values
             target = qt[:, None]
-            # Bisect until the bracket is below the resolution of the output dtype (about 24
-            # halvings for float32 results, 50 for float64), not a fixed number of times.
-            tol = 4 * torch.finfo(self.loc.dtype).eps
+            # Bisect until the bracket is below the resolution of the working dtype (about 24
+            # halvings for float32 components, 50 for float64), not a fixed number of times.
+            tol = 4 * torch.finfo(self.working_dtype or self.loc.dtype).eps
+            # A row whose bracket is narrow enough stops moving, so its result does not depend
+            # on the other rows of the batch.
             for _ in range(200):
                 mid = 0.5 * (lo + hi)
-                if bool(((hi - lo) <= tol * (1 + mid.abs())).all()):
+                active = (hi - lo) > tol * (1 + mid.abs())
+                if not bool(active.any()):
                     break
                 below = torch.special.ndtr((mid.unsqueeze(1) - loc) / scale).mean(1) < target
-                lo = torch.where(below, mid, lo)
-                hi = torch.where(below, hi, mid)
-            result = 0.5 * (lo + hi)
+                lo = torch.where(active & below, mid, lo)
+                hi = torch.where(active & ~below, mid, hi)
+            result = centre + spread * (0.5 * (lo + hi))
         result = result.to(self.loc.dtype)
         return result[0] if scalar else result
 
@@ -169,11 +187,74 @@ class Prediction:
 
     def affine(self, shift: Tensor | float, scale: Tensor | float) -> Prediction:
         """The predictive of ``shift + scale * y`` (e.g. back to data units), ``scale > 0``."""
-        return Prediction(self.loc * scale + shift, self.scale * scale)
+        return Prediction(self.loc * scale + shift, self.scale * scale, self.working_dtype)
 
     def __getitem__(self, index: slice | Tensor) -> Prediction:
         """Select inputs (the second dimension)."""
-        return Prediction(self.loc[:, index], self.scale[:, index])
+        return Prediction(self.loc[:, index], self.scale[:, index], self.working_dtype)
+
+
+def _first_nonfinite(columns: dict[str, Tensor], row_names: Sequence[str] | None) -> None:
+    """Raise ``ValueError`` naming the first row (and its column) that is not finite."""
+    bad = torch.zeros_like(next(iter(columns.values())), dtype=torch.bool)
+    for values in columns.values():
+        bad |= ~torch.isfinite(values)
+    if not bool(bad.any()):
+        return
+    i = int(torch.nonzero(bad)[0])
+    name, value = next((k, float(v[i])) for k, v in columns.items() if not math.isfinite(v[i]))
+    where = row_names[i] if row_names is not None else f"row {i}"
+    raise ValueError(
+        f"{where}: the prediction is not finite ({name} = {value}), refusing to write it "
+        f"({int(bad.sum())} such row(s)); the input is far outside the training data or the "
+        "model's weights are out of range"
+    )
+
+
+@torch.no_grad()
+def prediction_columns(
+    pred: Prediction, level: float = 0.9, *, epistemic: bool = True,
+    row_names: Sequence[str] | None = None,
+) -> dict[str, np.ndarray]:
+    """Per-row summaries of ``pred`` as float64 arrays, refusing non-finite values.
+
+    The summaries are computed in float64 (a std of 1e30 has a variance of 1e60, beyond
+    float32), and every value is checked before anything is returned, so no ``inf`` / ``nan``
+    reaches a results file.
+
+    Parameters
+    ----------
+    pred : Prediction
+        ``n`` rows, in the units to report.
+    level : float in (0, 1), default=0.9
+        Probability of the central interval ``lower`` .. ``upper``.
+    epistemic : bool, default=True
+        Include ``epistemic_std``.
+    row_names : sequence of str or None
+        How to name row ``i`` in the error (e.g. ``"data.csv, row 7"``); default ``"row i"``.
+
+    Returns
+    -------
+    dict of str to ndarray of shape (n,)
+        ``mean``, ``std``, ``lower``, ``median``, ``upper``, ``aleatoric_std`` and, with
+        ``epistemic``, ``epistemic_std``.
+
+    Raises
+    ------
+    ValueError
+        Naming the first row whose prediction (a component or a summary) is NaN or infinite.
+    """
+    wide = Prediction(pred.loc.double(), pred.scale.double(),
+                      pred.working_dtype or pred.loc.dtype)
+    mean, std = wide.mean, wide.std
+    _first_nonfinite({"mean": mean, "std": std}, row_names)  # before bisecting on NaN
+    lower, upper = wide.interval(level)
+    columns = {"mean": mean, "std": std, "lower": lower, "median": wide.quantile(0.5),
+               "upper": upper, "aleatoric_std": wide.aleatoric_var.sqrt()}
+    if epistemic:
+        columns["epistemic_std"] = wide.epistemic_var.sqrt()
+    _first_nonfinite(columns, row_names)
+    return {k: v.detach().cpu().numpy() for k, v in columns.items()}
 
 
 def draw_bytes_per_row(model: torch.nn.Module, num_samples: int) -> int:

@@ -26,6 +26,7 @@ from varbayes._validation import (
     check_scalar,
     check_sizes,
     check_X_y,
+    to_tensor,
 )
 from varbayes.infer import KL, History, NonFinitePolicy, train
 from varbayes.kinds import KINDS, ModelKind, PriorName, get_kind
@@ -192,15 +193,31 @@ class FittedModel(nn.Module):
                 f"generator is on device {generator.device} but the model is on {device}; "
                 f"pass torch.Generator(device={str(device)!r})"
             )
-        xt = torch.as_tensor(xa, dtype=torch.float32, device=device)
-        z = self.x_scaler.transform(xt)
+        z = _standardised(self.x_scaler, to_tensor(xa, torch.float64, device), "x")
         pred = predictive(self.model, z, num_samples, generator=generator, chunk_size=chunk_size)
-        return pred.affine(self.y_scaler.mean, self.y_scaler.std)
+        # Back to data units in float64: a target of 1e9 + k, or a std of 1e30 (variance 1e60),
+        # is held exactly where float32 would round it away or overflow.
+        # Quantiles are resolved to the working dtype's precision, that of the inputs and weights.
+        wide = Prediction(pred.loc.double(), pred.scale.double(), working_dtype=WORKING_DTYPE)
+        return wide.affine(self.y_scaler.mean.double(), self.y_scaler.std.double())
 
 
-def _as_tensor(a: np.ndarray | Tensor) -> Tensor:
-    return torch.as_tensor(np.asarray(a, dtype=np.float32) if not isinstance(a, Tensor) else a,
-                           dtype=torch.float32)
+#: The dtype the networks compute in; data are standardised in float64, then cast to it.
+WORKING_DTYPE = torch.float32
+
+
+def _standardised(scaler: Standardizer, t: Tensor, name: str) -> Tensor:
+    """``scaler.transform(t)`` (float64 ``t``) cast to the working dtype, refusing overflow."""
+    z = scaler.transform(t)
+    zw = z.to(WORKING_DTYPE)
+    if not bool(torch.isfinite(zw).all()):
+        i, j = (int(k) for k in torch.nonzero(~torch.isfinite(zw))[0])
+        raise ValueError(
+            f"{name} row {i}, column {j}: {float(t[i, j]):g} lies "
+            f"{float(z[i, j]):g} training standard deviations from the training mean, beyond "
+            f"the {str(WORKING_DTYPE).replace('torch.', '')} range of the network"
+        )
+    return zw
 
 
 def fit(
@@ -253,12 +270,14 @@ def fit(
     nonfinite = check_enum(nonfinite, NonFinitePolicy, "nonfinite").value
     if generator is not None:
         generator = as_generator(generator, "generator")
-    xt, yt = _as_tensor(xa), _as_tensor(ya)
+    # Standardise in float64, then cast the standardised values to the working dtype.
+    xt, yt = to_tensor(xa, torch.float64), to_tensor(ya, torch.float64)
     config = make_config(kind, xt.shape[1], **overrides)
-    x_scaler = Standardizer(xt.shape[1]).fit(xt)
-    y_scaler = Standardizer(1).fit(yt[:, None])
-    xs = x_scaler.transform(xt)
-    ys = y_scaler.transform(yt[:, None])[:, 0]
+    x_scaler = Standardizer(xt.shape[1]).fit(xt, dtype=WORKING_DTYPE, names=feature_names)
+    y_scaler = Standardizer(1).fit(yt[:, None], dtype=WORKING_DTYPE,
+                                   names=None if target_name is None else [target_name])
+    xs = _standardised(x_scaler, xt, "x")
+    ys = _standardised(y_scaler, yt[:, None], "y")[:, 0]
     kind_spec = get_kind(config["kind"])
     model = kind_spec.build(config, generator)
     history = train(
