@@ -49,9 +49,11 @@ def test_quantiles_are_monotone_and_invert_the_cdf(pred: Prediction, levels: lis
     q = torch.tensor(sorted(levels), dtype=torch.float64)
     values = pred.quantile(q)  # (k, n)
     assert (values[1:] >= values[:-1]).all()
-    # the quantile brackets the level to the output dtype's resolution:
-    # CDF(v - dx) <= level <= CDF(v + dx) with dx a few ulps of v
-    dx = 8 * torch.finfo(torch.float64).eps * (1 + values.abs())
+    # the quantile brackets the level to the output dtype's resolution, measured (as the
+    # bisection measures it) in units of the mixture's spread around its centre:
+    # CDF(v - dx) <= level <= CDF(v + dx) with dx a few ulps of spread + |v - centre| + |v|
+    spread, centre = pred.std, pred.mean
+    dx = 8 * torch.finfo(torch.float64).eps * (spread + (values - centre).abs() + values.abs())
     assert (pred.cdf(values - dx) <= q[:, None] + 1e-12).all()
     assert (pred.cdf(values + dx) >= q[:, None] - 1e-12).all()
 

@@ -254,12 +254,14 @@ def read_tensors_into(target: dict[str, torch.Tensor], file: Path, config_file: 
         with safe_open(str(file), framework="pt", device="cpu") as st, torch.no_grad():
             for key in sorted(target):
                 dest = target[key]
-                dest.copy_(st.get_tensor(key))  # converts to the model's dtype in place
+                source = st.get_tensor(key)
+                dest.copy_(source)  # converts to the model's dtype in place
                 finite = torch.isfinite(dest)
                 if not bool(finite.all()):
                     where = torch.nonzero(~finite.reshape(-1))[0].item()
-                    problems.append(f"{key!r} holds NaN or inf values in float32 (first at "
-                                    f"flat index {where})")
+                    what = ("NaN or inf values" if not math.isfinite(source.reshape(-1)[where])
+                            else f"values beyond the range of {dest.dtype}")
+                    problems.append(f"{key!r} holds {what} (first at flat index {where})")
                 elif key in POSITIVE_TENSORS and not bool((dest > 0).all()):
                     flat = dest.reshape(-1)
                     where = torch.nonzero(flat <= 0)[0].item()
