@@ -62,3 +62,19 @@ def test_scale_mixture_model_trains_and_round_trips(tmp_path) -> None:
     a = fitted.predict(x, 5, generator=torch.Generator().manual_seed(1))
     b = loaded.predict(x, 5, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a.loc, b.loc) and torch.equal(a.scale, b.scale)
+
+
+def test_estimator_takes_the_prior() -> None:
+    from sklearn.base import clone
+
+    from varbayes import BayesianRegressor
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(25, 2))
+    y = x[:, 1] + 0.1 * rng.normal(size=25)
+    reg = BayesianRegressor("bbb", prior="scale_mixture", epochs=5, hidden=4, random_state=0)
+    reg.fit(x, y)
+    assert isinstance(reg.model_.model.prior, ScaleMixturePrior)
+    assert clone(reg).get_params()["prior"] == "scale_mixture"
+    with pytest.raises(ValueError, match="prior"):
+        BayesianRegressor("bbb", prior="laplace", epochs=2).fit(x, y)

@@ -42,7 +42,7 @@ from varbayes.recipes import DEFAULTS, ModelKind, fit, make_config
 
 __all__ = ["BayesianRegressor"]
 
-_OPTIONS = ("hidden", "epochs", "lr", "batch_size", "kl", "prior_scale", "noise")
+_OPTIONS = ("hidden", "epochs", "lr", "batch_size", "kl", "prior", "prior_scale", "noise")
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -79,8 +79,12 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         Posterior draws ``S`` used by every prediction method.
     kl : {'analytic', 'mc'} or None, default=None
         KL estimator of the ELBO; only for ``'bbb'`` and ``'hetero'``.
+    prior : {'gaussian', 'scale_mixture'} or None, default=None
+        Weight prior of ``'bbb'`` and ``'hetero'`` (``None``: ``'gaussian'``). The scale
+        mixture (Blundell et al. 2015) has no closed-form KL, so it trains with ``kl='mc'``.
     prior_scale : float or None, default=None
-        Standard deviation of the Gaussian weight prior; only for ``'bbb'`` and ``'hetero'``.
+        Standard deviation of the Gaussian weight prior (of the wide component of the scale
+        mixture); only for ``'bbb'`` and ``'hetero'``.
     noise : {'fixed', 'learned'}, float or None, default=None
         Observation noise of ``'bbb'``: ``'fixed'`` (the post's 0.1 in standardised units),
         ``'learned'``, or a float: fixed at that standard deviation (standardised units).
@@ -145,6 +149,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         batch_size: int | None = None,
         num_samples: int = 200,
         kl: str | None = None,
+        prior: str | None = None,
         prior_scale: float | None = None,
         noise: str | float | None = None,
         random_state: int | np.random.Generator | torch.Generator | None = None,
@@ -157,6 +162,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         self.batch_size = batch_size
         self.num_samples = num_samples
         self.kl = kl
+        self.prior = prior
         self.prior_scale = prior_scale
         self.noise = noise
         self.random_state = random_state
@@ -410,7 +416,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         if meta is None:  # written by the CLI / io.save: rebuild the parameters from the config
             config = fitted.config
             params = {k: config[k] for k in ("hidden", "epochs", "lr", "batch_size")}
-            params.update({k: config[k] for k in ("kl", "prior_scale") if k in config})
+            params.update({k: config[k] for k in ("kl", "prior", "prior_scale") if k in config})
             if "noise" in config:
                 params["noise"] = config["noise_std"] if config["noise"] == "fixed" else "learned"
             params["model"], seed = config["kind"], 0
