@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from varbayes._atomic import OutputFile, check_file_out, write_text
 from varbayes.datasets import ToyData, load_toy
 from varbayes.metrics import evaluate
 from varbayes.plots import new_figure, plot_calibration, plot_data, plot_fit, plot_uncertainty
@@ -45,6 +46,11 @@ def _grid(data: ToyData, num: int = 300) -> np.ndarray:
     return np.linspace(lo, hi, num)[:, None]
 
 
+def _savefig(fig: Any, path: Path) -> None:
+    with OutputFile(path, binary=True) as out:  # atomic and within the umask, like every output
+        fig.savefig(out.fh, format="png", dpi=90)
+
+
 def _figure(name: str, fitted: FittedModel, data: ToyData, out: Path, num_samples: int,
             seed: int) -> list[Path]:
     grid = _grid(data)
@@ -54,7 +60,7 @@ def _figure(name: str, fitted: FittedModel, data: ToyData, out: Path, num_sample
     plot_fit(grid, pred, x_data=data.x_train, y_data=data.y_train, ax=ax,
              level=0.9, mean_band=name == "bbb", title=_TITLES[name])
     path = out / f"{name}.png"
-    fig.savefig(path, dpi=90)
+    _savefig(fig, path)
     written.append(path)
     if name == "hetero":
         fig, axes = new_figure(1, 2, figsize=(13, 4.5))
@@ -64,7 +70,7 @@ def _figure(name: str, fitted: FittedModel, data: ToyData, out: Path, num_sample
                                    generator=torch.Generator().manual_seed(seed))
         plot_calibration(data.y_test, test_pred, ax=axes[1], title="hetero: calibration (test)")
         path = out / "hetero_uncertainty.png"
-        fig.savefig(path, dpi=90)
+        _savefig(fig, path)
         written.append(path)
     return written
 
@@ -107,7 +113,10 @@ def run_demo(
     if quick:
         num_samples = min(num_samples, 100)
     outdir = Path(out) if out is not None else None
-    if outdir is not None:
+    if outdir is not None:  # every output path is checked before any work
+        names = ["data.png", "metrics.json", *(f"{m}.png" for m in models)]
+        for name in names + ["hetero_uncertainty.png"] * ("hetero" in models):
+            check_file_out(outdir / name, force=True, parents=True)
         outdir.mkdir(parents=True, exist_ok=True)
         fig, ax = new_figure(figsize=(11, 4.5))
         plot_data(data.x_train, data.y_train, ax=ax, label="training data (the post's 150 points)")
@@ -115,7 +124,7 @@ def run_demo(
                   marker="x")
         ax.legend(loc="upper left", fontsize="small")
         ax.set_title("Toy data of the post: heteroscedastic noise, standardised y")
-        fig.savefig(outdir / "data.png", dpi=90)
+        _savefig(fig, outdir / "data.png")
 
     results: dict[str, dict[str, float]] = {}
     fitted_models: dict[str, FittedModel] = {}
@@ -154,7 +163,7 @@ def run_demo(
     if outdir is not None:
         for name, fitted in fitted_models.items():
             _figure(name, fitted, data, outdir, num_samples, seed)
-        (outdir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_text(outdir / "metrics.json", json.dumps(report, indent=2) + "\n")
     return report
 
 
