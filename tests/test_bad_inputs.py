@@ -913,7 +913,6 @@ def _instrument(crash_at: int | None, counter: list[int]) -> None:
     wrap(io, "_fsync_path")
     wrap(io, "_exchange")
     wrap(io._atomic, "fsync_path")
-    wrap(io._atomic, "honour_umask")
     wrap(io._atomic.shutil, "rmtree")
     wrap(io.os, "fsync")
     wrap(io.os, "rename")

@@ -226,11 +226,6 @@ class CSVChunkWriter:
         self._writer = csv.writer(self._fh)
         self._writer.writerow(self.header)
 
-    @property
-    def streamed(self) -> bool:
-        """Whether the rows go into a stream (standard output, a FIFO or a device)."""
-        return self._out.streamed
-
     def write(self, text_rows: Sequence[Sequence[str]], columns: Mapping[str, Any]) -> None:
         """Append rows: the cells ``text_rows`` (as read) followed by the values of ``columns``.
 
