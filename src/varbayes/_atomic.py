@@ -25,6 +25,10 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+__all__ = ["STDOUT", "OutputFile", "Terminated", "check_creatable", "check_file_out", "cleanup",
+           "commit_dir", "deferred_signals", "discard", "fsync_path", "new_temp_dir",
+           "remove_stale", "terminate_on_signals", "umask", "write_text"]
+
 PathLike = str | os.PathLike[str]
 STDOUT = "-"  # the --out value that means standard output
 _LIVE: set[Path] = set()  # temporary paths of this process that still exist
@@ -76,10 +80,9 @@ def _alive(pid: int) -> bool:
 
 
 def remove_stale(path: Path, allowed: Collection[str] = ()) -> list[Path]:
-    """Remove the temporary siblings ``.NAME.PID.HEX.{tmp,tmpdir,old}`` of dead processes.
+    """Remove the temporary siblings ``.NAME.PID.HEX.*`` of ``path`` whose PID is dead.
 
-    Only this user's regular files (``tmp``) and directories holding only regular files named
-    in ``allowed`` are removed. Returns what was removed.
+    Only this user's regular files, and directories holding only files named in ``allowed``.
     """
     pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[0-9a-f]{{8}}\.(tmp|tmpdir|old)")
     removed = []
@@ -161,10 +164,7 @@ def check_creatable(path: Path, *, parents: bool = False) -> None:
 
 
 def check_file_out(path: PathLike, *, force: bool, parents: bool = False) -> str:
-    """What writing ``path`` will do: ``"stdout"``, ``"stream"``, ``"new"`` or ``"replace"``.
-
-    Raises OSError (FileExistsError, IsADirectoryError, ...) for anything else, see the top.
-    """
+    """``"stdout"``, ``"stream"``, ``"new"`` or ``"replace"`` for ``path``; else an OSError."""
     text = os.fspath(path)
     if text == STDOUT:
         return "stdout"
@@ -196,10 +196,7 @@ def check_file_out(path: PathLike, *, force: bool, parents: bool = False) -> str
 
 
 class OutputFile(contextlib.AbstractContextManager["OutputFile"]):
-    """A file written atomically (temporary sibling, then ``os.replace``) or streamed.
-
-    ``path`` gets what was written to ``fh`` only if the ``with`` block ends without an error.
-    """
+    """A file written atomically (temporary sibling, ``os.replace`` on success) or streamed."""
 
     def __init__(self, path: PathLike, *, force: bool = True, binary: bool = False,
                  parents: bool = False) -> None:
