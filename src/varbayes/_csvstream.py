@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import os
-import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from varbayes._atomic import OutputFile
 from varbayes._csv import (
     Source,
     check_header,
@@ -182,32 +182,31 @@ class CSVChunkWriter:
     """Write a CSV file chunk by chunk, atomically (temporary file, then ``os.replace``).
 
     Use it as a context manager: the file appears at ``path`` when the block ends without an
-    error, and the temporary file is removed otherwise.
+    error, and the temporary file is removed otherwise. ``-`` (standard output), a FIFO or a
+    character device is streamed into instead (see :mod:`varbayes._atomic`).
 
     Parameters
     ----------
     path : str or path-like
-        Output file; its directory must exist. An existing file is replaced.
+        Output file; its directory must exist.
     header : sequence of str
         Column names.
+    force : bool, default=True
+        Replace an existing regular file (never a directory, link or special file).
 
     Raises
     ------
-    IsADirectoryError, FileNotFoundError
-        If ``path`` is a directory or its directory does not exist.
+    IsADirectoryError, FileNotFoundError, FileExistsError
+        If ``path`` is a directory (or ends in ``/``), its directory does not exist, or it
+        exists and cannot be replaced.
     """
 
-    def __init__(self, path: str | os.PathLike[str], header: Sequence[str]) -> None:
-        p = self.path = Path(path)
-        if p.is_dir():
-            raise IsADirectoryError(f"cannot write CSV to {p}: it is a directory")
-        if not p.parent.is_dir():
-            raise FileNotFoundError(f"cannot write CSV to {p}: directory {p.parent} does not exist")
+    def __init__(self, path: str | os.PathLike[str], header: Sequence[str], *,
+                 force: bool = True) -> None:
+        self._out = OutputFile(path, force=force)
+        self.path, self._fh = self._out.path, self._out.fh
         self.header = [str(h) for h in header]
         self.rows_written = 0
-        self._tmp = p.parent / f".{p.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # honours the umask
-        self._fh = os.fdopen(fd, "w", newline="", encoding="utf-8")
         self._writer = csv.writer(self._fh)
         self._writer.writerow(self.header)
 
@@ -226,15 +225,12 @@ class CSVChunkWriter:
         self.rows_written += len(text_rows)
 
     def commit(self) -> Path:
-        """Close the temporary file and move it to ``path``."""
-        self._fh.close()
-        os.replace(self._tmp, self.path)
-        return self.path
+        """Finish the file (move the temporary file to ``path``)."""
+        return self._out.commit()
 
     def abort(self) -> None:
         """Close and remove the temporary file."""
-        self._fh.close()
-        self._tmp.unlink(missing_ok=True)
+        self._out.abort()
 
     def __enter__(self) -> CSVChunkWriter:
         return self
@@ -243,7 +239,4 @@ class CSVChunkWriter:
         self, exc_type: type[BaseException] | None, exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
+        self._out.__exit__(exc_type, exc, tb)

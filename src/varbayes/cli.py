@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -127,8 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=_positive_int, help="posterior samples (default: as fit)")
     p.add_argument("--level", type=_level, default=0.9, help="central interval (default 0.9)")
     p.add_argument("--seed", type=_nonneg_int, default=0)
-    p.add_argument("--out", type=Path, required=True, help="CSV file to write")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.add_argument("--out", required=True,
+                   help="CSV file to write; - for standard output (a FIFO or device is written "
+                        "into, never replaced)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing regular file")
 
     p = sub.add_parser("evaluate", help="score a model on a labelled CSV (data units)")
     p.add_argument("model_dir", type=Path)
@@ -151,49 +152,26 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--model", choices=kinds, default="hetero")
     b.add_argument("--quick", action="store_true", help="smoke run: 2 splits, fewer epochs")
     b.add_argument("--seed", type=_nonneg_int, default=0)
-    b.add_argument("--out", type=Path, help="JSON file for per-split and summary results")
+    b.add_argument("--out", help="JSON file for per-split and summary results")
     b = bench.add_parser("speed", help="training and prediction speed vs the post and Pyro")
     b.add_argument("--sizes", type=lambda t: [int(v) for v in t.split(",")],
                    help="comma-separated data sizes (default 150,10000,100000,1000000)")
     b.add_argument("--quick", action="store_true", help="smoke run: small sizes, few epochs")
-    b.add_argument("--out", type=Path, help="JSON file for the results")
+    b.add_argument("--out", help="JSON file for the results")
     return parser
 
 
-def _require_writable(path: Path, *, parents: bool = False) -> None:
-    """Fail before any work if ``path`` cannot be created (``parents``: may create its parents)."""
-    ancestor = path.parent
-    while not os.path.lexists(ancestor) and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise UsageError(f"cannot write {path}: {ancestor} is not a directory")
-    if ancestor != path.parent and not parents:
-        raise UsageError(f"cannot write {path}: directory {path.parent} does not exist")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write {path}: directory {ancestor} is not writable")
-
-
-def _require_free(path: Path, force: bool) -> None:
-    if path.is_dir():
-        raise UsageError(f"cannot write {path}: it is a directory; --out needs a file name")
-    if path.exists() and not force:
-        raise FileExistsError(f"{path} already exists; pass --force to overwrite it")
-    _require_writable(path)
-
-
 def _require_model_out(path: Path, force: bool) -> None:
-    """Check the model directory ``--out`` of ``fit`` before training (see io.save's rules)."""
-    from varbayes import io
+    """Check the model directory ``--out`` of ``fit`` before any work, by io.save's own rules."""
+    from varbayes import _atomic, io
 
-    if os.path.lexists(path) and not (path.is_dir() and not any(path.iterdir())):
-        if not io.is_model_dir(path):
-            raise UsageError(
-                f"{path} exists and is not a varbayes model directory; refusing to overwrite it "
-                "(even with --force). Choose another --out."
-            )
-        if not force:
-            raise FileExistsError(f"{path} already exists; pass --force to overwrite it")
-    _require_writable(path, parents=True)
+    try:  # a link, a file, a special file, a foreign directory or file: refused, even with force
+        replace = io._check_overwrite(path, force=True)
+    except FileExistsError as exc:
+        raise UsageError(str(exc).replace("force=True", "--force")) from None
+    if replace and not force:
+        raise FileExistsError(f"{path} already exists; pass --force to overwrite it")
+    _atomic.check_creatable(path, parents=True)
 
 
 def _source(path: Path) -> Any:
@@ -325,11 +303,11 @@ def _load_inputs(fitted: Any, path: Any, target: str | None = None) -> Any:
 def _cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
-    from varbayes import io
+    from varbayes import _atomic, io
     from varbayes._csvstream import CSVChunkReader, CSVChunkWriter, predict_chunk_rows
     from varbayes.predictive import prediction_columns
 
-    _require_free(args.out, args.force)
+    _atomic.check_file_out(args.out, force=args.force)  # before any work
     fitted = io.load(args.model_dir)
     if fitted.feature_names is None:
         raise UsageError("this model was saved without feature names; it cannot read a CSV")
@@ -344,7 +322,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         clash = sorted(set(reader.header) & set(out_names))  # names as normalised by the reader
         if clash:
             raise UsageError(f"{reader.name} already has column(s) {clash}; rename them first")
-        with CSVChunkWriter(args.out, [*reader.header, *out_names]) as writer:
+        with CSVChunkWriter(args.out, [*reader.header, *out_names], force=args.force) as writer:
             for x, rows in reader.chunks():
                 # A fresh generator per chunk: every row sees the same weight draws.
                 pred = fitted.predict(x, samples, chunk_size=forward_rows,
@@ -355,7 +333,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 writer.write(rows, prediction_columns(pred, args.level,
                                                       epistemic=fitted.has_epistemic,
                                                       row_names=where))
-    print(f"wrote {writer.rows_written} predictions to {args.out}", file=sys.stderr)
+    dest = "standard output" if args.out == _atomic.STDOUT else args.out
+    print(f"wrote {writer.rows_written} predictions to {dest}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -403,13 +382,19 @@ _COMMANDS = {"demo": _cmd_demo, "fit": _cmd_fit, "predict": _cmd_predict,
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``varbayes`` command; returns the exit code."""
+    from varbayes import _atomic
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return _COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        print("varbayes: interrupted", file=sys.stderr)
-        return 130
+    try:  # SIGTERM/SIGHUP raise Terminated, so partial outputs are removed as for Ctrl-C
+        with _atomic.terminate_on_signals():
+            return _COMMANDS[args.command](args)
+    except (KeyboardInterrupt, _atomic.Terminated) as exc:
+        _atomic.cleanup()
+        signum = getattr(exc, "signum", 2)
+        what = str(exc) or "interrupted by SIGINT"
+        print(f"varbayes: error: {what}; temporary files removed", file=sys.stderr)
+        return 128 + signum
     except Exception as exc:  # noqa: BLE001 - mapped to exit codes below
         if args.debug:
             raise

@@ -12,7 +12,6 @@ import csv
 import math
 import os
 import re
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from varbayes._atomic import OutputFile
 from varbayes._csv import Table, read_csv
 from varbayes._validation import check_scalar
 
@@ -342,7 +342,9 @@ def write_csv(path: PathLike, columns: Mapping[str, Any]) -> Path:
     Parameters
     ----------
     path : str or path-like
-        Output file; its directory must exist. An existing file is overwritten.
+        Output file; its directory must exist. An existing regular file is replaced; a FIFO,
+        a character device or ``-`` (standard output) is streamed into; a symbolic link or
+        other special file is refused (see :mod:`varbayes._atomic`).
     columns : mapping of str to array-like of shape (n,)
         Column name -> values, all of the same length. Returns the path written.
     """
@@ -357,15 +359,8 @@ def write_csv(path: PathLike, columns: Mapping[str, Any]) -> Path:
     lengths = {k: len(v) for k, v in cells.items()}
     if len(set(lengths.values())) > 1:
         raise ValueError(f"write_csv: columns have different lengths: {lengths}")
-    tmp = p.parent / f".{p.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # honours the umask
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(list(cells))
-            writer.writerows(zip(*cells.values(), strict=True))
-        os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with OutputFile(path) as out:  # atomic, within the umask; streams into a FIFO or "-"
+        writer = csv.writer(out.fh)
+        writer.writerow(list(cells))
+        writer.writerows(zip(*cells.values(), strict=True))
     return p

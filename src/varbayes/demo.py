@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from varbayes._atomic import OutputFile, check_file_out, write_text
 from varbayes.datasets import ToyData, load_toy
 from varbayes.kinds import KINDS, get_kind
 from varbayes.metrics import evaluate
@@ -39,6 +40,11 @@ def _grid(data: ToyData, num: int = 300) -> np.ndarray:
     return np.linspace(lo, hi, num)[:, None]
 
 
+def _savefig(fig: Any, path: Path) -> None:
+    with OutputFile(path, binary=True) as out:  # atomic and within the umask, like every output
+        fig.savefig(out.fh, format="png", dpi=90)
+
+
 def _figure(name: str, fitted: FittedModel, data: ToyData, out: Path, num_samples: int,
             seed: int) -> list[Path]:
     grid = _grid(data)
@@ -48,7 +54,7 @@ def _figure(name: str, fitted: FittedModel, data: ToyData, out: Path, num_sample
     plot_fit(grid, pred, x_data=data.x_train, y_data=data.y_train, ax=ax,
              level=0.9, mean_band=name == "bbb", title=get_kind(name).title)
     path = out / f"{name}.png"
-    fig.savefig(path, dpi=90)
+    _savefig(fig, path)
     written.append(path)
     if name == "hetero":
         fig, axes = new_figure(1, 2, figsize=(13, 4.5))
@@ -58,7 +64,7 @@ def _figure(name: str, fitted: FittedModel, data: ToyData, out: Path, num_sample
                                    generator=torch.Generator().manual_seed(seed))
         plot_calibration(data.y_test, test_pred, ax=axes[1], title="hetero: calibration (test)")
         path = out / "hetero_uncertainty.png"
-        fig.savefig(path, dpi=90)
+        _savefig(fig, path)
         written.append(path)
     return written
 
@@ -101,7 +107,10 @@ def run_demo(
     if quick:
         num_samples = min(num_samples, 100)
     outdir = Path(out) if out is not None else None
-    if outdir is not None:
+    if outdir is not None:  # every output path is checked before any work
+        names = ["data.png", "metrics.json", *(f"{m}.png" for m in models)]
+        for name in names + ["hetero_uncertainty.png"] * ("hetero" in models):
+            check_file_out(outdir / name, force=True, parents=True)
         outdir.mkdir(parents=True, exist_ok=True)
         fig, ax = new_figure(figsize=(11, 4.5))
         plot_data(data.x_train, data.y_train, ax=ax, label="training data (the post's 150 points)")
@@ -109,7 +118,7 @@ def run_demo(
                   marker="x")
         ax.legend(loc="upper left", fontsize="small")
         ax.set_title("Toy data of the post: heteroscedastic noise, standardised y")
-        fig.savefig(outdir / "data.png", dpi=90)
+        _savefig(fig, outdir / "data.png")
 
     results: dict[str, dict[str, float]] = {}
     fitted_models: dict[str, FittedModel] = {}
@@ -148,7 +157,7 @@ def run_demo(
     if outdir is not None:
         for name, fitted in fitted_models.items():
             _figure(name, fitted, data, outdir, num_samples, seed)
-        (outdir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_text(outdir / "metrics.json", json.dumps(report, indent=2) + "\n")
     return report
 
 

@@ -9,8 +9,11 @@ A saved model is a directory with exactly two files::
                            "feature_names": [...] | null, "target_name": "..." | null,
                            "metadata": {...}}
 
-Writing is atomic: both files go into a hidden temporary sibling directory, are fsynced, and the
-directory is renamed into place, so ``MODEL_DIR`` never holds a half-written model. Overwriting an
+Writing is atomic: both files go into a hidden temporary sibling directory
+(``.MODEL_DIR.PID.HEX.tmpdir``), are fsynced, and the directory is renamed into place, so
+``MODEL_DIR`` never holds a half-written model (see :mod:`varbayes._atomic`: files get the modes
+the umask allows, temporary directories are removed on errors and signals, and those of dead
+processes at the next save to the same path). Overwriting an
 existing model needs ``force=True``; the old model is swapped out (atomically where the OS
 supports it, otherwise renamed aside first) and deleted only once the new one is in place.
 
@@ -38,15 +41,14 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import shutil
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import save_file
 
+from varbayes import _atomic
 from varbayes._modelcheck import (
     check_header,
     check_num_samples,
@@ -81,19 +83,7 @@ _MODEL_FILES = frozenset({CONFIG_FILE, WEIGHTS_FILE})
 # --------------------------------------------------------------------------- helpers
 
 
-def _fsync_path(path: Path) -> None:
-    """Flush a file or directory to disk (directories: where the OS allows it)."""
-    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if path.is_dir() else 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError:  # e.g. directories on Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+_fsync_path = _atomic.fsync_path
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -136,10 +126,15 @@ def _check_overwrite(path: Path, force: bool) -> bool:
     """Decide what to do with an existing ``path``; True if an old model is to be replaced."""
     if not os.path.lexists(path):
         return False
-    if path.is_symlink() or not path.is_dir():
+    if path.is_symlink():
         raise FileExistsError(
-            f"{path} exists and is not a directory; refusing to overwrite it with a model "
-            "directory (even with force=True). Choose another path or remove it."
+            f"{path} is a symbolic link, so it is not a varbayes model directory; refusing to "
+            "write a model through it (even with force=True). Choose another path."
+        )
+    if not path.is_dir():
+        raise FileExistsError(
+            f"{path} exists and is not a varbayes model directory (not a directory at all); "
+            "refusing to overwrite it (even with force=True). Choose another path or remove it."
         )
     entries = sorted(p.name for p in path.iterdir())
     if not entries:
@@ -255,9 +250,7 @@ def save(
     except OSError as exc:  # e.g. a parent is a regular file, or not writable
         raise type(exc)(exc.errno, f"cannot create model directory {path}: {exc.strerror}",
                         exc.filename) from None
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:12]}"
-    tmp.mkdir()  # unlike tempfile.mkdtemp (mode 0700), this respects the umask
-    old: Path | None = None
+    tmp = _atomic.new_temp_dir(path, _MODEL_FILES)  # stale ones of dead processes go first
     try:
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         _fsync_path(tmp / WEIGHTS_FILE)
@@ -266,29 +259,10 @@ def save(
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
-        _fsync_path(tmp)
-        if replace:
-            if _exchange(tmp, path):  # path: new model; tmp: old model
-                old = tmp
-            else:  # fall back: rename the old model aside, then the new one in
-                aside = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-                os.rename(path, aside)
-                try:
-                    os.rename(tmp, path)
-                except BaseException:
-                    os.rename(aside, path)  # put the old model back
-                    raise
-                old = aside
-        else:
-            if path.is_dir():  # an empty directory is replaced
-                path.rmdir()
-            os.rename(tmp, path)
-        _fsync_path(path.parent)
-    finally:
-        if old is None and tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        # Both files within the umask (safetensors writes 0600), then renamed into place.
+        _atomic.commit_dir(tmp, path, replace=replace, exchange=_exchange)
+    finally:  # the old model after a swap, or the unfinished new one
+        _atomic.discard(tmp)
     return path
 
 

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from varbayes import _atomic
 from varbayes._fast.engine import train_many
 from varbayes._threads import intra_op_threads
 from varbayes.datasets import load_toy
@@ -487,11 +488,12 @@ def run_speed_command(args: argparse.Namespace) -> int:
     sizes = getattr(args, "sizes", None) or ((150, 1000) if quick else DEFAULT_SIZES)
     if any(int(s) < 2 for s in sizes):
         raise ValueError(f"--sizes must be integers >= 2, got {sizes}")
+    out = getattr(args, "out", None)
+    if out is not None:  # before any work
+        _atomic.check_file_out(out, force=True, parents=True)
     report = run_speed_benchmark(tuple(int(s) for s in sizes), quick=quick,
                                  log=lambda line: print(line, file=sys.stderr, flush=True))
     print(format_speed_table(report))
-    out = getattr(args, "out", None)
     if out is not None:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(report, indent=2) + "\n")
+        _atomic.write_text(out, json.dumps(report, indent=2) + "\n", parents=True)
     return 0

@@ -49,6 +49,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from varbayes import _atomic
 from varbayes.datasets import UCISplit, list_uci, load_uci, uci_n_splits, uci_root
 from varbayes.infer import train
 from varbayes.kinds import get_kind
@@ -456,26 +457,14 @@ def format_summary(result: dict[str, Any]) -> str:
 
 
 def write_json(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` atomically (a temporary file, then ``os.replace``)."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"--out {path} is a directory; give a JSON file name")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=1)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write ``payload`` to ``path`` atomically (see :mod:`varbayes._atomic`)."""
+    _atomic.write_text(path, json.dumps(payload, indent=1) + "\n", parents=True)
 
 
 def run_uci_command(args: Any) -> int:
     """``varbayes benchmark uci``: run, print a summary row per data set, write ``args.out``."""
-    if args.out is not None and Path(args.out).is_dir():
-        raise IsADirectoryError(f"--out {args.out} is a directory; give a JSON file name")
+    if args.out is not None:  # before any work
+        _atomic.check_file_out(args.out, force=True, parents=True)
     result = run_uci_benchmark(
         args.data_dir, args.dataset, splits=args.splits, model=args.model, quick=args.quick,
         seed=args.seed, progress=True,
