@@ -282,7 +282,7 @@ def test_deeply_nested_config_is_a_value_error(
                      str(tmp_path / "p.csv"))
     assert code == 2 and str(config) in _one_error_line(err)
     code, err = _cli(capsys, "fit", "--epochs", "1", "--out", str(path))  # fit --out checks it
-    assert code == 2 and "not a varbayes model directory" in _one_error_line(err)
+    assert code == 2 and "not a varbayes model" in _one_error_line(err)
 
 
 def test_json_numbers_out_of_range(saved: dict[str, Path], tmp_path: Path) -> None:
