@@ -35,9 +35,10 @@ from sklearn.exceptions import DataConversionWarning, NotFittedError
 
 from varbayes import io, metrics, plots
 from varbayes.cli import main
-from varbayes.datasets import read_csv
+from varbayes.data import read_csv
 from varbayes.estimator import BayesianRegressor
 from varbayes.infer import ELBO, ELBOTerms, NonFiniteLossError, SquaredError, train
+from varbayes.io import model_dir as io_impl
 from varbayes.predictive import predictive
 from varbayes.priors import GaussianPrior
 from varbayes.recipes import FittedModel, build_model, fit
@@ -908,13 +909,13 @@ def _instrument(crash_at: int | None, counter: list[int]) -> None:
 
         setattr(owner, name, step)
 
-    wrap(io, "save_file")
-    wrap(io, "_fsync_path")
-    wrap(io, "_exchange")
-    wrap(io._atomic, "fsync_path")
-    wrap(io._atomic.shutil, "rmtree")
-    wrap(io.os, "fsync")
-    wrap(io.os, "rename")
+    wrap(io_impl, "save_file")
+    wrap(io_impl, "_fsync_path")
+    wrap(io_impl, "_exchange")
+    wrap(io_impl._atomic, "fsync_path")
+    wrap(io_impl._atomic.shutil, "rmtree")
+    wrap(io_impl.os, "fsync")
+    wrap(io_impl.os, "rename")
     wrap(Path, "mkdir")
 
 
@@ -957,9 +958,9 @@ def _kill_at_every_step(tmp: Path) -> None:
 
 _KILL_SCRIPT = """
 import sys, torch
-from varbayes import io
+from varbayes import io, metrics, plots
 from varbayes.recipes import FittedModel, build_model, make_config
-from varbayes.transforms import Standardizer
+from varbayes.data.transforms import Standardizer
 config = make_config("mle", 1, hidden=[1500, 1500])
 def model(value):
     fitted = FittedModel(config, build_model(config), Standardizer(1), Standardizer(1))

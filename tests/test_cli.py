@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from varbayes.cli import main
-from varbayes.datasets import load_toy
+from varbayes.data import load_toy
 
 
 def _run(capsys, *argv):

@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from varbayes._csvstream import CSVChunkReader
-from varbayes.datasets import read_csv
+from varbayes.data import read_csv
+from varbayes.data.csvstream import CSVChunkReader
 
 #: Peak bytes that reading one fuzzed file (a few hundred bytes) may allocate.
 MEMORY_BOUND = 8 * 2**20

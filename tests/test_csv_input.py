@@ -1,6 +1,6 @@
 """CSV input, round two (issue 13, items 6, 10, 12, 13, 15): read once, strict, normalised names.
 
-Each test failed on 0.1.0. The readers share one parser (``varbayes._csv``), so most checks run
+Each test failed on 0.1.0. The readers share one parser (``varbayes.data.csv``), so most checks run
 against both :func:`read_csv` and the streaming :class:`CSVChunkReader` of ``predict``.
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from varbayes._csvstream import CSVChunkReader
 from varbayes.cli import main
-from varbayes.datasets import read_csv
+from varbayes.data import read_csv
+from varbayes.data.csvstream import CSVChunkReader
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = "".join(f"{i % 7 - 3},{(i * 5) % 11 / 4},{i % 5 + 0.5 * i}\n" for i in range(20))

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import varbayes.datasets as D
-from varbayes.datasets import (
+import varbayes.data as D
+from varbayes.data import (
     TOY_B0,
     TOY_W0,
     TOY_X_RANGE,

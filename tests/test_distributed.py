@@ -379,7 +379,7 @@ def test_torchrun_cli_fit_then_predict(tmp_path):
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory):
     from varbayes import io
-    from varbayes.datasets import load_toy
+    from varbayes.data import load_toy
 
     toy = load_toy()
     fitted, _ = fit("hetero", toy.x_train, toy.y_train[:, 0], epochs=30,
@@ -391,7 +391,7 @@ def small_model(tmp_path_factory):
 
 
 def _small_chunks(monkeypatch, samples):
-    import varbayes._csvstream as cs
+    import varbayes.data.csvstream as cs
 
     monkeypatch.setattr(cs, "SAMPLE_CELLS", 7 * samples)  # 7 rows per chunk
     monkeypatch.setattr(cs, "ACTIVATION_CELLS", 3 * samples * 20)  # 3 rows per forward pass
@@ -452,8 +452,8 @@ def test_bad_cell_in_a_late_chunk_leaves_no_output(small_model, tmp_path, monkey
     ],
 )
 def test_stream_reader_reports_what_read_csv_reports(tmp_path, text):
-    from varbayes._csvstream import CSVChunkReader
-    from varbayes.datasets import read_csv
+    from varbayes.data import read_csv
+    from varbayes.data.csvstream import CSVChunkReader
 
     path = tmp_path / "in.csv"
     path.write_text(text)
@@ -466,7 +466,7 @@ def test_stream_reader_reports_what_read_csv_reports(tmp_path, text):
 
 
 def test_chunk_sizes_bound_the_memory_of_a_chunk():
-    from varbayes._csvstream import (
+    from varbayes.data.csvstream import (
         ACTIVATION_CELLS,
         MAX_CHUNK_ROWS,
         SAMPLE_CELLS,

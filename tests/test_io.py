@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from varbayes import io
+from varbayes.io import model_dir as io_impl
 from varbayes.recipes import FittedModel, ModelKind, fit
 
 KINDS = [k.value for k in ModelKind]
@@ -313,7 +314,7 @@ def test_force_replaces(
     exchange: bool, mle: FittedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if not exchange:
-        monkeypatch.setattr(io, "_exchange", lambda a, b: False)
+        monkeypatch.setattr(io_impl, "_exchange", lambda a, b: False)
     path = io.save(mle, tmp_path / "m")
     new = _fit("bbb", hidden=[3])
     io.save(new, path, force=True)
@@ -360,7 +361,7 @@ def _fail(*args: object, **kwargs: object) -> None:
 def test_failure_mid_save_leaves_nothing(
     mle: FittedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(io, "save_file", _fail)
+    monkeypatch.setattr(io_impl, "save_file", _fail)
     with pytest.raises(RuntimeError, match="disk on fire"):
         io.save(mle, tmp_path / "m")
     assert list(tmp_path.iterdir()) == []
@@ -374,9 +375,9 @@ def test_failure_mid_save_keeps_old_model(
     path = io.save(old, tmp_path / "m")
     expected = _predict(old)
     if where == "weights":
-        monkeypatch.setattr(io, "save_file", _fail)
+        monkeypatch.setattr(io_impl, "save_file", _fail)
     else:
-        monkeypatch.setattr(io.json, "dump", _fail)
+        monkeypatch.setattr(io_impl.json, "dump", _fail)
     with pytest.raises(RuntimeError, match="disk on fire"):
         io.save(_fit("vi", hidden=[3]), path, force=True)
     monkeypatch.undo()
@@ -389,7 +390,7 @@ def test_failure_mid_save_keeps_old_model(
 def test_failed_swap_puts_old_model_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     old = _fit("mle", hidden=[4])
     path = io.save(old, tmp_path / "m")
-    monkeypatch.setattr(io, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(io_impl, "_exchange", lambda a, b: False)
     real_rename = os.rename
     calls: list[tuple[object, object]] = []
 
@@ -399,7 +400,7 @@ def test_failed_swap_puts_old_model_back(tmp_path: Path, monkeypatch: pytest.Mon
             raise OSError("rename failed")
         real_rename(src, dst)
 
-    monkeypatch.setattr(io.os, "rename", flaky_rename)
+    monkeypatch.setattr(io_impl.os, "rename", flaky_rename)
     with pytest.raises(OSError, match="rename failed"):
         io.save(_fit("mle", hidden=[3]), path, force=True)
     monkeypatch.undo()

@@ -26,8 +26,8 @@ from safetensors.torch import load_file, save_file
 import varbayes
 from _memguard import SUPPORTED, address_space_limit
 from varbayes import io
-from varbayes._modelcheck import MAX_JSON_DEPTH, MAX_NUM_SAMPLES
 from varbayes.cli import main
+from varbayes.io.checks import MAX_JSON_DEPTH, MAX_NUM_SAMPLES
 from varbayes.predictive import MAX_DRAW_BYTES
 from varbayes.recipes import FittedModel, fit
 

@@ -14,10 +14,10 @@ from sklearn.utils.estimator_checks import check_methods_subset_invariance
 
 from varbayes import io, metrics
 from varbayes.cli import main
+from varbayes.data.transforms import PrecisionWarning, Standardizer
 from varbayes.estimator import BayesianRegressor
 from varbayes.predictive import Prediction, prediction_columns
 from varbayes.recipes import fit
-from varbayes.transforms import PrecisionWarning, Standardizer
 
 KINDS = ["hetero", "mle", "bbb", "vi", "vi_analytic"]
 

@@ -22,7 +22,7 @@ import pytest
 
 from varbayes import _atomic, io
 from varbayes.cli import main
-from varbayes.datasets import write_csv
+from varbayes.data import write_csv
 
 needs_posix = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX FIFOs")
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
@@ -206,7 +206,7 @@ _SAVE_LOOP = """
 import sys, torch
 from varbayes import _atomic, io
 from varbayes.recipes import FittedModel, build_model, make_config
-from varbayes.transforms import Standardizer
+from varbayes.data.transforms import Standardizer
 config = make_config("mle", 1, hidden=[1500, 1500])
 fitted = FittedModel(config, build_model(config), Standardizer(1), Standardizer(1))
 with _atomic.terminate_on_signals():

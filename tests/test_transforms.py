@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-import varbayes.transforms as T
+import varbayes.data.transforms as T
 from varbayes._validation import validation_enabled
-from varbayes.transforms import Standardizer
+from varbayes.data.transforms import Standardizer
 
 
 def test_all_names_importable() -> None:

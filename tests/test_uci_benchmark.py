@@ -19,7 +19,7 @@ from varbayes.benchmarks.uci import (
     validation_rows,
 )
 from varbayes.cli import main
-from varbayes.datasets import load_uci
+from varbayes.data import load_uci
 
 UCI = Path(__file__).resolve().parents[2] / "shared" / "data" / "uci"
 needs_uci = pytest.mark.skipif(

@@ -20,7 +20,8 @@ layer), :class:`ELBO` (the objective, KL scaled once), :func:`train`, :func:`pre
 __version__ = "0.1.0"
 
 from varbayes._fast import run as train_many
-from varbayes.datasets import load_toy, load_uci, read_csv
+from varbayes.data import load_toy, load_uci, read_csv
+from varbayes.data.transforms import Standardizer
 from varbayes.estimator import BayesianRegressor
 from varbayes.infer import (
     ELBO,
@@ -39,7 +40,6 @@ from varbayes.models import AmortizedVI, BayesianMLP, Head, MLPRegressor
 from varbayes.predictive import Prediction, predictive
 from varbayes.priors import GaussianPrior, ScaleMixturePrior
 from varbayes.recipes import FittedModel, ModelKind, fit
-from varbayes.transforms import Standardizer
 
 __all__ = [
     "ELBO",

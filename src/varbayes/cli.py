@@ -166,7 +166,7 @@ def _require_model_out(path: Path, force: bool) -> None:
     from varbayes import _atomic, io
 
     try:  # a link, a file, a special file, a foreign directory or file: refused, even with force
-        replace = io._check_overwrite(path, force=True)
+        replace = io.check_overwrite(path, force=True)
     except FileExistsError as exc:
         raise UsageError(str(exc).replace("force=True", "--force")) from None
     if replace and not force:
@@ -176,7 +176,7 @@ def _require_model_out(path: Path, force: bool) -> None:
 
 def _source(path: Path) -> Any:
     """A CSV argument as a source for the readers: ``-`` is standard input (UTF-8)."""
-    from varbayes._csv import stdin_text
+    from varbayes.data.csv import stdin_text
 
     return stdin_text() if str(path) == "-" else path
 
@@ -186,12 +186,12 @@ def _numeric_columns(
 ) -> tuple[list[str], list[str]] | None:
     """Split the columns other than ``target`` into (numeric, text); None: leave it to select.
 
-    ``raw`` is the :class:`varbayes._csv.RawTable` read once from the file. A column is numeric
+    ``raw`` is the :class:`varbayes.data.csv.RawTable` read once from the file. A column is numeric
     if one of its first ``sniff_rows`` cells is spelled as a number (the readers' own test).
     Text columns (ids, labels) are left out of the default features; a column with numbers and
     some bad cells stays in, so that reading it reports the bad cell's row and column.
     """
-    from varbayes._csv import is_number, normalize_name
+    from varbayes.data.csv import is_number, normalize_name
 
     target = normalize_name(target)
     if target not in raw.header:
@@ -217,9 +217,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     import torch
 
     from varbayes import io
-    from varbayes._csv import read_rows, select
     from varbayes._validation import check_X_y
-    from varbayes.datasets import load_toy
+    from varbayes.data import load_toy
+    from varbayes.data.csv import read_rows, select
     from varbayes.infer import NonFiniteLossError
     from varbayes.infer.distributed import get_world_size, is_main_process, process_group
     from varbayes.recipes import fit, make_config
@@ -292,7 +292,7 @@ def _model_samples(model_dir: Path, requested: int | None) -> int:
 
 
 def _load_inputs(fitted: Any, path: Any, target: str | None = None) -> Any:
-    from varbayes.datasets import read_csv
+    from varbayes.data import read_csv
 
     features = fitted.feature_names
     if features is None:
@@ -304,7 +304,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
     from varbayes import _atomic, io
-    from varbayes._csvstream import CSVChunkReader, CSVChunkWriter, predict_chunk_rows
+    from varbayes.data.csvstream import CSVChunkReader, CSVChunkWriter, predict_chunk_rows
     from varbayes.predictive import prediction_columns
 
     _atomic.check_file_out(args.out, force=args.force)  # before any work

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from varbayes._atomic import OutputFile, check_file_out, write_text
-from varbayes.datasets import ToyData, load_toy
+from varbayes.data import ToyData, load_toy
 from varbayes.kinds import KINDS, get_kind
 from varbayes.metrics import evaluate
 from varbayes.plots import new_figure, plot_calibration, plot_data, plot_fit, plot_uncertainty

@@ -42,7 +42,7 @@ __all__ = [
 
 #: Memory the posterior draws for one input row may take in a prediction (2 GiB): S weight
 #: draws of every Bayesian layer plus the S mixture components and their interval search.
-#: Callers chunk the rows (``varbayes._csvstream.predict_chunk_rows``), so more rows never
+#: Callers chunk the rows (``varbayes.data.csvstream.predict_chunk_rows``), so more rows never
 #: need more than a chunk's worth.
 MAX_DRAW_BYTES = 2 << 30
 

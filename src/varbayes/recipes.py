@@ -28,11 +28,11 @@ from varbayes._validation import (
     check_X_y,
     to_tensor,
 )
+from varbayes.data.transforms import Standardizer
 from varbayes.infer import KL, History, NonFinitePolicy, train
 from varbayes.kinds import KINDS, ModelKind, PriorName, get_kind
 from varbayes.layers import Estimator
 from varbayes.predictive import Prediction, predictive
-from varbayes.transforms import Standardizer
 
 __all__ = [
     "DEFAULTS",

@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from varbayes import _atomic
 from varbayes._fast.engine import train_many
 from varbayes._threads import intra_op_threads
-from varbayes.datasets import load_toy
+from varbayes.data import load_toy
 from varbayes.infer import ELBO, train
 from varbayes.predictive import predictive
 from varbayes.recipes import build_model, make_config

@@ -2,7 +2,7 @@
 
 Protocol (per data set, per split ``i`` of its ``n_splits.txt``)
 -----------------------------------------------------------------
-1. Load split ``i`` with :func:`varbayes.datasets.load_uci`: the fixed 90 % / 10 % train/test
+1. Load split ``i`` with :func:`varbayes.data.load_uci`: the fixed 90 % / 10 % train/test
    rows of the standard split files. One hidden layer whose width is the data set's
    ``n_hidden.txt`` (50 for the five classic data sets).
 2. **Hyper-parameter selection on the training rows only.** The training rows are shuffled with
@@ -50,13 +50,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from varbayes import _atomic
-from varbayes.datasets import UCISplit, list_uci, load_uci, uci_n_splits, uci_root
+from varbayes.data import UCISplit, list_uci, load_uci, uci_n_splits, uci_root
+from varbayes.data.transforms import Standardizer
 from varbayes.infer import train
 from varbayes.kinds import get_kind
 from varbayes.metrics import evaluate
 from varbayes.predictive import Prediction
 from varbayes.recipes import FittedModel, ModelKind, make_config
-from varbayes.transforms import Standardizer
 
 __all__ = [
     "METRICS",
@@ -373,7 +373,7 @@ def run_uci_benchmark(
     Parameters
     ----------
     data_dir : path-like or None
-        Root of the data sets (see :func:`varbayes.datasets.uci_root`).
+        Root of the data sets (see :func:`varbayes.data.uci_root`).
     dataset : str
         Folder name or alias (``"boston"``, ``"wine-red"``, ...), or ``"all"`` for every data set
         found under ``data_dir``.

@@ -29,8 +29,8 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 
+from varbayes.data.transforms import Standardizer
 from varbayes.recipes import FittedModel, build_model
-from varbayes.transforms import Standardizer
 
 __all__ = [
     "ALLOWED_DTYPES",

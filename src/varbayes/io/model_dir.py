@@ -23,7 +23,7 @@ the config against the tensor shapes and dtypes in the weights file's safetensor
 pickle or ``torch.save`` zip is refused without being opened as one), with the model built on
 the ``meta`` device, which allocates nothing. Only then is the model built and filled one tensor
 at a time, each checked finite (standard deviations: > 0): a load allocates at most twice what
-the weights file holds (see :mod:`varbayes._modelcheck`).
+the weights file holds (see :mod:`varbayes.io.checks`).
 
 Examples
 --------
@@ -49,22 +49,23 @@ import torch
 from safetensors.torch import save_file
 
 from varbayes import _atomic
-from varbayes._modelcheck import (
+from varbayes.data.transforms import Standardizer
+from varbayes.io.checks import (
     check_header,
     check_num_samples,
     meta_state_shapes,
     read_header,
     read_tensors_into,
 )
-from varbayes._modelcheck import read_json as _read_json
+from varbayes.io.checks import read_json as _read_json
 from varbayes.recipes import DEFAULTS, FittedModel, ModelKind, build_model, make_config
-from varbayes.transforms import Standardizer
 
 __all__ = [
     "CONFIG_FILE",
     "FORMAT",
     "FORMAT_VERSION",
     "WEIGHTS_FILE",
+    "check_overwrite",
     "is_model_dir",
     "load",
     "read_config",
@@ -122,7 +123,7 @@ def is_model_dir(path: str | os.PathLike[str]) -> bool:
     return isinstance(doc, dict) and doc.get("format") == FORMAT
 
 
-def _check_overwrite(path: Path, force: bool) -> bool:
+def check_overwrite(path: Path, force: bool) -> bool:
     """Decide what to do with an existing ``path``; True if an old model is to be replaced."""
     if not os.path.lexists(path):
         return False
@@ -244,7 +245,7 @@ def save(
             raise ValueError(f"refusing to save: tensor {key!r} holds NaN or inf values")
         tensors[key] = t
 
-    replace = _check_overwrite(path, force)
+    replace = check_overwrite(path, force)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # e.g. a parent is a regular file, or not writable
@@ -330,7 +331,7 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         If ``path`` is not a directory or has no ``config.json``.
     ValueError
         For invalid JSON (including nesting deeper than
-        :data:`~varbayes._modelcheck.MAX_JSON_DEPTH`), a wrong ``format``, an unsupported
+        :data:`~varbayes.io.checks.MAX_JSON_DEPTH`), a wrong ``format``, an unsupported
         ``format_version``, invalid config keys, types or values, or a ``metadata.num_samples``
         that is not an integer in ``[1, MAX_NUM_SAMPLES]`` (the message names the file and key).
     """

@@ -1,10 +1,10 @@
 """Streaming CSV input and output for ``varbayes predict``: memory bounded by a chunk of rows.
 
 :class:`CSVChunkReader` reads a numeric CSV file with a header row in chunks of rows, with the
-checks and error messages of :func:`varbayes.datasets.read_csv` (the header is checked when the
+checks and error messages of :func:`varbayes.data.read_csv` (the header is checked when the
 reader opens; a bad cell is reported when its chunk is read). :class:`CSVChunkWriter` writes
 the output chunk by chunk to a temporary file that replaces the target only when every chunk is
-written, so a failure half-way leaves no partial file, like :func:`varbayes.datasets.write_csv`
+written, so a failure half-way leaves no partial file, like :func:`varbayes.data.write_csv`
 (whose cell formatting it shares).
 
 :func:`predict_chunk_rows` sizes the chunks so that the posterior samples of one chunk take a
@@ -24,15 +24,15 @@ from typing import Any
 import numpy as np
 
 from varbayes._atomic import OutputFile
-from varbayes._csv import (
+from varbayes.data.csv import (
     Source,
     check_header,
+    format_column,
     numbered_rows,
     open_text,
     parse_column,
     resolve_names,
 )
-from varbayes.datasets import _format_column
 
 __all__ = [
     "CSVChunkReader",
@@ -84,7 +84,7 @@ class CSVChunkReader:
         The CSV file, or an open text stream (standard input), which is not closed.
     features : sequence of str
         Columns to parse as numbers (the others are kept as text, for echoing); compared after
-        :func:`varbayes._csv.normalize_name`, like the header names.
+        :func:`varbayes.data.csv.normalize_name`, like the header names.
     chunk_rows : int, default=65536
     delimiter : str, default=","
 
@@ -100,7 +100,7 @@ class CSVChunkReader:
     Raises
     ------
     FileNotFoundError, IsADirectoryError, ValueError
-        As :func:`varbayes.datasets.read_csv`, with the same messages.
+        As :func:`varbayes.data.read_csv`, with the same messages.
     """
 
     def __init__(
@@ -215,7 +215,7 @@ class CSVChunkWriter:
 
         ``columns`` maps each remaining header name, in order, to an array of shape (r,).
         """
-        cells = [_format_column(str(k), v) for k, v in columns.items()]
+        cells = [format_column(str(k), v) for k, v in columns.items()]
         if any(len(c) != len(text_rows) for c in cells):
             raise ValueError(
                 f"write: {len(text_rows)} rows but columns of lengths {[len(c) for c in cells]}"

@@ -1,135 +1,25 @@
-"""Data sets: the blog post's toy problem, the UCI benchmark splits, and CSV files.
+"""The UCI regression benchmark splits of Hernández-Lobato & Adams (2015), from a local folder.
 
-:func:`load_toy` reproduces the post's generator bit for bit, plus a held-out test draw.
-:func:`load_uci` reads one split of the Hernández-Lobato & Adams (2015) benchmark from a local
-directory (research-use data, never shipped with varbayes). :func:`read_csv` /
-:func:`write_csv` handle numeric CSV files, with errors naming the file, row and column.
+Research-use data, never shipped with varbayes: :func:`load_uci` reads one split from a
+directory given as ``root=``, the ``VARBAYES_DATA_DIR`` environment variable, or the user cache.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from varbayes._atomic import OutputFile
-from varbayes._csv import Table, read_csv
 from varbayes._validation import check_scalar
 
-__all__ = [
-    "TOY_B0", "TOY_W0", "TOY_X_RANGE", "Table", "ToyData", "UCISplit", "list_uci", "load_toy",
-    "load_uci", "read_csv", "uci_n_splits", "uci_root", "write_csv",
-]  # fmt: skip
+__all__ = ["UCISplit", "list_uci", "load_uci", "uci_n_splits", "uci_root"]
 
 PathLike = str | os.PathLike[str]
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-
-# --------------------------------------------------------------------------- toy data
-
-TOY_W0: float = 0.125
-TOY_B0: float = 5.0
-TOY_X_RANGE: tuple[int, int] = (-20, 60)
-
-
-def _toy_noise_std_raw(x: np.ndarray) -> np.ndarray:
-    g = (x - TOY_X_RANGE[0]) / (TOY_X_RANGE[1] - TOY_X_RANGE[0])
-    return 3 * (0.25 + g**2.0)
-
-
-def _toy_mean_raw(x: np.ndarray) -> np.ndarray:
-    return TOY_W0 * x * (1.0 + np.sin(x)) + TOY_B0
-
-
-def _toy_draw(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Draw ``n`` raw (x, y) pairs exactly as the post does, from a private RandomState."""
-    rs = np.random.RandomState(seed)
-    x = (TOY_X_RANGE[1] - TOY_X_RANGE[0]) * rs.rand(n) + TOY_X_RANGE[0]
-    eps = rs.randn(n) * _toy_noise_std_raw(x)
-    return x, _toy_mean_raw(x) + eps
-
-
-@dataclass(frozen=True, eq=False)
-class ToyData:
-    """The toy regression data of the post, with a held-out test draw.
-
-    Attributes
-    ----------
-    x_train, y_train : ndarray of shape (n, 1)
-        Sorted inputs in [-20, 60] and self-standardised targets, exactly as in the post.
-    x_test, y_test : ndarray of shape (n_test, 1)
-        An independent draw (sorted), standardised with the *training* statistics.
-    y_mean, y_std : float
-        Mean and population std (ddof=0) of the raw training targets.
-    """
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    y_mean: float
-    y_std: float
-
-    def mean_function(self, x: Any) -> np.ndarray:
-        """Return the true E[y | x] in standardised y units (same shape as array-like `x`)."""
-        return (_toy_mean_raw(np.asarray(x, dtype=np.float64)) - self.y_mean) / self.y_std
-
-    def noise_std(self, x: Any) -> np.ndarray:
-        """Return the true noise std at `x` in standardised y units (same shape as `x`)."""
-        return _toy_noise_std_raw(np.asarray(x, dtype=np.float64)) / self.y_std
-
-    def oracle_nll(self, x: Any, y: Any) -> float:
-        r"""Return the mean NLL of `y` under the true generator (≈0.35 on the test draw).
-
-        :math:`-\frac{1}{m} \sum_i \log \mathcal{N}(y_i; f(x_i), s(x_i)^2)` for `x`, `y`
-        array-like of shape (m,) or (m, 1), `y` in standardised units.
-        """
-        xa = np.asarray(x, dtype=np.float64).reshape(-1)
-        ya = np.asarray(y, dtype=np.float64).reshape(-1)
-        if xa.shape != ya.shape or xa.size == 0:
-            raise ValueError(f"oracle_nll: x and y have lengths {xa.size} and {ya.size}")
-        mu, sd = self.mean_function(xa), self.noise_std(xa)
-        return float(np.mean(0.5 * np.log(2 * np.pi * sd**2) + (ya - mu) ** 2 / (2 * sd**2)))
-
-
-def load_toy(n: int = 150, n_test: int = 150, *, seed: int = 43, test_seed: int = 44) -> ToyData:
-    r"""Load the post's toy data set (bit for bit) plus an independent test draw.
-
-    :math:`x \sim U(-20, 60)`, :math:`y = w_0 x (1 + \sin x) + b_0 + \varepsilon`,
-    :math:`\varepsilon \sim N(0, (3 (0.25 + g^2))^2)`, :math:`g = (x + 20) / 80`.
-    NumPy's global random state is left untouched.
-
-    Parameters
-    ----------
-    n, n_test : int, default=150
-        Number of training points (at least 2) and of test points (at least 1).
-    seed, test_seed : int, default=43, 44
-        Seeds of the training draw (43 is the post's) and of the test draw.
-    """
-    n = check_scalar(n, "n", kind=int, low=2)
-    n_test = check_scalar(n_test, "n_test", kind=int, low=1)
-    seed = check_scalar(seed, "seed", kind=int, low=0, high=2**32 - 1)
-    test_seed = check_scalar(test_seed, "test_seed", kind=int, low=0, high=2**32 - 1)
-    x, y = _toy_draw(n, seed)
-    y_mean, y_std = y.mean(), y.std()
-    y = (y - y_mean) / y_std
-    idx = np.argsort(x)
-    xt, yt = _toy_draw(n_test, test_seed)
-    yt = (yt - y_mean) / y_std
-    it = np.argsort(xt)
-    return ToyData(
-        x[idx][:, None], y[idx][:, None], xt[it][:, None], yt[it][:, None], float(y_mean),
-        float(y_std),
-    )  # fmt: skip
-
-
-# --------------------------------------------------------------------------- UCI splits
 
 _UCI_ALIASES = {
     "boston": "bostonHousing", "boston-housing": "bostonHousing", "wine": "wine-quality-red",
@@ -312,55 +202,3 @@ def load_uci(name: str, split: int = 0, root: PathLike | None = None) -> UCISpli
         n_epochs=_read_int(d / "n_epochs.txt"),
         feature_columns=tuple(int(f) for f in features), target_column=target,
     )  # fmt: skip
-
-
-# --------------------------------------------------------------------------- CSV files
-# read_csv and Table live in varbayes._csv (shared with the streaming reader).
-
-
-def _format_column(name: str, values: Any) -> list[str]:
-    arr = np.asarray(values)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise ValueError(f"column {name!r} must be 1-D, got shape {arr.shape}")
-    if arr.dtype.kind in "biu":
-        return [str(int(v)) for v in arr]
-    if arr.dtype.kind == "f":
-        return [repr(float(v)) for v in arr]
-    if arr.dtype.kind in "OUS":  # text cells (e.g. input columns echoed by predict)
-        return [v.decode() if isinstance(v, bytes) else str(v) for v in arr]
-    raise TypeError(f"column {name!r} must be numeric or text, got dtype {arr.dtype}")
-
-
-def write_csv(path: PathLike, columns: Mapping[str, Any]) -> Path:
-    """Write numeric columns to a CSV file atomically, with full float precision.
-
-    Floats are written with ``repr`` (shortest round-tripping form) to a temporary file in the
-    same directory, which then replaces `path` via ``os.replace``.
-
-    Parameters
-    ----------
-    path : str or path-like
-        Output file; its directory must exist. An existing regular file is replaced; a FIFO,
-        a character device or ``-`` (standard output) is streamed into; a symbolic link or
-        other special file is refused (see :mod:`varbayes._atomic`).
-    columns : mapping of str to array-like of shape (n,)
-        Column name -> values, all of the same length. Returns the path written.
-    """
-    p = Path(path)
-    if not columns:
-        raise ValueError("write_csv needs at least one column")
-    if p.is_dir():
-        raise IsADirectoryError(f"cannot write CSV to {p}: it is a directory")
-    if not p.parent.is_dir():
-        raise FileNotFoundError(f"cannot write CSV to {p}: directory {p.parent} does not exist")
-    cells = {str(k): _format_column(str(k), v) for k, v in columns.items()}
-    lengths = {k: len(v) for k, v in cells.items()}
-    if len(set(lengths.values())) > 1:
-        raise ValueError(f"write_csv: columns have different lengths: {lengths}")
-    with OutputFile(path) as out:  # atomic, within the umask; streams into a FIFO or "-"
-        writer = csv.writer(out.fh)
-        writer.writerow(list(cells))
-        writer.writerows(zip(*cells.values(), strict=True))
-    return p

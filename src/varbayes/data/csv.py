@@ -1,7 +1,7 @@
-"""Reading numeric CSV files: the one parser behind :func:`varbayes.datasets.read_csv`.
+"""Reading numeric CSV files: the one parser behind :func:`varbayes.data.read_csv`.
 
 Every CSV reader of varbayes (:func:`read_csv`, the streaming
-:class:`varbayes._csvstream.CSVChunkReader` and the ``fit`` command) goes through the functions
+:class:`varbayes.data.csvstream.CSVChunkReader` and the ``fit`` command) goes through the functions
 here, so they accept and refuse the same inputs with the same messages:
 
 * :func:`open_text` opens a path (or takes an open text stream such as standard input) *once*;
@@ -25,18 +25,20 @@ import os
 import re
 import sys
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
+
+from varbayes._atomic import OutputFile
 
 __all__ = [
     "RawTable", "Source", "Table", "check_header", "is_number", "normalize_name",
     "numbered_rows", "open_text", "parse_column", "parse_number", "read_csv", "read_rows",
-    "resolve_names", "select", "stdin_text",
+    "resolve_names", "select", "stdin_text", "format_column", "write_csv",
 ]  # fmt: skip
 
 #: A CSV source: a path, or a text stream that is read from its current position.
@@ -337,3 +339,52 @@ def read_csv(
         row 1); messages name the file, row, column and value.
     """
     return select(read_rows(path, delimiter), target, features)
+
+
+def format_column(name: str, values: Any) -> list[str]:
+    """The cells of one column as text: integers as such, floats with ``repr`` (round trip)."""
+    arr = np.asarray(values)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(f"column {name!r} must be 1-D, got shape {arr.shape}")
+    if arr.dtype.kind in "biu":
+        return [str(int(v)) for v in arr]
+    if arr.dtype.kind == "f":
+        return [repr(float(v)) for v in arr]
+    if arr.dtype.kind in "OUS":  # text cells (e.g. input columns echoed by predict)
+        return [v.decode() if isinstance(v, bytes) else str(v) for v in arr]
+    raise TypeError(f"column {name!r} must be numeric or text, got dtype {arr.dtype}")
+
+
+def write_csv(path: str | os.PathLike[str], columns: Mapping[str, Any]) -> Path:
+    """Write numeric columns to a CSV file atomically, with full float precision.
+
+    Floats are written with ``repr`` (shortest round-tripping form) to a temporary file in the
+    same directory, which then replaces `path` via ``os.replace``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Output file; its directory must exist. An existing regular file is replaced; a FIFO,
+        a character device or ``-`` (standard output) is streamed into; a symbolic link or
+        other special file is refused (see :mod:`varbayes._atomic`).
+    columns : mapping of str to array-like of shape (n,)
+        Column name -> values, all of the same length. Returns the path written.
+    """
+    p = Path(path)
+    if not columns:
+        raise ValueError("write_csv needs at least one column")
+    if p.is_dir():
+        raise IsADirectoryError(f"cannot write CSV to {p}: it is a directory")
+    if not p.parent.is_dir():
+        raise FileNotFoundError(f"cannot write CSV to {p}: directory {p.parent} does not exist")
+    cells = {str(k): format_column(str(k), v) for k, v in columns.items()}
+    lengths = {k: len(v) for k, v in cells.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"write_csv: columns have different lengths: {lengths}")
+    with OutputFile(path) as out:  # atomic, within the umask; streams into a FIFO or "-"
+        writer = csv.writer(out.fh)
+        writer.writerow(list(cells))
+        writer.writerows(zip(*cells.values(), strict=True))
+    return p
