@@ -545,7 +545,7 @@ def _lib_scale_floor(c: Ctx) -> list[Callable[[], Any]]:
 
 
 def _lib_rho(c: Ctx) -> list[Callable[[], Any]]:
-    from varbayes.layers import BayesLinear
+    from varbayes.nn.layers import BayesLinear
 
     def check(rho: float) -> None:
         layer = BayesLinear(3, 2, init_rho=rho, generator=_g())

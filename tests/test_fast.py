@@ -19,8 +19,8 @@ from varbayes._fast import run as train_many
 from varbayes._fast import unsupported as fast_path_unsupported
 from varbayes.cli import main
 from varbayes.infer import ELBO, Adam, NonFiniteLossError, train
-from varbayes.layers import Estimator
 from varbayes.models import AmortizedVI, BayesianMLP, Head
+from varbayes.nn.layers import Estimator
 from varbayes.priors import GaussianPrior, ScaleMixturePrior
 
 HEADS = [("fixed", None), ("learned", None), ("heteroscedastic", None), ("heteroscedastic", (5,))]

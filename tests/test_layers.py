@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.distributions import Normal
 
-from varbayes.layers import BayesLinear, kl_divergence, softplus_scale
+from varbayes.nn import BayesLinear, kl_divergence, softplus_scale
 from varbayes.priors import GaussianPrior, ScaleMixturePrior
 
 

@@ -34,9 +34,9 @@ from varbayes.infer import (
     train,
 )
 from varbayes.io import load, save
-from varbayes.layers import BayesLinear, Estimator
 from varbayes.metrics import evaluate
 from varbayes.models import AmortizedVI, BayesianMLP, Head, MLPRegressor
+from varbayes.nn.layers import BayesLinear, Estimator
 from varbayes.predictive import Prediction, predictive
 from varbayes.priors import GaussianPrior, ScaleMixturePrior
 from varbayes.recipes import FittedModel, ModelKind, fit

@@ -31,7 +31,7 @@ from varbayes._validation import (
 from varbayes.data.transforms import Standardizer
 from varbayes.infer import KL, History, NonFinitePolicy, train
 from varbayes.kinds import KINDS, ModelKind, PriorName, get_kind
-from varbayes.layers import Estimator
+from varbayes.nn.layers import Estimator
 from varbayes.predictive import Prediction, predictive
 
 __all__ = [

@@ -29,11 +29,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from varbayes.layers import BayesLinear, Estimator, batched_linear
 from varbayes.models import BayesianMLP, Head
+from varbayes.nn.layers import BayesLinear, Estimator, batched_linear
+from varbayes.nn.parametrization import softplus_scale
 from varbayes.priors import GaussianPrior
 
 __all__ = [
@@ -442,7 +442,7 @@ class BayesianMLPStack:
                 else:
                     nll = (0.5 * inv) * q / std.view(m) ** 2 + std.view(m).log() + _HALF_LOG_2PI
                 return nll, r.mul_(inv / std**2)
-            std = F.softplus(self.noise_rho) + arch.min_scale  # (M, 1)
+            std = softplus_scale(self.noise_rho, arch.min_scale)  # (M, 1)
             prec = std.pow(-2)
             nll = (0.5 * inv) * q * prec[:, 0] + std[:, 0].log() + _HALF_LOG_2PI
             g_std = 1.0 / std - (inv * q).unsqueeze(1) * prec / std
@@ -455,7 +455,7 @@ class BayesianMLPStack:
             raw = raw3.view(m, 1, b)
         else:  # sigma(x) from the second output of the Bayesian network
             raw = out[..., 1]
-        std = F.softplus(raw) + arch.min_scale
+        std = softplus_scale(raw, arch.min_scale)
         z = (loc - y) / std
         nll = (0.5 * (z * z).sum((1, 2)) + std.log().sum((1, 2)) * (s if cache else 1)) * inv
         g_loc = (z / std).mul_(inv)
@@ -488,7 +488,7 @@ class BayesianMLPStack:
         """
         arch, m, s, b = self.arch, self.num_models, particles, x.shape[-2]
         local = arch.estimator is Estimator.LOCAL
-        sigma = F.softplus(self.rho).add_(arch.floor)
+        sigma = softplus_scale(self.rho, arch.floor)
         if x.dim() == 2 and m * s == 1:
             h = x.unsqueeze(0)
         elif local:

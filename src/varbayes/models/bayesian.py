@@ -1,204 +1,27 @@
-"""The regression networks: the post's three models and the combined ``hetero`` model.
-
-Every model maps standardised inputs ``x`` of shape ``(n, d)`` to a Gaussian predictive
-*component* per sample index, through one call signature::
-
-    out = model(x, num_samples=S, generator=g, sample=True, kl=None)
-    out.loc, out.scale   # shape (S, n) or (1, n) where the model has no weight uncertainty
-    out.kl               # KL(q || prior) of the weights, or None
-
-so that the predictive of ``y`` is the mixture
-:math:`\\frac1S \\sum_s \\mathcal{N}(loc_s, scale_s^2)`.
-
-* :class:`MLPRegressor` -- the maximum-likelihood baseline (point estimate). Its ``scale`` is a
-  buffer holding the residual standard deviation measured after training, so its NLL can be
-  compared with the probabilistic models.
-* :class:`AmortizedVI` -- the post's "variational regression": two MLPs map ``x`` to
-  :math:`\\mu(x)` and :math:`\\log\\sigma^2(x)` of :math:`Q(y|x)`.
-* :class:`BayesianMLP` -- Bayes by Backprop with :class:`~varbayes.layers.BayesLinear` layers and
-  an output :class:`Head`: fixed noise (the post's 0.1), learned homoscedastic noise, or a
-  heteroscedastic head that predicts :math:`\\sigma(x)` as well (both uncertainties in one model).
-"""
+"""Bayes by Backprop: a mean-field Gaussian MLP with a fixed, learned or heteroscedastic head."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from enum import Enum
-from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from varbayes.layers import BayesLinear, Estimator, batched_linear
+from varbayes.models.base import (
+    PREDICT_DTYPE,
+    Head,
+    ModelOutput,
+    _check_sizes,
+    _mlp,
+    _prediction_pass,
+    _run_mlp,
+)
+from varbayes.nn.layers import BayesLinear, Estimator, batched_linear
+from varbayes.nn.parametrization import inverse_softplus, softplus_scale
 from varbayes.priors import Prior
 
-__all__ = [
-    "AmortizedVI",
-    "BayesianMLP",
-    "Head",
-    "MLPRegressor",
-    "ModelOutput",
-]
-
-
-class ModelOutput(NamedTuple):
-    """Gaussian components of the predictive, one per sample index.
-
-    Attributes
-    ----------
-    loc : Tensor of shape (S, n)
-        Component means (``S = 1`` for models without weight uncertainty).
-    scale : Tensor of shape (S, n) or (1, n)
-        Component standard deviations (the aleatoric part).
-    kl : Tensor or None
-        KL of the weight posterior to the prior: a scalar (closed form) or shape ``(S,)``
-        (Monte Carlo), ``None`` when not requested or not applicable.
-    """
-
-    loc: Tensor
-    scale: Tensor
-    kl: Tensor | None = None
-
-
-class Head(str, Enum):
-    """Observation-noise head of a :class:`BayesianMLP`."""
-
-    FIXED = "fixed"
-    """A fixed noise standard deviation (the blog post uses 0.1)."""
-    LEARNED = "learned"
-    """One learned homoscedastic noise standard deviation (a point estimate)."""
-    HETEROSCEDASTIC = "heteroscedastic"
-    """Input-dependent noise sigma(x) = softplus(raw(x)) + min_scale, where raw(x) is a second
-    output of the Bayesian network or, with ``noise_hidden``, a separate point-estimate MLP."""
-
-
-def _init_linear(layer: nn.Linear, generator: torch.Generator | None) -> None:
-    """PyTorch's default ``nn.Linear`` initialisation, drawn from ``generator``."""
-    bound = 1.0 / math.sqrt(layer.in_features)
-    with torch.no_grad():
-        layer.weight.uniform_(-bound, bound, generator=generator)
-        if layer.bias is not None:
-            layer.bias.uniform_(-bound, bound, generator=generator)
-
-
-#: Prediction passes (eval mode, no autograd) compute in float64. BLAS picks its kernel by the
-#: batch size and float32 kernels round differently, so in float32 a row predicted alone differs
-#: from the same row predicted in a batch by an ulp (~1e-7); in float64 the difference (~1e-16)
-#: is far below anything an output resolves. Parameters, inputs and weight draws stay float32
-#: (the same random numbers); training is unchanged.
-PREDICT_DTYPE = torch.float64
-
-
-def _prediction_pass(module: nn.Module) -> bool:
-    """Whether ``module`` runs a prediction pass: eval mode and no autograd."""
-    return not module.training and not torch.is_grad_enabled()
-
-
-def _run_mlp(net: nn.Sequential, x: Tensor) -> Tensor:
-    """``net(x)``; on a prediction pass in :data:`PREDICT_DTYPE` (batch-invariant rows)."""
-    if not _prediction_pass(net):
-        return net(x)
-    h = x.to(PREDICT_DTYPE)
-    for module in net:
-        if isinstance(module, nn.Linear):
-            bias = None if module.bias is None else module.bias.to(PREDICT_DTYPE)
-            h = F.linear(h, module.weight.to(PREDICT_DTYPE), bias)
-        else:
-            h = module(h)
-    return h
-
-
-def _mlp(sizes: Sequence[int], generator: torch.Generator | None) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        linear = nn.Linear(a, b)
-        _init_linear(linear, generator)
-        layers.append(linear)
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
-
-
-def _check_sizes(in_features: int, hidden: Sequence[int]) -> tuple[int, ...]:
-    if int(in_features) < 1:
-        raise ValueError(f"in_features must be >= 1, got {in_features}")
-    hidden = tuple(int(h) for h in hidden)
-    if any(h < 1 for h in hidden):
-        raise ValueError(f"hidden layer sizes must be >= 1, got {hidden}")
-    return hidden
-
-
-class MLPRegressor(nn.Module):
-    """Maximum-likelihood MLP (the post's baseline): ``x -> mu(x)``, ReLU hidden layers.
-
-    Parameters
-    ----------
-    in_features : int
-    hidden : sequence of int, default=(20,)
-        The post uses one hidden layer of 20 units.
-    generator : torch.Generator or None
-        Random source for the initialisation.
-
-    Notes
-    -----
-    ``noise_std`` is a buffer (1.0 until set): the residual standard deviation on the training
-    data, set by the training recipe after fitting, so that the predictive
-    :math:`\\mathcal{N}(\\mu(x), \\hat\\sigma^2)` has a likelihood to compare.
-    """
-
-    def __init__(
-        self, in_features: int, hidden: Sequence[int] = (20,), *,
-        generator: torch.Generator | None = None,
-    ) -> None:
-        super().__init__()
-        self.hidden = _check_sizes(in_features, hidden)
-        self.in_features = int(in_features)
-        self.net = _mlp((self.in_features, *self.hidden, 1), generator)
-        self.register_buffer("noise_std", torch.ones(()))
-
-    def forward(
-        self, x: Tensor, num_samples: int = 1, *, generator: torch.Generator | None = None,
-        sample: bool = True, kl: str | None = None,
-    ) -> ModelOutput:
-        """Return ``loc`` of shape (1, n) and the residual ``scale`` broadcast to (1, n)."""
-        loc = _run_mlp(self.net, x).squeeze(-1).unsqueeze(0)
-        return ModelOutput(loc, self.noise_std.to(loc.dtype).expand_as(loc), None)
-
-
-class AmortizedVI(nn.Module):
-    """The post's variational regression: :math:`Q(y|x) = \\mathcal{N}(\\mu(x), \\sigma^2(x))`.
-
-    Two separate MLPs (the post: 1-20-10-1 each) give :math:`\\mu(x)` and
-    :math:`\\log\\sigma^2(x)`; :math:`\\sigma = \\exp(\\tfrac12\\log\\sigma^2) + 10^{-5}` as in the
-    post. Trained with :class:`varbayes.infer.AmortizedELBO`.
-
-    Parameters
-    ----------
-    in_features : int
-    hidden : sequence of int, default=(20, 10)
-    generator : torch.Generator or None
-    """
-
-    def __init__(
-        self, in_features: int, hidden: Sequence[int] = (20, 10), *,
-        generator: torch.Generator | None = None,
-    ) -> None:
-        super().__init__()
-        self.hidden = _check_sizes(in_features, hidden)
-        self.in_features = int(in_features)
-        self.loc_net = _mlp((self.in_features, *self.hidden, 1), generator)
-        self.log_var_net = _mlp((self.in_features, *self.hidden, 1), generator)
-
-    def forward(
-        self, x: Tensor, num_samples: int = 1, *, generator: torch.Generator | None = None,
-        sample: bool = True, kl: str | None = None,
-    ) -> ModelOutput:
-        """Return ``loc`` and ``scale`` of :math:`Q(y|x)`, each of shape (1, n)."""
-        loc = _run_mlp(self.loc_net, x).squeeze(-1).unsqueeze(0)
-        log_var = _run_mlp(self.log_var_net, x).squeeze(-1).unsqueeze(0)
-        return ModelOutput(loc, torch.exp(0.5 * log_var) + 1e-5, None)
+__all__ = ["BayesianMLP"]
 
 
 class BayesianMLP(nn.Module):
@@ -227,7 +50,7 @@ class BayesianMLP(nn.Module):
         Weight prior, default :math:`\\mathcal{N}(0, 1)`.
     estimator : {'reparam', 'local', 'flipout'}, default='reparam'
     init_loc_std, init_rho, init_rho_bias
-        Passed to every :class:`~varbayes.layers.BayesLinear`.
+        Passed to every :class:`~varbayes.nn.layers.BayesLinear`.
     generator : torch.Generator or None
         Random source for the initialisation.
     """
@@ -280,16 +103,16 @@ class BayesianMLP(nn.Module):
         if self.head is Head.FIXED:
             self.register_buffer("noise_std", torch.tensor(float(noise_std)))
         elif self.head is Head.LEARNED:
-            raw = math.log(math.expm1(max(noise_std - self.min_scale, 1e-6)))
+            raw = inverse_softplus(max(noise_std - self.min_scale, 1e-6))
             self.noise_rho = nn.Parameter(torch.tensor(raw))
         # Start the predicted noise near 1 (unit-variance standardised targets).
         if two_outputs:
             with torch.no_grad():
-                self.layers[-1].bias_loc[1] = math.log(math.expm1(1.0))
+                self.layers[-1].bias_loc[1] = inverse_softplus(1.0)
         elif self.noise_hidden is not None:
             self.noise_net = _mlp((self.in_features, *self.noise_hidden, 1), generator)
             with torch.no_grad():
-                self.noise_net[-1].bias.fill_(math.log(math.expm1(1.0)))
+                self.noise_net[-1].bias.fill_(inverse_softplus(1.0))
 
     @property
     def prior(self) -> Prior:
@@ -348,7 +171,7 @@ class BayesianMLP(nn.Module):
         sample : bool, default=True
         kl : {'analytic', 'mc', None}
             Which KL term to return with the output; see
-            :meth:`~varbayes.layers.BayesLinear.forward_kl`.
+            :meth:`~varbayes.nn.layers.BayesLinear.forward_kl`.
 
         Returns
         -------
@@ -372,11 +195,13 @@ class BayesianMLP(nn.Module):
         loc = h[..., 0]
         if self.head is Head.HETEROSCEDASTIC and self.noise_hidden is not None:
             raw = _run_mlp(self.noise_net, x)[..., 0]
-            scale = (F.softplus(raw) + self.min_scale).expand_as(loc)
+            scale = softplus_scale(raw, self.min_scale).expand_as(loc)
         elif self.head is Head.HETEROSCEDASTIC:
-            scale = F.softplus(h[..., 1]) + self.min_scale
+            scale = softplus_scale(h[..., 1], self.min_scale)
         elif self.head is Head.LEARNED:
-            scale = (F.softplus(self.noise_rho) + self.min_scale).to(loc.dtype).expand_as(loc)
-        else:
+            scale = softplus_scale(self.noise_rho, self.min_scale).to(loc.dtype).expand_as(loc)
+        elif self.head is Head.FIXED:
             scale = self.noise_std.to(loc.dtype).expand_as(loc)
+        else:  # every Head member is handled above; a new one must be added here
+            raise ValueError(f"BayesianMLP has no noise head {self.head!r}")
         return ModelOutput(loc, scale, total_kl)

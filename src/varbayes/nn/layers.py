@@ -40,9 +40,9 @@ import math
 from enum import Enum
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from varbayes.nn.parametrization import softplus_scale
 from varbayes.priors import GaussianPrior, Prior
 
 __all__ = [
@@ -50,7 +50,6 @@ __all__ = [
     "Estimator",
     "batched_linear",
     "kl_divergence",
-    "softplus_scale",
 ]
 
 
@@ -63,15 +62,6 @@ class Estimator(str, Enum):
     """Local reparameterisation: sample pre-activations, independent per row."""
     FLIPOUT = "flipout"
     """Flipout: one weight perturbation per sample, decorrelated per row by sign flips."""
-
-
-def softplus_scale(rho: Tensor, floor: float) -> Tensor:
-    """Map an unconstrained ``rho`` to a positive scale, ``softplus(rho) + floor``.
-
-    Stable for any finite ``rho``: ``softplus`` is evaluated as ``rho`` above 20, and the floor
-    keeps the result away from zero where ``softplus`` underflows.
-    """
-    return F.softplus(rho) + floor
 
 
 def batched_linear(h: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -104,11 +94,6 @@ def batched_linear(h: Tensor, weight: Tensor, bias: Tensor | None = None) -> Ten
         out = torch.bmm(wt, ht) if bias is None else torch.baddbmm(bias, wt, ht)
         return out.transpose(1, 2)
     return torch.bmm(h, weight) if bias is None else torch.baddbmm(bias, h, weight)
-
-
-def _inverse_softplus(value: float) -> float:
-    """Return ``rho`` with ``softplus(rho) == value`` (value > 0)."""
-    return value + math.log(-math.expm1(-value))
 
 
 class BayesLinear(nn.Module):
@@ -350,7 +335,7 @@ class BayesLinear(nn.Module):
                 out = torch.baddbmm(b, xb, w)
             else:
                 out = torch.bmm(xb, w)
-        else:  # FLIPOUT
+        elif estimator is Estimator.FLIPOUT:
             sign_in = torch.randint(0, 2, xb.shape, generator=generator, device=x.device)
             sign_out = torch.randint(
                 0, 2, (*xb.shape[:-1], self.out_features), generator=generator, device=x.device
@@ -360,6 +345,8 @@ class BayesLinear(nn.Module):
             out = xb @ w_loc + torch.bmm(xb * sign_in, w_scale * eps_w) * sign_out
             if b_loc is not None:
                 out = out + b_loc + b_scale * eps_b
+        else:  # every Estimator member is handled above; a new one must be added here
+            raise ValueError(f"BayesLinear has no estimator {estimator!r}")
 
         kl_value: Tensor | None = None
         if kl == "analytic":

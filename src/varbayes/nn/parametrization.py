@@ -1,0 +1,30 @@
+"""The one map from an unconstrained parameter to a positive scale, and its inverse.
+
+Every positive scale of varbayes (posterior standard deviations of the weights, learned and
+predicted noise) is :math:`\\sigma = \\operatorname{softplus}(\rho) + \\sigma_{\\min}`, never
+``log(1 + exp(rho))``, which overflows for ``rho > 88`` in float32 and underflows to 0 (then
+``log 0``) for very negative ``rho``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["inverse_softplus", "softplus_scale"]
+
+
+def softplus_scale(rho: Tensor, floor: float) -> Tensor:
+    """Map an unconstrained ``rho`` to a positive scale, ``softplus(rho) + floor``.
+
+    Stable for any finite ``rho``: ``softplus`` is evaluated as ``rho`` above 20, and the floor
+    keeps the result away from zero where ``softplus`` underflows.
+    """
+    return F.softplus(rho) + floor
+
+
+def inverse_softplus(value: float) -> float:
+    """Return ``rho`` with ``softplus(rho) == value`` (``value > 0``), stable for large values."""
+    return value + math.log(-math.expm1(-value))
