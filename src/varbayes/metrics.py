@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from varbayes._validation import to_tensor
+from varbayes.likelihoods.gaussian import gaussian_log_prob
 from varbayes.predictive import Prediction
 
 __all__ = [
@@ -38,7 +39,6 @@ __all__ = [
     "rmse",
 ]
 
-_LOG_2PI = math.log(2 * math.pi)
 
 
 def _float64(a: Any) -> Tensor:
@@ -99,8 +99,7 @@ def gaussian_nll(y_true: Any, mean: Any, std: Any) -> float:
     y, m, s = _vec(y_true, "y_true"), _vec(mean, "mean"), _vec(std, "std")
     _same_length(y_true=y, mean=m, std=s)
     _positive(s, "std")
-    z = (y - m) / s
-    return float((0.5 * z * z + s.log() + 0.5 * _LOG_2PI).mean())
+    return float(-gaussian_log_prob(y, m, s).mean())
 
 
 def mixture_nll(y_true: Any, loc: Any, scale: Any) -> float:

@@ -35,6 +35,7 @@ from varbayes.infer.history import (
     nonfinite_message,
 )
 from varbayes.infer.objectives import ELBO, KL
+from varbayes.likelihoods import Gaussian
 from varbayes.models import BayesianMLP
 
 __all__ = [
@@ -53,6 +54,8 @@ def fast_path_unsupported(model: nn.Module, objective: object) -> str | None:
     """
     if type(objective) is not ELBO:
         return f"needs varbayes.ELBO, got {type(objective).__name__}"
+    if type(objective.likelihood) is not Gaussian:
+        return f"has gradients for the Gaussian likelihood only, got {objective.likelihood!r}"
     if objective.kl is not KL.ANALYTIC:
         return "needs the closed-form KL (kl='analytic')"
     try:

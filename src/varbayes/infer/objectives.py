@@ -31,6 +31,9 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Normal, kl_divergence
 
+from varbayes.likelihoods import Likelihood, get_likelihood
+from varbayes.likelihoods.gaussian import HALF_LOG_2PI, gaussian_log_prob
+
 __all__ = [
     "ELBO",
     "AmortizedELBO",
@@ -39,7 +42,6 @@ __all__ = [
     "SquaredError",
 ]
 
-_LOG_2PI = math.log(2 * math.pi)
 
 
 class KL(str, Enum):
@@ -82,12 +84,6 @@ def _check_kl(kl: KL | str) -> KL:
         raise ValueError(f"unknown kl {kl!r}; expected one of {[k.value for k in KL]}") from None
 
 
-def _gaussian_nll(y: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
-    """Elementwise ``-log N(y; loc, scale^2)``."""
-    z = (y - loc) / scale
-    return 0.5 * z * z + scale.log() + 0.5 * _LOG_2PI
-
-
 class ELBO:
     """Negative evidence lower bound for weight-space VI (Bayes by Backprop).
 
@@ -101,6 +97,9 @@ class ELBO:
         Weight draws per step; the likelihood is averaged over them.
     kl_weight : float, default=1.0
         Multiplier of the KL (1 is the ELBO; < 1 tempers the posterior).
+    likelihood : str or Likelihood, default='gaussian'
+        The data term :math:`-\\log p(y \\mid \\theta)` of the model's outputs
+        (:mod:`varbayes.likelihoods`); the KL part does not depend on it.
 
     Examples
     --------
@@ -114,9 +113,10 @@ class ELBO:
 
     def __init__(
         self, n_data: int, *, kl: KL | str = KL.ANALYTIC, num_particles: int = 1,
-        kl_weight: float = 1.0,
+        kl_weight: float = 1.0, likelihood: str | Likelihood = "gaussian",
     ) -> None:
         self.n_data = _check_n_data(n_data)
+        self.likelihood = get_likelihood(likelihood)
         self.kl = _check_kl(kl)
         if (isinstance(num_particles, bool) or int(num_particles) != num_particles
                 or num_particles < 1):
@@ -131,7 +131,7 @@ class ELBO:
     ) -> ELBOTerms:
         """Evaluate the objective on a batch ``x`` of shape (B, d), ``y`` of shape (B,)."""
         out = model(x, self.num_particles, generator=generator, kl=self.kl.value)
-        nll = _gaussian_nll(y, out.loc, out.scale).mean()  # mean over particles and batch
+        nll = -self.likelihood.log_prob(y, out.params).mean()  # mean over particles and batch
         kl = out.kl.mean() if out.kl is not None else nll.new_zeros(())
         loss = nll + self.kl_weight * kl / self.n_data
         return ELBOTerms(loss, nll.detach(), kl.detach())
@@ -187,7 +187,7 @@ class AmortizedELBO:
         eps = torch.randn(loc.shape, generator=generator, dtype=loc.dtype, device=loc.device)
         z = loc + scale * eps
         if self.reconstruction == "gaussian":
-            nll = _gaussian_nll(y, loc, scale)
+            nll = -gaussian_log_prob(y, loc, scale)
         else:
             nll = 0.5 * (y - z) ** 2
         prior_scale = torch.tensor(self.prior_scale, dtype=loc.dtype, device=loc.device)
@@ -195,8 +195,8 @@ class AmortizedELBO:
             q = Normal(loc, scale, validate_args=False)
             kl = kl_divergence(q, Normal(torch.zeros_like(prior_scale), prior_scale))
         else:
-            log_q = -0.5 * eps * eps - scale.log() - 0.5 * _LOG_2PI
-            log_p = -0.5 * (z / prior_scale) ** 2 - prior_scale.log() - 0.5 * _LOG_2PI
+            log_q = -0.5 * eps * eps - scale.log() - HALF_LOG_2PI  # density of z through eps
+            log_p = gaussian_log_prob(z, torch.zeros_like(prior_scale), prior_scale)
             kl = log_q - log_p
         loss = (nll + kl).mean()
         return ELBOTerms(loss, nll.mean().detach(), kl.sum().detach())
@@ -215,4 +215,4 @@ class SquaredError:
         """Evaluate the loss on a batch ``x`` of shape (B, d), ``y`` of shape (B,)."""
         loc = model(x, 1, generator=generator).loc
         loss = (0.5 * (y - loc) ** 2).mean()
-        return ELBOTerms(loss, (loss + 0.5 * _LOG_2PI).detach(), loss.new_zeros(()))
+        return ELBOTerms(loss, (loss + HALF_LOG_2PI).detach(), loss.new_zeros(()))

@@ -48,6 +48,11 @@ class ModelOutput(NamedTuple):
     scale: Tensor
     kl: Tensor | None = None
 
+    @property
+    def params(self) -> dict[str, Tensor]:
+        """The likelihood's parameters (:class:`~varbayes.likelihoods.Gaussian`: loc, scale)."""
+        return {"loc": self.loc, "scale": self.scale}
+
 
 class Head(str, Enum):
     """Observation-noise head of a :class:`BayesianMLP`."""

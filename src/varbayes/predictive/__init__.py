@@ -1,0 +1,29 @@
+"""The posterior predictive: drawing it, the mixture it is, and the columns it reports.
+
+>>> import torch
+>>> from varbayes.models import BayesianMLP
+>>> from varbayes.predictive import predictive
+>>> pred = predictive(BayesianMLP(1, (8,)), torch.zeros(3, 1), num_samples=100)
+>>> pred.loc.shape, pred.mean.shape
+(torch.Size([100, 3]), torch.Size([3]))
+"""
+
+from __future__ import annotations
+
+from varbayes.predictive.columns import prediction_columns
+from varbayes.predictive.draw import (
+    MAX_DRAW_BYTES,
+    check_draw_budget,
+    draw_bytes_per_row,
+    predictive,
+)
+from varbayes.predictive.mixture import Prediction
+
+__all__ = [
+    "MAX_DRAW_BYTES",
+    "Prediction",
+    "check_draw_budget",
+    "draw_bytes_per_row",
+    "prediction_columns",
+    "predictive",
+]
