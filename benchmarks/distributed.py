@@ -57,7 +57,7 @@ def _train_worker(args: argparse.Namespace) -> None:
     import torch
 
     from varbayes.infer.distributed import get_world_size, is_main_process, process_group
-    from varbayes.recipes import fit
+    from varbayes.kinds import fit
 
     torch.set_num_threads(args.threads)
     engine = "autograd"
@@ -65,11 +65,11 @@ def _train_worker(args: argparse.Namespace) -> None:
         import functools
         import inspect
 
-        import varbayes.recipes
+        import varbayes.kinds
         from varbayes.infer import train
 
         if "fast" in inspect.signature(train).parameters:
-            varbayes.recipes.train = functools.partial(train, fast=False)  # type: ignore[attr-defined]
+            varbayes.kinds.train = functools.partial(train, fast=False)  # type: ignore[attr-defined]
     elif get_world_size() == 1:
         engine = "default (fast engine where supported)"
     x, y = make_data(args.rows, 0)
@@ -165,7 +165,7 @@ def bench_predict(args: argparse.Namespace, work: Path) -> list[dict]:
     import torch
 
     from varbayes import io
-    from varbayes.recipes import fit
+    from varbayes.kinds import fit
 
     x, y = make_data(5000, 3)
     names = [f"x{j}" for j in range(FEATURES)]

@@ -33,7 +33,7 @@ from varbayes.benchmarks.speed import (
     run_speed_benchmark,
 )
 from varbayes.infer import ELBO, train
-from varbayes.recipes import build_model, make_config
+from varbayes.kinds import build_model, make_config
 
 #: (name, model kind, N, batch size or None, epochs)
 SETTINGS = [

@@ -39,9 +39,9 @@ from varbayes.data import read_csv
 from varbayes.estimator import BayesianRegressor
 from varbayes.infer import ELBO, ELBOTerms, NonFiniteLossError, SquaredError, train
 from varbayes.io import model_dir as io_impl
+from varbayes.kinds import FittedModel, build_model, fit
 from varbayes.predictive import predictive
 from varbayes.priors import GaussianPrior
-from varbayes.recipes import FittedModel, build_model, fit
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bad-inputs.md"
 HEADER = (
@@ -959,7 +959,7 @@ def _kill_at_every_step(tmp: Path) -> None:
 _KILL_SCRIPT = """
 import sys, torch
 from varbayes import io, metrics, plots
-from varbayes.recipes import FittedModel, build_model, make_config
+from varbayes.kinds import FittedModel, build_model, make_config
 from varbayes.data.transforms import Standardizer
 config = make_config("mle", 1, hidden=[1500, 1500])
 def model(value):

@@ -39,8 +39,8 @@ from varbayes.infer.distributed import (
     rank_generator,
     rank_seed,
 )
+from varbayes.kinds import fit
 from varbayes.models import BayesianMLP
-from varbayes.recipes import fit
 
 WORLD = 2
 LAUNCH_TIMEOUT = 120  # seconds, per launch

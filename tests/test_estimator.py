@@ -17,7 +17,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from varbayes import io
 from varbayes.estimator import BayesianRegressor
-from varbayes.recipes import fit
+from varbayes.kinds import fit
 
 #: Checks of ``parametrize_with_checks`` expected to fail, with why (also in the docstring).
 EXPECTED_FAILED_CHECKS: dict[str, str] = {}

@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from varbayes import io
 from varbayes.io import model_dir as io_impl
-from varbayes.recipes import FittedModel, ModelKind, fit
+from varbayes.kinds import FittedModel, ModelKind, fit
 
 KINDS = [k.value for k in ModelKind]
 

@@ -7,9 +7,8 @@ import pytest
 import torch
 
 from varbayes import io
-from varbayes.kinds import KINDS, ModelKind, get_kind
+from varbayes.kinds import KINDS, ModelKind, build_model, fit, get_kind, make_config
 from varbayes.priors import GaussianPrior, ScaleMixturePrior
-from varbayes.recipes import build_model, fit, make_config
 
 
 def test_every_kind_has_one_record() -> None:

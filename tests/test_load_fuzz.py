@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from _memguard import address_space_limit
 from varbayes import io
-from varbayes.recipes import FittedModel, fit
+from varbayes.kinds import FittedModel, fit
 
 X = np.linspace(-1.0, 1.0, 16)[:, None]
 Y = np.cos(3 * X[:, 0])

@@ -28,8 +28,8 @@ from _memguard import SUPPORTED, address_space_limit
 from varbayes import io
 from varbayes.cli import main
 from varbayes.io.checks import MAX_JSON_DEPTH, MAX_NUM_SAMPLES
+from varbayes.kinds import FittedModel, fit
 from varbayes.predictive import MAX_DRAW_BYTES
-from varbayes.recipes import FittedModel, fit
 
 X = np.linspace(-1.0, 1.0, 24)[:, None]
 Y = 2.0 * X[:, 0] + 0.1 * np.sin(7 * X[:, 0])

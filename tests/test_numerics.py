@@ -16,8 +16,8 @@ from varbayes import io, metrics
 from varbayes.cli import main
 from varbayes.data.transforms import PrecisionWarning, Standardizer
 from varbayes.estimator import BayesianRegressor
+from varbayes.kinds import fit
 from varbayes.predictive import Prediction, prediction_columns
-from varbayes.recipes import fit
 
 KINDS = ["hetero", "mle", "bbb", "vi", "vi_analytic"]
 

@@ -205,7 +205,7 @@ def test_signal_during_predict_removes_temp_file(
 _SAVE_LOOP = """
 import sys, torch
 from varbayes import _atomic, io
-from varbayes.recipes import FittedModel, build_model, make_config
+from varbayes.kinds import FittedModel, build_model, make_config
 from varbayes.data.transforms import Standardizer
 config = make_config("mle", 1, hidden=[1500, 1500])
 fitted = FittedModel(config, build_model(config), Standardizer(1), Standardizer(1))

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from varbayes import io
+from varbayes.kinds import fit
 from varbayes.predictive import Prediction
-from varbayes.recipes import fit
 
 PROFILE = settings(max_examples=60, deadline=None, derandomize=True,
                    suppress_health_check=[HealthCheck.too_slow])

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from varbayes.infer import ELBO, NonFiniteLossError, train
+from varbayes.kinds import fit
 from varbayes.models import BayesianMLP
-from varbayes.recipes import fit
 
 
 def _data(n=64, seed=0):

@@ -34,12 +34,12 @@ from varbayes.infer import (
     train,
 )
 from varbayes.io import load, save
+from varbayes.kinds import FittedModel, ModelKind, fit
 from varbayes.metrics import evaluate
 from varbayes.models import AmortizedVI, BayesianMLP, Head, MLPRegressor
 from varbayes.nn.layers import BayesLinear, Estimator
 from varbayes.predictive import Prediction, predictive
 from varbayes.priors import GaussianPrior, ScaleMixturePrior
-from varbayes.recipes import FittedModel, ModelKind, fit
 
 __all__ = [
     "ELBO",

@@ -77,7 +77,7 @@ def _names(text: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``varbayes`` command."""
     from varbayes import __version__
-    from varbayes.recipes import ModelKind
+    from varbayes.kinds import ModelKind
 
     kinds = [k.value for k in ModelKind]
     parser = _Parser(prog="varbayes", description=__doc__.splitlines()[0])
@@ -222,7 +222,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from varbayes.data.csv import read_rows, select
     from varbayes.infer import NonFiniteLossError
     from varbayes.infer.distributed import get_world_size, is_main_process, process_group
-    from varbayes.recipes import fit, make_config
+    from varbayes.kinds import fit, make_config
 
     _require_model_out(args.out, args.force)
     if args.data is None:

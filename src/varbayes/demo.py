@@ -18,10 +18,9 @@ import torch
 
 from varbayes._atomic import OutputFile, check_file_out, write_text
 from varbayes.data import ToyData, load_toy
-from varbayes.kinds import KINDS, get_kind
+from varbayes.kinds import KINDS, FittedModel, fit, get_kind
 from varbayes.metrics import evaluate
 from varbayes.plots import new_figure, plot_calibration, plot_data, plot_fit, plot_uncertainty
-from varbayes.recipes import FittedModel, fit
 
 __all__ = [
     "DEMO_MODELS",

@@ -1,8 +1,8 @@
-"""scikit-learn facade: :class:`BayesianRegressor`, over :func:`varbayes.recipes.fit`.
+"""scikit-learn facade: :class:`BayesianRegressor`, over :func:`varbayes.kinds.fit`.
 
 The estimator has no mathematics of its own: :meth:`BayesianRegressor.fit` validates its
-inputs and calls :func:`varbayes.recipes.fit`; every prediction method summarises the
-:class:`~varbayes.predictive.Prediction` of :meth:`varbayes.recipes.FittedModel.predict`.
+inputs and calls :func:`varbayes.kinds.fit`; every prediction method summarises the
+:class:`~varbayes.predictive.Prediction` of :meth:`varbayes.kinds.FittedModel.predict`.
 
 Examples
 --------
@@ -37,8 +37,8 @@ from varbayes._validation import (
     check_scalar,
     check_X_y,
 )
+from varbayes.kinds import DEFAULTS, ModelKind, fit, make_config
 from varbayes.predictive import Prediction
-from varbayes.recipes import DEFAULTS, ModelKind, fit, make_config
 
 __all__ = ["BayesianRegressor"]
 
@@ -65,7 +65,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
     Parameters
     ----------
     model : {'hetero', 'bbb', 'vi', 'vi_analytic', 'mle'}, default='hetero'
-        Model kind, see :mod:`varbayes.recipes`. ``'hetero'`` (Bayes by Backprop with a
+        Model kind, see :mod:`varbayes.kinds`. ``'hetero'`` (Bayes by Backprop with a
         heteroscedastic head) gives both aleatoric and epistemic uncertainty.
     hidden : int, sequence of int or None, default=None
         Hidden layer sizes (an int means one layer). ``None``: the kind's default.
@@ -99,7 +99,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
 
     Attributes
     ----------
-    model_ : varbayes.recipes.FittedModel
+    model_ : varbayes.kinds.FittedModel
         The trained model (with its standardisers).
     history_ : varbayes.infer.train.History or None
         Per-epoch training losses (``None`` after :meth:`load`).

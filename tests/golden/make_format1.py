@@ -15,7 +15,7 @@ import torch
 
 import varbayes
 from varbayes import io
-from varbayes.recipes import fit
+from varbayes.kinds import fit
 
 HERE = Path(__file__).resolve().parent / "format1"
 X_QUERY = [[-1.5, 0.3], [0.0, 0.0], [0.7, -2.0], [3.0, 1.0]]

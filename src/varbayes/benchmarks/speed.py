@@ -50,8 +50,8 @@ from varbayes._fast.engine import train_many
 from varbayes._threads import intra_op_threads
 from varbayes.data import load_toy
 from varbayes.infer import ELBO, train
+from varbayes.kinds import build_model, make_config
 from varbayes.predictive import predictive
-from varbayes.recipes import build_model, make_config
 
 __all__ = [
     "DEFAULT_SIZES",

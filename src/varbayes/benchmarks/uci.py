@@ -53,10 +53,9 @@ from varbayes import _atomic
 from varbayes.data import UCISplit, list_uci, load_uci, uci_n_splits, uci_root
 from varbayes.data.transforms import Standardizer
 from varbayes.infer import train
-from varbayes.kinds import get_kind
+from varbayes.kinds import FittedModel, ModelKind, get_kind, make_config
 from varbayes.metrics import evaluate
 from varbayes.predictive import Prediction
-from varbayes.recipes import FittedModel, ModelKind, make_config
 
 __all__ = [
     "METRICS",
@@ -121,7 +120,7 @@ SCHEDULES: dict[str, tuple[Stage, ...]] = {
     "vi_analytic": (Stage(600, 0.01, 50), Stage(600, 0.001, 50)),
 }  # fmt: skip
 
-#: UCI settings of each kind, applied over :data:`varbayes.recipes.DEFAULTS` (``hidden`` is set
+#: UCI settings of each kind, applied over :data:`varbayes.kinds.DEFAULTS` (``hidden`` is set
 #: from the data set's ``n_hidden.txt``). ``None`` values are set after :func:`make_config`,
 #: which reads ``None`` as "the default": for ``bbb`` they replace the post's initialisation by
 #: the one of ``hetero`` (means ~ N(0, 1/fan_in), every rho -5).

@@ -30,7 +30,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from varbayes.data.transforms import Standardizer
-from varbayes.recipes import FittedModel, build_model
+from varbayes.kinds import FittedModel, build_model
 
 __all__ = [
     "ALLOWED_DTYPES",

@@ -18,7 +18,7 @@ existing model needs ``force=True``; the old model is swapped out (atomically wh
 supports it, otherwise renamed aside first) and deleted only once the new one is in place.
 
 Loading validates everything before anything is built: the JSON format, version and config
-types (the config is rebuilt through :func:`varbayes.recipes.make_config`), then every size of
+types (the config is rebuilt through :func:`varbayes.kinds.make_config`), then every size of
 the config against the tensor shapes and dtypes in the weights file's safetensors header (a
 pickle or ``torch.save`` zip is refused without being opened as one), with the model built on
 the ``meta`` device, which allocates nothing. Only then is the model built and filled one tensor
@@ -28,7 +28,7 @@ the weights file holds (see :mod:`varbayes.io.checks`).
 Examples
 --------
 >>> import numpy as np, tempfile, torch
->>> from varbayes.recipes import fit
+>>> from varbayes.kinds import fit
 >>> x = np.linspace(-1, 1, 20)[:, None]; y = 2 * x[:, 0]
 >>> fitted, _ = fit("mle", x, y, epochs=2, generator=torch.Generator().manual_seed(0))
 >>> path = save(fitted, tempfile.mkdtemp() + "/model")
@@ -58,7 +58,7 @@ from varbayes.io.checks import (
     read_tensors_into,
 )
 from varbayes.io.checks import read_json as _read_json
-from varbayes.recipes import DEFAULTS, FittedModel, ModelKind, build_model, make_config
+from varbayes.kinds import DEFAULTS, FittedModel, ModelKind, build_model, make_config
 
 __all__ = [
     "CONFIG_FILE",
@@ -182,7 +182,7 @@ def save(
     Parameters
     ----------
     fitted : FittedModel
-        A trained model from :func:`varbayes.recipes.fit` (or :func:`load`).
+        A trained model from :func:`varbayes.kinds.fit` (or :func:`load`).
     path : str or path-like
         Directory to create. Missing parent directories are created.
     force : bool, default=False
@@ -202,7 +202,7 @@ def save(
     Raises
     ------
     TypeError
-        If ``fitted`` is not a :class:`~varbayes.recipes.FittedModel`, or the metadata / names
+        If ``fitted`` is not a :class:`~varbayes.kinds.FittedModel`, or the metadata / names
         are not JSON-serialisable.
     ValueError
         If the model holds non-finite tensors or ``feature_names`` has the wrong length.
@@ -323,7 +323,7 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     -------
     dict
         The whole document, with ``"config"`` rebuilt through
-        :func:`~varbayes.recipes.make_config` and ``"metadata"`` defaulting to ``{}``.
+        :func:`~varbayes.kinds.make_config` and ``"metadata"`` defaulting to ``{}``.
 
     Raises
     ------
