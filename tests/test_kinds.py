@@ -77,3 +77,15 @@ def test_estimator_takes_the_prior() -> None:
     assert clone(reg).get_params()["prior"] == "scale_mixture"
     with pytest.raises(ValueError, match="prior"):
         BayesianRegressor("bbb", prior="laplace", epochs=2).fit(x, y)
+
+
+def test_cli_fit_takes_the_prior(tmp_path, capsys) -> None:
+    from varbayes.cli import main
+
+    assert main(["fit", "--model", "bbb", "--prior", "scale_mixture", "--prior-scale", "0.5",
+                 "--epochs", "3", "--out", str(tmp_path / "m")]) == 0
+    prior = io.load(tmp_path / "m").model.prior
+    assert isinstance(prior, ScaleMixturePrior) and prior.scale1 == 0.5
+    assert main(["fit", "--model", "mle", "--prior", "gaussian", "--epochs", "3",
+                 "--out", str(tmp_path / "m2")]) == 2
+    assert "--prior applies to --model bbb and hetero only" in capsys.readouterr().err

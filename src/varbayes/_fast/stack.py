@@ -31,6 +31,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from varbayes._fast.kernels import (
+    mlp_backward,
+    mm_t,
+    offsets,
+    outer_into,
+    relu_grad,
+    standard_normal_,
+)
 from varbayes.models import BayesianMLP, Head
 from varbayes.nn.layers import BayesLinear, Estimator, batched_linear
 from varbayes.nn.parametrization import softplus_scale
@@ -50,7 +58,6 @@ HEADS = frozenset({Head.FIXED, Head.LEARNED, Head.HETEROSCEDASTIC})
 ESTIMATORS = frozenset({Estimator.REPARAM, Estimator.LOCAL, Estimator.FLIPOUT})
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
-_relu_grad = torch.ops.aten.threshold_backward  # grad where the ReLU output is > 0, else 0
 
 
 @dataclass(frozen=True)
@@ -110,57 +117,6 @@ def _require(covered: bool, member: Head | Estimator) -> None:
         raise ValueError(f"the fast engine has no branch for {member!r}")
 
 
-def _offsets(sizes: Sequence[int]) -> tuple[list[tuple[int, int, int, int]], int]:
-    """Per layer ``(weight offset, bias offset, fan_in, fan_out)`` in a flat vector; its size."""
-    out, off = [], 0
-    for fi, fo in zip(sizes[:-1], sizes[1:], strict=True):
-        out.append((off, off + fi * fo, fi, fo))
-        off += fi * fo + fo
-    return out, off
-
-
-def _standard_normal_(view: Tensor, generator: torch.Generator | None) -> None:
-    """Fill ``view`` with the values ``torch.randn(view.shape)`` would draw from ``generator``."""
-    if view.is_contiguous():
-        view.normal_(generator=generator)
-    else:  # normal_ fills strided memory in another order
-        view.copy_(torch.randn(view.shape, dtype=view.dtype, device=view.device,
-                               generator=generator))
-
-
-def _mm_t(g: Tensor, w: Tensor) -> Tensor:
-    """``g @ w^T`` for (K, B, f_out) and w of shape (K, f_in, f_out); broadcast if f_out = 1."""
-    return g * w.transpose(1, 2) if w.shape[2] == 1 else torch.bmm(g, w.transpose(1, 2))
-
-
-def _outer_into(out: Tensor, h: Tensor, g: Tensor) -> None:
-    """``out[:] = h^T g`` (K, f_in, f_out) for h (K, B, f_in), g (K, B, f_out).
-
-    A broadcast product and sum for one output (a slow BLAS shape); else ``bmm``, straight into
-    ``out`` only if it is contiguous (``bmm(out=strided)`` loops over the batch).
-    """
-    if g.shape[2] == 1:
-        torch.sum(h.unsqueeze(3) * g.unsqueeze(2), 1, out=out)
-    elif out.is_contiguous():
-        torch.bmm(h.transpose(1, 2), g, out=out)
-    else:
-        out.copy_(torch.bmm(h.transpose(1, 2), g))
-
-
-def _mlp_backward(g: Tensor, acts: list[Tensor], weights: list[Tensor],
-                  gws: list[Tensor], gbs: list[Tensor]) -> None:
-    """Backpropagate ``g`` (K, B, f_L) through ``h_{l+1} = relu(h_l W_l + b_l)`` (batched in K).
-
-    Writes the weight gradients into ``gws[l]`` (K, f_l, f_{l+1}) and the bias gradients into
-    ``gbs[l]`` (K, 1, f_{l+1}); ``acts[l]`` is the input of layer ``l`` (post-ReLU for ``l > 0``).
-    """
-    for i in reversed(range(len(weights))):
-        _outer_into(gws[i], acts[i], g)
-        torch.sum(g, 1, keepdim=True, out=gbs[i])
-        if i:
-            g = _relu_grad(_mm_t(g, weights[i]), acts[i], 0)
-
-
 class BayesianMLPStack:
     """``M`` Bayesian MLPs of one architecture as one flat tensor with a leading model dimension.
 
@@ -188,8 +144,8 @@ class BayesianMLPStack:
             if stack_architecture(model) != arch:
                 raise ValueError(f"model {i} differs in architecture from model 0")
         self.arch, self.num_models = arch, len(models)
-        self.layers, pb = _offsets(arch.sizes)
-        self.noise_layers, pd = _offsets(arch.noise_sizes) if arch.noise_sizes else ([], 0)
+        self.layers, pb = offsets(arch.sizes)
+        self.noise_layers, pd = offsets(arch.noise_sizes) if arch.noise_sizes else ([], 0)
         self.num_bayes = pb
         learned = arch.head is Head.LEARNED
         opts = dict(dtype=arch.dtype, device=arch.device)
@@ -278,14 +234,14 @@ class BayesianMLPStack:
             out.normal_(generator=generator)
         elif signs is None:
             for view in views:
-                _standard_normal_(view, generator)
+                standard_normal_(view, generator)
         if signs is None:
             return out
         i_off, o_off = 0, sum(self.arch.sizes[:-1])
         for i, (_, _, fi, fo) in enumerate(self.layers):  # flipout, in the layers' order
             if m == 1:
-                _standard_normal_(views[2 * i], generator)
-                _standard_normal_(views[2 * i + 1], generator)
+                standard_normal_(views[2 * i], generator)
+                standard_normal_(views[2 * i + 1], generator)
             for off, width in ((i_off, fi), (o_off, fo)):
                 bits = torch.randint(0, 2, (m * s, rows, width), generator=generator,
                                      device=self.arch.device)
@@ -354,7 +310,7 @@ class BayesianMLPStack:
         _, ws, _ = self._space("w", particles)
         gw, gws, gbs = self._space("gloc" if reparam and particles == 1 else "gw", particles)
         if reparam:
-            _mlp_backward(g, cache, ws, gws, gbs)
+            mlp_backward(g, cache, ws, gws, gbs)
             eps = noise
         else:
             _require(self.arch.estimator is Estimator.FLIPOUT, self.arch.estimator)
@@ -365,14 +321,14 @@ class BayesianMLPStack:
                 h, hs, s_in, s_out = cache[i]
                 fi, fo = h.shape[-1], g.shape[-1]
                 gs = g * s_out
-                _outer_into(gws[i], hs, gs)
+                outer_into(gws[i], hs, gs)
                 torch.sum(g, 1, keepdim=True, out=gbs[i])
                 g_rows = g.reshape(m, -1, fo)
-                _outer_into(gloc_ws[i], h.reshape(m, -1, fi), g_rows)
+                outer_into(gloc_ws[i], h.reshape(m, -1, fi), g_rows)
                 if i:
-                    gh = _mm_t(gs, ws[i]).mul_(s_in)
-                    gh += _mm_t(g_rows, locs[i]).view_as(gh)
-                    g = _relu_grad(gh, h, 0)
+                    gh = mm_t(gs, ws[i]).mul_(s_in)
+                    gh += mm_t(g_rows, locs[i]).view_as(gh)
+                    g = relu_grad(gh, h, 0)
             # the bias gradient of the mean equals that of its perturbation, summed over draws
             for _, ob, _, fo in self.layers:
                 self.gloc[:, ob : ob + fo] = gw.view(m, particles, pb)[:, :, ob : ob + fo].sum(1)
@@ -407,14 +363,14 @@ class BayesianMLPStack:
         for i in reversed(range(len(self.layers))):
             h, h2, std, noise = cache[i]
             gv = torch.mul(g, noise).div_(std)  # d/d var = g * noise / (2 std)
-            _outer_into(gws[i], h, g)
+            outer_into(gws[i], h, g)
             torch.sum(g, 1, keepdim=True, out=gbs[i])
-            _outer_into(gvws[i], h2, gv)
+            outer_into(gvws[i], h2, gv)
             torch.sum(gv, 1, keepdim=True, out=gvbs[i])
             if i:
-                gh = _mm_t(g, ws[i])
-                gh.addcmul_(h, _mm_t(gv, vws[i]))
-                g = _relu_grad(gh, h, 0)
+                gh = mm_t(g, ws[i])
+                gh.addcmul_(h, mm_t(gv, vws[i]))
+                g = relu_grad(gh, h, 0)
         return gvar * sigma  # d/d sigma = 2 sigma d/d var
 
     def _noise_net(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
@@ -463,7 +419,7 @@ class BayesianMLPStack:
         if cache is None:
             return nll + _HALF_LOG_2PI, torch.stack((g_loc, g_raw.mul_(torch.sigmoid(raw))), -1)
         g_raw = g_raw.sum(1, keepdim=True).mul_(torch.sigmoid(raw)).view(m, b, 1)
-        _mlp_backward(g_raw, cache, self._space("det")[1], *self._space("gdet")[1:])
+        mlp_backward(g_raw, cache, self._space("det")[1], *self._space("gdet")[1:])
         return nll + _HALF_LOG_2PI, g_loc.unsqueeze(-1)
 
     def loss_and_grad(self, x: Tensor, y: Tensor, noise: Tensor | tuple[Tensor, Tensor], *,

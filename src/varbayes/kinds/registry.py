@@ -22,13 +22,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from varbayes._names import ModelKind, PriorName
 from varbayes.infer import ELBO, AmortizedELBO, SquaredError
 from varbayes.models import AmortizedVI, BayesianMLP, MLPRegressor
 from varbayes.priors import GaussianPrior, Prior, ScaleMixturePrior
@@ -41,32 +41,6 @@ __all__ = [
     "get_kind",
     "make_prior",
 ]
-
-
-class ModelKind(str, Enum):
-    """The model kinds of varbayes (the keys of :data:`KINDS`)."""
-
-    MLE = "mle"
-    """Maximum-likelihood MLP (point estimate), residual variance as its noise."""
-    VI = "vi"
-    """The post's amortised variational regression of the aleatoric noise (MC ELBO)."""
-    VI_ANALYTIC = "vi_analytic"
-    """The post's closed-form-KL variant (squared error + analytic KL)."""
-    BBB = "bbb"
-    """Bayes by Backprop with a fixed (the post's 0.1) or learned homoscedastic noise."""
-    HETERO = "hetero"
-    """Bayes by Backprop with a heteroscedastic head: both uncertainties in one model."""
-
-
-class PriorName(str, Enum):
-    """Weight prior of the Bayesian kinds (option ``prior``)."""
-
-    GAUSSIAN = "gaussian"
-    """:math:`\\mathcal{N}(0, prior\\_scale^2)`, closed-form KL."""
-    SCALE_MIXTURE = "scale_mixture"
-    """Blundell et al.'s mixture :math:`\\pi \\mathcal{N}(0, prior\\_scale^2) + (1-\\pi)
-    \\mathcal{N}(0, prior\\_scale2^2)`; Monte-Carlo KL, so ``kl='mc'`` and
-    ``estimator='reparam'``."""
 
 
 Config = Mapping[str, Any]

@@ -1,0 +1,49 @@
+"""The ``varbayes`` command line: demo, fit, predict, evaluate, benchmark.
+
+Thin over the library. Errors caused by the user (bad files, columns, values, flags) print one
+line on stderr and exit with code 2; a failure while running (e.g. a diverging fit) exits 1;
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from varbayes.cli.parser import EXIT_FAILURE, EXIT_USAGE, UsageError, build_parser
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``varbayes`` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from varbayes import _atomic  # after parsing: --help and usage errors stay instant
+    from varbayes.cli.commands import COMMANDS
+
+    try:  # SIGTERM/SIGHUP raise Terminated, so partial outputs are removed as for Ctrl-C
+        with _atomic.terminate_on_signals():
+            return COMMANDS[args.command](args)
+    except (KeyboardInterrupt, _atomic.Terminated) as exc:
+        _atomic.cleanup()
+        signum = getattr(exc, "signum", 2)
+        what = str(exc) or "interrupted by SIGINT"
+        print(f"varbayes: error: {what}; temporary files removed", file=sys.stderr)
+        return 128 + signum
+    except Exception as exc:  # noqa: BLE001 - mapped to exit codes below
+        if args.debug:
+            raise
+        from varbayes.infer import NonFiniteLossError
+
+        if isinstance(exc, NonFiniteLossError):
+            code = EXIT_FAILURE
+        elif isinstance(exc, (ValueError, TypeError, OSError, UsageError)):
+            code = EXIT_USAGE
+        else:
+            code = EXIT_FAILURE
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in message:
+            message = f"{message}: {exc.filename}"
+        print(f"varbayes: error: {message}", file=sys.stderr)
+        return code

@@ -1,0 +1,172 @@
+"""The ``varbayes`` argument parser, its value converters, and the CLI's error types.
+
+Imports nothing heavy: ``varbayes --help``, ``--version`` and argument errors never load torch,
+scikit-learn or matplotlib.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "TrainingError",
+    "UsageError",
+    "build_parser",
+]
+
+DESCRIPTION = "varbayes: variational inference for neural networks with honest uncertainty"
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(ValueError):
+    """A mistake in the command line or its input files (exit code 2)."""
+
+
+class TrainingError(RuntimeError):
+    """Training failed numerically although its inputs were valid (exit code 1)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as argparse does
+        self.exit(EXIT_USAGE, f"varbayes: error: {message}\n")
+
+
+def _number(kind: type, accept: Callable[[Any], bool], expected: str) -> Callable[[str], Any]:
+    """An argparse ``type=`` converter: ``kind(text)``, refused unless ``accept(value)``."""
+
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return convert
+
+
+_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+_nonneg_int = _number(int, lambda v: v >= 0, "an integer >= 0")
+_positive_float = _number(float, lambda v: 0 < v < float("inf"), "a positive finite number")
+_level = _number(float, lambda v: 0 < v < 1, "a number in (0, 1)")
+
+
+def _hidden(text: str) -> list[int]:
+    try:
+        sizes = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated layer sizes such as 50,50, got {text!r}"
+        ) from None
+    if not sizes or any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(
+            f"expected positive layer sizes such as 50,50, got {text!r}"
+        )
+    return sizes
+
+
+def _names(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected comma-separated column names")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``varbayes`` command."""
+    from varbayes import __version__
+    from varbayes._names import ModelKind, PriorName
+
+    kinds = [k.value for k in ModelKind]
+    parser = _Parser(prog="varbayes", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"varbayes {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("demo", help="the blog post end to end on its toy data")
+    p.add_argument("--out", type=Path, default=Path("varbayes-demo"),
+                   help="output directory for metrics.json and figures (default: varbayes-demo)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 1/10 of the epochs")
+    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--samples", type=_positive_int, default=1000,
+                   help="posterior samples for prediction (default 1000)")
+
+    p = sub.add_parser("fit", help="train a model on a CSV file (default: the toy data)")
+    p.add_argument("data", nargs="?", type=Path,
+                   help="CSV file with a header row ('-': standard input)")
+    p.add_argument("--target", help="target column of DATA")
+    p.add_argument("--features", type=_names,
+                   help="comma-separated feature columns (default: every other column that "
+                        "holds numbers; text columns are left out with a note)")
+    p.add_argument("--model", choices=kinds, default="hetero", help="model kind (default hetero)")
+    p.add_argument("--hidden", type=_hidden, help="hidden layer sizes, e.g. 50,50")
+    p.add_argument("--epochs", type=_positive_int)
+    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--lr", type=_positive_float)
+    p.add_argument("--noise", choices=["fixed", "learned"],
+                   help="bbb only: the post's fixed noise or a learned homoscedastic noise")
+    p.add_argument("--prior", choices=[k.value for k in PriorName],
+                   help="bbb and hetero: weight prior (default gaussian; scale_mixture trains "
+                        "with the Monte-Carlo KL)")
+    p.add_argument("--prior-scale", type=_positive_float,
+                   help="std of the Gaussian prior (of the wide mixture component; default 1)")
+    p.add_argument("--samples", type=_positive_int, default=1000,
+                   help="default posterior samples used by predict/evaluate (default 1000)")
+    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="model directory to write")
+    p.add_argument("--force", action="store_true", help="overwrite an existing model directory")
+    p.add_argument("--nonfinite", choices=["raise", "skip"], default="raise",
+                   help="when a training step's loss is NaN/inf: stop with an error (raise, "
+                        "default) or skip the step (skip)")
+    p.add_argument("--distributed", choices=["auto", "on", "off"], default="auto",
+                   help="data-parallel training under torchrun: auto (when launched with several "
+                        "processes), on, or off (default auto)")
+
+    p = sub.add_parser("predict", help="predictive mean, std and interval for a CSV of inputs")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("input", type=Path,
+                   help="CSV with the model's feature columns ('-': standard input)")
+    p.add_argument("--samples", type=_positive_int, help="posterior samples (default: as fit)")
+    p.add_argument("--level", type=_level, default=0.9, help="central interval (default 0.9)")
+    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--out", required=True,
+                   help="CSV file to write; - for standard output (a FIFO or device is written "
+                        "into, never replaced)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing regular file")
+
+    p = sub.add_parser("evaluate", help="score a model on a labelled CSV (data units)")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("data", type=Path, help="CSV with the feature and target columns "
+                                            "('-': standard input)")
+    p.add_argument("--target", help="target column (default: the one used in fit)")
+    p.add_argument("--samples", type=_positive_int)
+    p.add_argument("--level", type=_level, default=0.9)
+    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("benchmark", help="quality (UCI) and speed benchmarks")
+    bench = p.add_subparsers(dest="benchmark", required=True, parser_class=_Parser)
+    b = bench.add_parser("uci", help="the UCI regression benchmark (Hernandez-Lobato & Adams 2015)")
+    b.add_argument("--data-dir", type=Path, default=None,
+                   help="folder holding <name>/data.txt etc. (default: $VARBAYES_DATA_DIR or "
+                        "the user cache)")
+    b.add_argument("--dataset", required=True, help="data set folder name, e.g. concrete, or 'all'")
+    b.add_argument("--splits", type=_positive_int, help="run the first K splits (default: all)")
+    b.add_argument("--model", choices=kinds, default="hetero")
+    b.add_argument("--quick", action="store_true", help="smoke run: 2 splits, fewer epochs")
+    b.add_argument("--seed", type=_nonneg_int, default=0)
+    b.add_argument("--out", help="JSON file for per-split and summary results")
+    b = bench.add_parser("speed", help="training and prediction speed vs the post and Pyro")
+    b.add_argument("--sizes", type=lambda t: [int(v) for v in t.split(",")],
+                   help="comma-separated data sizes (default 150,10000,100000,1000000)")
+    b.add_argument("--quick", action="store_true", help="smoke run: small sizes, few epochs")
+    b.add_argument("--out", help="JSON file for the results")
+    return parser
