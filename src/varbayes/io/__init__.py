@@ -7,26 +7,7 @@ allocated; values, scalers, metadata and JSON depth).
 
 from __future__ import annotations
 
-from varbayes.io.model_dir import (
-    CONFIG_FILE,
-    FORMAT,
-    FORMAT_VERSION,
-    WEIGHTS_FILE,
-    check_overwrite,
-    is_model_dir,
-    load,
-    read_config,
-    save,
-)
+from varbayes.io import model_dir as _model_dir
+from varbayes.io.model_dir import *  # noqa: F403 - the public names of model_dir, listed there
 
-__all__ = [
-    "CONFIG_FILE",
-    "FORMAT",
-    "FORMAT_VERSION",
-    "WEIGHTS_FILE",
-    "check_overwrite",
-    "is_model_dir",
-    "load",
-    "read_config",
-    "save",
-]
+__all__ = list(_model_dir.__all__)

@@ -123,6 +123,16 @@ def _residual_noise(model: nn.Module, x: Tensor, y: Tensor) -> None:
         model.noise_std.fill_(float(residual.pow(2).mean().sqrt().clamp_min(1e-6)))
 
 
+def _amortized(name: str, title: str, *, kl: str, reconstruction: str) -> Kind:
+    """A kind of the post's amortised VI (two MLPs for mu and log sigma^2)."""
+    return Kind(
+        name, title, {"hidden": [20, 10], "epochs": 1500, "lr": 0.005, "batch_size": None},
+        build=lambda c, g: AmortizedVI(c["in_features"], c["hidden"], generator=g),
+        objective=lambda c, n: AmortizedELBO(kl=kl, reconstruction=reconstruction),
+        has_epistemic=False,
+    )
+
+
 _PRIOR_DEFAULTS = {"prior": "gaussian", "prior_scale": 1.0, "prior_pi": 0.5,
                    "prior_scale2": math.exp(-6)}
 
@@ -134,20 +144,10 @@ KINDS: Mapping[str, Kind] = MappingProxyType({k.name: k for k in (
         build=lambda c, g: MLPRegressor(c["in_features"], c["hidden"], generator=g),
         objective=lambda c, n: SquaredError(), has_epistemic=False, post_fit=_residual_noise,
     ),
-    Kind(
-        "vi", "Variational regression of the aleatoric noise (Monte-Carlo ELBO)",
-        {"hidden": [20, 10], "epochs": 1500, "lr": 0.005, "batch_size": None},
-        build=lambda c, g: AmortizedVI(c["in_features"], c["hidden"], generator=g),
-        objective=lambda c, n: AmortizedELBO(kl="mc", reconstruction="gaussian"),
-        has_epistemic=False,
-    ),
-    Kind(
-        "vi_analytic", "Variational regression, closed-form KL + squared error",
-        {"hidden": [20, 10], "epochs": 1500, "lr": 0.005, "batch_size": None},
-        build=lambda c, g: AmortizedVI(c["in_features"], c["hidden"], generator=g),
-        objective=lambda c, n: AmortizedELBO(kl="analytic", reconstruction="squared_error"),
-        has_epistemic=False,
-    ),
+    _amortized("vi", "Variational regression of the aleatoric noise (Monte-Carlo ELBO)",
+               kl="mc", reconstruction="gaussian"),
+    _amortized("vi_analytic", "Variational regression, closed-form KL + squared error",
+               kl="analytic", reconstruction="squared_error"),
     Kind(
         "bbb", "Bayes by Backprop, fixed noise 0.1 (epistemic only)",
         {"hidden": [20, 20], "epochs": 2000, "lr": 0.01, "batch_size": None,
