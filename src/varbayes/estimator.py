@@ -38,7 +38,7 @@ from varbayes._validation import (
     check_X_y,
 )
 from varbayes.kinds import DEFAULTS, ModelKind, fit, make_config
-from varbayes.predictive import Prediction
+from varbayes.predictive import Prediction, prediction_columns
 
 __all__ = ["BayesianRegressor"]
 
@@ -298,9 +298,8 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
             For invalid ``X``, a different number of features or different feature names
             than at fit.
         """
-        pred = self._prediction(X)
-        mean = _numpy(pred.mean)
-        return (mean, _numpy(pred.std)) if return_std else mean
+        cols = prediction_columns(self._prediction(X), columns=("mean", "std"))
+        return (cols["mean"], cols["std"]) if return_std else cols["mean"]
 
     def predict_interval(self, X: Any, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
         """Central predictive interval of probability ``level`` for ``y``.
@@ -318,8 +317,8 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         lower, upper : ndarray of shape (n_samples,)
         """
         level = check_probability_level(level)
-        lower, upper = self._prediction(X).interval(level)
-        return _numpy(lower), _numpy(upper)
+        cols = prediction_columns(self._prediction(X), level, columns=("lower", "upper"))
+        return cols["lower"], cols["upper"]
 
     def predict_uncertainty(self, X: Any) -> dict[str, np.ndarray]:
         r"""Predictive mean and standard deviations, split into their two sources.
@@ -337,13 +336,8 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
             ``epistemic_std`` (spread of the model's mean; 0 for ``mle``, ``vi`` and
             ``vi_analytic``, which have no weight uncertainty).
         """
-        pred = self._prediction(X)
-        return {
-            "mean": _numpy(pred.mean),
-            "std": _numpy(pred.std),
-            "aleatoric_std": _numpy(pred.aleatoric_var.sqrt()),
-            "epistemic_std": _numpy(pred.epistemic_var.sqrt()),
-        }
+        return prediction_columns(self._prediction(X),
+                                  columns=("mean", "std", "aleatoric_std", "epistemic_std"))
 
     def sample_y(self, X: Any, n_samples: int = 1, random_state: Any = 0) -> np.ndarray:
         """Draw values of ``y`` from the predictive, like ``GaussianProcessRegressor.sample_y``.

@@ -163,7 +163,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     from varbayes import _atomic, io
     from varbayes.data.csvstream import CSVChunkReader, CSVChunkWriter, predict_chunk_rows
-    from varbayes.predictive import prediction_columns
+    from varbayes.predictive.columns import COLUMNS, prediction_columns
 
     _atomic.check_file_out(args.out, force=args.force)  # before any work
     fitted = io.load(args.model_dir)
@@ -173,9 +173,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     # Stream the rows: memory is bounded by one chunk's samples, not by rows x samples.
     width = max([1, *fitted.config["hidden"], *(fitted.config.get("noise_hidden") or [])])
     chunk_rows, forward_rows = predict_chunk_rows(samples, width)
-    out_names = ["mean", "std", "lower", "median", "upper", "aleatoric_std"]
-    if fitted.has_epistemic:
-        out_names.append("epistemic_std")
+    out_names = [c for c in COLUMNS if fitted.has_epistemic or c != "epistemic_std"]
     with CSVChunkReader(_source(args.input), fitted.feature_names, chunk_rows=chunk_rows) as reader:
         clash = sorted(set(reader.header) & set(out_names))  # names as normalised by the reader
         if clash:

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from varbayes.predictive.mixture import Prediction
 
-__all__ = ["prediction_columns"]
+__all__ = ["COLUMNS", "prediction_columns"]
 
 
 def _first_nonfinite(columns: dict[str, Tensor], row_names: Sequence[str] | None) -> None:
@@ -35,16 +35,21 @@ def _first_nonfinite(columns: dict[str, Tensor], row_names: Sequence[str] | None
     )
 
 
+#: Every column :func:`prediction_columns` can report, in the order the CLI writes them.
+COLUMNS = ("mean", "std", "lower", "median", "upper", "aleatoric_std", "epistemic_std")
+
+
 @torch.no_grad()
 def prediction_columns(
     pred: Prediction, level: float = 0.9, *, epistemic: bool = True,
-    row_names: Sequence[str] | None = None,
+    row_names: Sequence[str] | None = None, columns: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-row summaries of ``pred`` as float64 arrays, refusing non-finite values.
 
     The summaries are computed in float64 (a std of 1e30 has a variance of 1e60, beyond
     float32), and every value is checked before anything is returned, so no ``inf`` / ``nan``
-    reaches a results file.
+    reaches a results file or a caller. The CLI's ``predict`` and the estimator's prediction
+    methods all read their numbers here.
 
     Parameters
     ----------
@@ -53,29 +58,42 @@ def prediction_columns(
     level : float in (0, 1), default=0.9
         Probability of the central interval ``lower`` .. ``upper``.
     epistemic : bool, default=True
-        Include ``epistemic_std``.
+        Include ``epistemic_std`` (when ``columns`` is not given).
     row_names : sequence of str or None
         How to name row ``i`` in the error (e.g. ``"data.csv, row 7"``); default ``"row i"``.
+    columns : sequence of str or None
+        The columns to compute, from :data:`COLUMNS`; default all of them (without
+        ``epistemic_std`` unless ``epistemic``). Quantiles are searched only when asked for.
 
     Returns
     -------
     dict of str to ndarray of shape (n,)
-        ``mean``, ``std``, ``lower``, ``median``, ``upper``, ``aleatoric_std`` and, with
-        ``epistemic``, ``epistemic_std``.
+        The requested columns, in :data:`COLUMNS` order.
 
     Raises
     ------
     ValueError
-        Naming the first row whose prediction (a component or a summary) is NaN or infinite.
+        Naming the first row whose prediction (a component or a summary) is NaN or infinite,
+        or an unknown column.
     """
+    wanted = [c for c in COLUMNS if epistemic or c != "epistemic_std"] if columns is None \
+        else list(columns)
+    unknown = sorted(set(wanted) - set(COLUMNS))
+    if unknown:
+        raise ValueError(f"unknown prediction column(s) {unknown}; expected some of {COLUMNS}")
     wide = Prediction(pred.loc.double(), pred.scale.double(),
                       pred.working_dtype or pred.loc.dtype)
     mean, std = wide.mean, wide.std
     _first_nonfinite({"mean": mean, "std": std}, row_names)  # before bisecting on NaN
-    lower, upper = wide.interval(level)
-    columns = {"mean": mean, "std": std, "lower": lower, "median": wide.quantile(0.5),
-               "upper": upper, "aleatoric_std": wide.aleatoric_var.sqrt()}
-    if epistemic:
-        columns["epistemic_std"] = wide.epistemic_var.sqrt()
-    _first_nonfinite(columns, row_names)
-    return {k: v.detach().cpu().numpy() for k, v in columns.items()}
+    out: dict[str, Tensor] = {"mean": mean, "std": std}
+    if "lower" in wanted or "upper" in wanted:
+        out["lower"], out["upper"] = wide.interval(level)
+    if "median" in wanted:
+        out["median"] = wide.quantile(0.5)
+    if "aleatoric_std" in wanted:
+        out["aleatoric_std"] = wide.aleatoric_var.sqrt()
+    if "epistemic_std" in wanted:
+        out["epistemic_std"] = wide.epistemic_var.sqrt()
+    chosen = {k: out[k] for k in COLUMNS if k in wanted}
+    _first_nonfinite(chosen, row_names)
+    return {k: v.detach().cpu().numpy() for k, v in chosen.items()}
