@@ -2,9 +2,10 @@
 
 ``CASES`` is the single source of the table: ``test_docs_table_matches_cases`` fails if
 ``docs/bad-inputs.md`` and ``CASES`` differ (regenerate the table with
-``python tests/test_bad_inputs.py``), and ``test_every_case_is_exercised`` fails if a case has
-no test or a test no case. ``test_library`` runs each row's library calls (the estimator and
-the functional API alike where both apply) and ``test_cli`` its ``varbayes`` command.
+``python tests/bad_inputs/test_bad_inputs.py``), and ``test_every_case_is_exercised`` fails if a
+case has no test or a test no case. ``test_library`` runs each row's library calls (the
+estimator and the functional API alike where both apply) and ``test_cli`` its ``varbayes``
+command.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from varbayes.kinds import FittedModel, build_model, fit
 from varbayes.predictive import predictive
 from varbayes.priors import GaussianPrior
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "bad-inputs.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "bad-inputs.md"
 HEADER = (
     "| id | input | library answer (exception: message excerpt) | "
     "CLI answer (exit code: message excerpt) |"
@@ -1003,7 +1004,7 @@ def test_docs_table_matches_cases() -> None:
     text = DOC.read_text()
     assert render_table() in text, (
         "docs/bad-inputs.md is out of date: regenerate its table with "
-        "`python tests/test_bad_inputs.py`"
+        "`python tests/bad_inputs/test_bad_inputs.py`"
     )
     first_table = text[: text.index("## Round two")]  # round two has its own drift check
     rows = [line for line in first_table.splitlines() if line.startswith("| `")]

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
 import os
 import re
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 
 import varbayes.data as D
+from _reference import post_load_dataset
 from varbayes.data import (
     TOY_B0,
     TOY_W0,
@@ -25,18 +25,7 @@ from varbayes.data import (
     write_csv,
 )
 
-try:
-    from _reference import post_load_dataset
-except ImportError:  # e.g. --import-mode=importlib: load the helper by path
-    _spec = importlib.util.spec_from_file_location(
-        "_reference", Path(__file__).with_name("_reference.py")
-    )
-    assert _spec is not None and _spec.loader is not None
-    _ref = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_ref)
-    post_load_dataset = _ref.post_load_dataset
-
-UCI_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "uci"
+UCI_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "uci"
 
 
 def test_all_names_importable() -> None:

@@ -484,4 +484,6 @@ if __name__ == "__main__":  # the torchrun worker
     if len(sys.argv) == 3 and sys.argv[1] == "--worker":
         _worker(Path(sys.argv[2]))
     else:
-        sys.exit("usage: torchrun --nproc_per_node=2 tests/test_distributed.py --worker OUT_DIR")
+        sys.exit(
+            "usage: torchrun --nproc_per_node=2 tests/infer/test_distributed.py --worker OUT_DIR"
+        )
