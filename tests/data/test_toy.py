@@ -99,6 +99,13 @@ def test_toy_true_functions() -> None:
 
 
 def test_toy_oracle_nll() -> None:
+    """The default test draw's oracle NLL is in [0.2, 0.5]; by hand for one point; a bias hurts.
+
+    The default draw is fixed (``test_seed=44``). Over 2000 fresh test draws the oracle NLL is
+    0.339 +- 0.073, outside [0.2, 0.5] with rate 0.043 (empirical; normal approximation 0.041),
+    while shifting y by 1 costs 6.9 +- 0.6 nats, never <= 0.3: with a fresh draw the
+    false-positive rate would be 0.043.
+    """
     toy = load_toy()
     nll = toy.oracle_nll(toy.x_test, toy.y_test)
     assert 0.2 <= nll <= 0.5
