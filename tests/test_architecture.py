@@ -87,3 +87,22 @@ def test_version_flag() -> None:
     out = subprocess.run([sys.executable, "-m", "varbayes", "--version"], capture_output=True,
                          text=True, check=True, timeout=120)
     assert out.stdout.strip() == f"varbayes {varbayes.__version__}"
+
+
+TESTS = Path(__file__).resolve().parent
+#: Test folders that are not named after a subpackage (``fast`` mirrors ``_fast``).
+EXTRA_TEST_DIRS = {"bad_inputs", "golden", "fast"}
+
+
+def test_tests_mirror_the_package() -> None:
+    """Test folders name subpackages; no ``__init__.py``, so basenames are unique; <= 600 lines."""
+    subpackages = {p.parent.name for p in SRC.glob("*/__init__.py")}
+    folders = {p.name for p in TESTS.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders - subpackages <= EXTRA_TEST_DIRS, folders - subpackages - EXTRA_TEST_DIRS
+    files = [p for p in TESTS.rglob("*.py") if "golden" not in p.parts]
+    assert not [p for p in files if p.name == "__init__.py"]
+    names = [p.name for p in files if p.name != "conftest.py"]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    sizes = {str(p.relative_to(TESTS)): len(p.read_text().splitlines()) for p in files}
+    long = {name: n for name, n in sizes.items() if n > 600}
+    assert not long, f"test modules over 600 lines: {long}"

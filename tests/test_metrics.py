@@ -64,6 +64,13 @@ def test_coverage_and_width():
 
 
 def test_calibration_error_is_small_for_the_true_predictive_and_large_otherwise():
+    """The calibration error is < 0.01 for the true predictive, > 0.15 for a 0.3x too narrow one.
+
+    Deterministic under the fixed seed (0). With a fresh seed (20000 points): for the true
+    predictive the error exceeds 0.01 with rate 2.1e-6 (21 exceedances in 1e7 draws of its
+    limiting Brownian-bridge law); the too narrow one's error is 0.1533 +- 0.0010 (4000 simulated
+    data sets), 3.4 standard deviations above 0.15: rate about 4e-4. Together about 4e-4.
+    """
     g = torch.Generator().manual_seed(0)
     y = torch.randn(20_000, generator=g, dtype=torch.float64)
     right = Prediction(torch.zeros(1, 20_000, dtype=torch.float64),
@@ -75,6 +82,12 @@ def test_calibration_error_is_small_for_the_true_predictive_and_large_otherwise(
 
 
 def test_interval_of_true_predictive_covers_at_nominal_rate():
+    """A 90 % interval of the true mixture covers 20000 draws of it at 0.90 +- 0.01.
+
+    Deterministic under the fixed seed (1). With a fresh seed, coverage is Binomial(20000, 0.9) /
+    20000 and falls outside (0.89, 0.91) with rate 2.7e-6; the calibration error exceeds 0.01 with
+    rate 2.1e-6 (limiting Brownian-bridge law, 1e7 simulated draws): together 4.8e-6.
+    """
     g = torch.Generator().manual_seed(1)
     n = 20_000
     loc = torch.randn(5, n, generator=g, dtype=torch.float64)

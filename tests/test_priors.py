@@ -19,6 +19,11 @@ def test_gaussian_kl_matches_torch_registry():
 
 
 def test_gaussian_kl_matches_monte_carlo():
+    """The closed-form Gaussian KL equals the Monte-Carlo mean of log q - log p (400000 draws).
+
+    The bound is 4 standard errors: deterministic under the fixed seed (1); with a fresh seed the
+    false-positive rate is 2 * (1 - Phi(4)) = 6.3e-5 (normal approximation).
+    """
     g = torch.Generator().manual_seed(1)
     loc = torch.randn(4, dtype=torch.float64, generator=g)
     scale = torch.rand(4, dtype=torch.float64, generator=g) + 0.3

@@ -23,7 +23,7 @@ from varbayes.cli import main
 from varbayes.data import read_csv
 from varbayes.data.csvstream import CSVChunkReader
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ROWS = "".join(f"{i % 7 - 3},{(i * 5) % 11 / 4},{i % 5 + 0.5 * i}\n" for i in range(20))
 GOOD = "a,b,y\n" + ROWS
 FIT = ["--target", "y", "--epochs", "2", "--hidden", "4", "--samples", "5"]

@@ -17,7 +17,7 @@ import torch
 
 from varbayes import io
 
-HERE = Path(__file__).resolve().parent / "golden" / "format1"
+HERE = Path(__file__).resolve().parents[1] / "golden" / "format1"
 EXPECTED = json.loads((HERE / "expected.json").read_text())
 X_QUERY = np.array([[-1.5, 0.3], [0.0, 0.0], [0.7, -2.0], [3.0, 1.0]])
 KINDS = ["mle", "vi", "vi_analytic", "bbb", "hetero"]

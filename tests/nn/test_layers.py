@@ -39,6 +39,11 @@ def test_layer_kl_equals_sum_over_parameters():
 
 
 def test_mc_kl_estimates_the_analytic_kl(gen):
+    """The per-sample MC KL of a layer averages to its closed-form KL (20000 draws).
+
+    The bound is 4 standard errors: deterministic under the fixed seed (the ``gen`` fixture); with
+    a fresh seed the false-positive rate is 2 * (1 - Phi(4)) = 6.3e-5 (normal approximation).
+    """
     layer = BayesLinear(3, 2, init_rho=-1.0, generator=gen).double()
     x = torch.randn(1, 3, dtype=torch.float64)
     xs = x.expand(20_000, 1, 3)
@@ -72,6 +77,14 @@ def test_batched_samples_equal_sequential_loop():
 
 @pytest.mark.parametrize("estimator", ["reparam", "local", "flipout"])
 def test_estimators_share_the_predictive_moments(estimator):
+    """Reparam, local and flipout outputs have the predictive mean and variance (40000 draws).
+
+    Each of the 8 outputs is Gaussian, with one independent draw per sample: the mean bound
+    (5 * max sd / 200) is at least 5 standard errors, 2 * (1 - Phi(5)) = 5.7e-7 per output, and
+    rtol=0.05 on the variance is 7.1 standard errors of a sample variance, 1.5e-12 per output.
+    Deterministic under the fixed seeds; with fresh seeds the false-positive rate is below 4.6e-6
+    per estimator (union bound over the 8 outputs).
+    """
     torch.manual_seed(0)
     layer = BayesLinear(3, 2, estimator=estimator, init_rho=-1.0).double()
     x = torch.randn(4, 3, dtype=torch.float64)

@@ -21,7 +21,7 @@ from varbayes.benchmarks.uci import (
 from varbayes.cli import main
 from varbayes.data import load_uci
 
-UCI = Path(__file__).resolve().parents[2] / "shared" / "data" / "uci"
+UCI = Path(__file__).resolve().parents[3] / "shared" / "data" / "uci"
 needs_uci = pytest.mark.skipif(
     not (UCI / "yacht").is_dir(), reason=f"shared UCI data not found at {UCI}"
 )

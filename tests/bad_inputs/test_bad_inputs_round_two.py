@@ -1,7 +1,8 @@
 """The drift check of the "Round two" table of ``docs/bad-inputs.md``.
 
-Every row names the test that exercises it as ``tests/FILE.py::TEST``; this fails if a named test
-does not exist, if an id repeats, or if a row is malformed.
+Every row names the test that exercises it as ``tests/PATH.py::TEST`` (the path may name a folder
+of the mirrored layout, ``tests/io/test_load_safety.py::...``); this fails if a named test does not
+exist, if an id repeats, or if a row is malformed.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import ast
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "bad-inputs.md"
 ROW = re.compile(r"^\| `([\w-]+)` \| (.+) \| (.+) \| `(tests/[\w/]+\.py)::(\w+)` \|$")
 

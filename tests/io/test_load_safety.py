@@ -188,7 +188,7 @@ def test_metadata_num_samples_strict(
 def test_metadata_num_samples_used_when_valid(
     saved: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from varbayes.cli import _model_samples
+    from varbayes.cli.commands import _model_samples
 
     path = _copy(saved["hetero"], tmp_path)
     assert _model_samples(path, None) == 20 and _model_samples(path, 7) == 7

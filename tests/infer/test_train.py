@@ -86,7 +86,14 @@ def test_bad_training_arguments(kwargs, match):
 
 def test_conjugate_linear_regression_is_recovered():
     """A Bayesian linear model (no hidden layer) with known noise has a Gaussian posterior:
-    mean-field VI must find its mean, and a posterior std no larger than the exact one."""
+    mean-field VI must find its mean, and a posterior std no larger than the exact one.
+
+    Deterministic under the fixed seeds (0). With a fresh seed the fitted means sit within
+    0.003 (standard deviation over 100 seeds) of the exact ones, 10 of those inside atol=0.03
+    (rate 4e-22), but the fitted stds, which the stochastic optimiser leaves jittering, spread by
+    6-7 % relative, and rtol=0.15 is only 2.2-2.6 of those: false-positive rate about 0.03
+    (3 of 100 fresh seeds failed; normal approximation 0.037).
+    """
     g = torch.Generator().manual_seed(0)
     n, noise = 200, 0.5
     x = torch.randn(n, 1, generator=g, dtype=torch.float64)
@@ -106,6 +113,12 @@ def test_conjugate_linear_regression_is_recovered():
 
 
 def test_recipes_fit_keeps_data_units():
+    """A fit on x ~ N(1000, 50^2) predicts in data units: mean error < 0.2, mean std in 0.05-0.3.
+
+    Deterministic under the fixed seeds. With fresh ones the mean absolute error of 50 rows with
+    noise 0.1 is 0.080 +- 0.0085, 14 standard deviations below 0.2: the sampling part of the
+    false-positive rate is below 1e-40; what remains is the fit's.
+    """
     g = np.random.default_rng(0)
     x = g.normal(1000, 50, size=(300, 1))
     y = 0.02 * x[:, 0] + g.normal(0, 0.1, size=300)

@@ -40,8 +40,9 @@ def test_minibatch_loss_is_unbiased_for_the_full_batch_loss():
     """E over random batches and independent weight noise of the mini-batch loss = full loss.
 
     Both sides are Monte-Carlo means with independent noise; the test allows 4 combined
-    standard errors, a false-positive rate of 6e-5 for an unbiased estimator (normal
-    approximation, 3000 and 20000 draws). A KL counted per batch instead of once (scaled by
+    standard errors: deterministic under the fixed seed (3); with a fresh seed, a
+    false-positive rate of 6.3e-5 for an unbiased estimator (normal approximation, 3000 and
+    20000 draws). A KL counted per batch instead of once (scaled by
     B / N instead of 1 / N) shifts the mean by 2 KL / N, about 40 standard errors here.
     """
     g = torch.Generator().manual_seed(3)
@@ -64,6 +65,12 @@ def test_minibatch_loss_is_unbiased_for_the_full_batch_loss():
 
 
 def test_mc_kl_objective_has_the_analytic_expectation(gen):
+    """The ELBO's MC KL (20000 particles) estimates the closed-form KL to within 2 %.
+
+    Deterministic under the fixed seeds; with a fresh generator the MC KL of this model spreads by
+    0.013 (standard deviation over 100 seeds) around a KL of 7.79, so the 2 % bound is 12 standard
+    deviations out: false-positive rate below 1e-30 (normal approximation).
+    """
     model = BayesianMLP(1, (3,), head="fixed", init_rho=-1.0, generator=gen).double()
     x, y = torch.randn(4, 1, dtype=torch.float64), torch.randn(4, dtype=torch.float64)
     mc = ELBO(4, kl="mc", num_particles=20_000)(model, x, y, generator=gen)
@@ -71,6 +78,12 @@ def test_mc_kl_objective_has_the_analytic_expectation(gen):
 
 
 def test_mc_elbo_gradient_matches_analytic_elbo_gradient_in_expectation():
+    """The gradient of the MC-KL ELBO (50000 particles) matches that of the closed-form ELBO.
+
+    Deterministic under the fixed seed (1); with a fresh seed the MC-minus-analytic gradient spreads
+    by at most 5.3e-4 per coordinate (standard deviation over 40 seeds) while atol=0.05 alone is 94
+    of those: false-positive rate 0 to double precision (normal approximation).
+    """
     torch.manual_seed(0)
     model = BayesianMLP(1, (3,), head="fixed", init_rho=-1.0).double()
     x, y = torch.randn(5, 1, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
@@ -99,17 +112,35 @@ def _fit_amortized(objective, noise_std, steps=600):
 
 
 def test_post_vi_objective_predicts_sqrt_of_true_std():
-    """The post's ELBO over y has its optimum at sigma^2 = sqrt(v): std = sqrt(true std)."""
+    """The post's ELBO over y has its optimum at sigma^2 = sqrt(v): std = sqrt(true std).
+
+    Deterministic under the fixed seed (0); with a fresh seed (data and initialisation) the
+    fitted std spreads by 1.0 % (relative standard deviation over 20 seeds; the sampling part
+    alone is sqrt(2 / 1000) / 4 = 1.1 %), so rel=0.08 is 7.8 standard deviations:
+    false-positive rate 7e-15 (normal approximation).
+    """
     scale = _fit_amortized(AmortizedELBO(kl="analytic", reconstruction="gaussian"), 0.25)
     assert scale == pytest.approx(math.sqrt(0.25), rel=0.08)
 
 
 def test_post_closed_form_variant_predicts_constant_variance_one_half():
+    """The post's squared-error variant predicts variance 1/2 whatever the data (std 0.707).
+
+    Deterministic under the fixed seed (0); with a fresh seed (data and initialisation) the fitted
+    std spreads by 0.96 % (relative standard deviation over 20 seeds), so rel=0.08 is 8.3 standard
+    deviations: false-positive rate 1.5e-16 (normal approximation).
+    """
     scale = _fit_amortized(AmortizedELBO(kl="analytic", reconstruction="squared_error"), 0.25)
     assert scale == pytest.approx(math.sqrt(0.5), rel=0.08)
 
 
 def test_amortized_mc_and_analytic_kl_agree_in_expectation():
+    """The amortised ELBO with MC KL (50000 rows) matches the closed form to rel 0.02.
+
+    Deterministic under the fixed seeds; with a fresh generator the MC loss spreads by 0.0019
+    (standard deviation over 100 seeds) around 1.246, so the bound (0.025) is 13 standard
+    deviations out: false-positive rate below 1e-30 (normal approximation).
+    """
     model = AmortizedVI(1, (4,))
     x = torch.randn(1, 1).expand(50_000, 1)
     y = torch.zeros(50_000)

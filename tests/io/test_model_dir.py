@@ -3,6 +3,10 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -406,3 +410,46 @@ def test_failed_swap_puts_old_model_back(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.undo()
     assert io.load(path).config == old.config
     assert _leftovers(tmp_path, "m") == []
+
+
+# --------------------------------------------------------------------------- killed saves
+
+
+_KILL_SCRIPT = """
+import sys, torch
+from varbayes import io, metrics, plots
+from varbayes.kinds import FittedModel, build_model, make_config
+from varbayes.data.transforms import Standardizer
+config = make_config("mle", 1, hidden=[1500, 1500])
+def model(value):
+    fitted = FittedModel(config, build_model(config), Standardizer(1), Standardizer(1))
+    with torch.no_grad():
+        for p in fitted.parameters():
+            p.fill_(value)
+    return fitted
+a, b = model(1.0), model(2.0)
+io.save(a, sys.argv[1], force=True)
+print("ready", flush=True)
+i = 0
+while True:
+    io.save(b if i % 2 == 0 else a, sys.argv[1], force=True)
+    i += 1
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_sigkill_while_saving_a_large_model(tmp_path: Path) -> None:
+    """A process killed while it writes a 9 MB model: load gives one whole model."""
+    path = tmp_path / "big"
+    for delay in (0.4,):
+        with subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(path)],
+                              stdout=subprocess.PIPE, text=True) as proc:  # fmt: skip
+            try:
+                assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+                time.sleep(delay)
+            finally:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=60)
+        values = {float(t.unique()[0]) for k, t in io.load(path).state_dict().items()
+                  if k.startswith("model.net")}  # fmt: skip
+        assert values in ({1.0}, {2.0})
