@@ -1,7 +1,7 @@
 """Speed-only code, fenced: the vectorised engine with hand-derived gradients.
 
 Nothing here is needed for correctness: every model it trains also trains on the autograd loop
-of :func:`varbayes.infer.train` with the same objective, and ``tests/test_fast.py`` checks that
+of :func:`varbayes.infer.train` with the same objective, and ``tests/fast/test_fast.py`` checks that
 the two give the same losses and gradients on replayed noise for every configuration the
 engine accepts. The training loop asks :func:`unsupported` (an explicit whitelist: a
 :class:`~varbayes.models.BayesianMLP` whose head and estimator are in

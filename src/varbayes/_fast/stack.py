@@ -4,7 +4,7 @@
 in one ``(M, P)`` tensor and evaluates the negative ELBO of :class:`~varbayes.infer.ELBO`
 (closed-form KL, Gaussian prior) *and its gradient* for all of them, one batched matrix product
 per layer and direction: no autograd graph, no distribution objects, no views rebuilt per step
-(about a hundred tensor operations a step, whatever ``M``). ``tests/test_speed_paths.py`` checks
+(about a hundred tensor operations a step, whatever ``M``). ``tests/fast/test_fast.py`` checks
 it against autograd; :mod:`varbayes._fast.engine` trains it. Gradients, per model, with
 :math:`c = \\text{kl\\_weight} / N` and a prior :math:`\\mathcal{N}(\\mu_0, s_0^2)`:
 
