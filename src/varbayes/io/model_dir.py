@@ -105,7 +105,7 @@ def _exchange(a: Path, b: Path) -> bool:
         ctypes.c_uint,
     ]
     renameat2.restype = ctypes.c_int
-    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+    return bool(renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0)
 
 
 def is_model_dir(path: str | os.PathLike[str]) -> bool:
