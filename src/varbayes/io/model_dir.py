@@ -31,8 +31,8 @@ Examples
 >>> from varbayes.kinds import fit
 >>> x = np.linspace(-1, 1, 20)[:, None]; y = 2 * x[:, 0]
 >>> fitted, _ = fit("mle", x, y, epochs=2, generator=torch.Generator().manual_seed(0))
->>> path = save(fitted, tempfile.mkdtemp() + "/model")
->>> load(path).config == fitted.config
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     load(save(fitted, tmp + "/model")).config == fitted.config
 True
 """
 
