@@ -37,7 +37,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -150,7 +150,7 @@ def _post_samples(model: PostBayesianNetwork, x: Tensor, num: int) -> np.ndarray
 
 
 def _post_kl(model: PostBayesianNetwork) -> float:
-    layers = cast("list[_PostLinearVariational]", model.layers[0::2])  # the ReLUs skipped
+    layers = cast("Iterable[_PostLinearVariational]", model.layers[0::2])  # the ReLUs skipped
     return sum(_gauss_kl(mu, torch.log(1 + torch.exp(p))) for layer in layers
                for mu, p in ((layer.w_mu, layer.w_p), (layer.b_mu, layer.b_p)))
 
