@@ -75,8 +75,8 @@ if TYPE_CHECKING:  # the names as static imports, for type checkers and IDEs
         History,
         NonFiniteLossError,
         SquaredError,
-        train,
     )
+    from varbayes.infer.train import train  # the function; via varbayes.infer mypy sees the module
     from varbayes.io import load, save
     from varbayes.kinds import FittedModel, ModelKind, fit
     from varbayes.metrics import evaluate

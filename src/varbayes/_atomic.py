@@ -214,6 +214,7 @@ class OutputFile(contextlib.AbstractContextManager["OutputFile"]):
                  parents: bool = False) -> None:
         self.how = check_file_out(path, force=force, parents=parents)
         self.path, self.force, self._tmp = Path(path), force, None
+        opts: dict[str, Any]
         mode, opts = ("wb", {}) if binary else ("w", {"encoding": "utf-8", "newline": ""})
         if self.how == "stdout":
             self.fh: IO[Any] = sys.stdout.buffer if binary else sys.stdout

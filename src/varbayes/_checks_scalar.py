@@ -20,7 +20,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Sequence
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -229,7 +229,7 @@ def as_generator(random_state: Any = None, name: str = "random_state") -> torch.
     if isinstance(random_state, torch.Generator):
         return random_state
     if random_state is None:
-        seed = int(np.random.SeedSequence().entropy) % 2**63
+        seed = int(cast(int, np.random.SeedSequence().entropy)) % 2**63  # an int when drawn
         return torch.Generator().manual_seed(seed)
     if isinstance(random_state, np.random.Generator):
         return torch.Generator().manual_seed(int(random_state.integers(0, 2**63)))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -39,6 +39,9 @@ from varbayes._validation import (
 )
 from varbayes.kinds import DEFAULTS, ModelKind, fit, make_config
 from varbayes.predictive import Prediction, prediction_columns
+
+if TYPE_CHECKING:
+    from varbayes.infer import History
 
 __all__ = ["BayesianRegressor"]
 
@@ -138,6 +141,8 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
     >>> bool((lower <= upper).all())
     True
     """
+
+    history_: History | None  # fitted attribute, declared for type checkers only
 
     def __init__(
         self,
@@ -362,7 +367,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------------ persistence
 
     def _json_params(self) -> dict[str, Any]:
-        params = self.get_params()
+        params: dict[str, Any] = self.get_params()
         if params["hidden"] is not None and not isinstance(params["hidden"], int | np.integer):
             params["hidden"] = [int(h) for h in params["hidden"]]
         for key in ("hidden", "epochs", "batch_size", "num_samples"):

@@ -49,7 +49,7 @@ def plot_data(x: Any, y: Any, *, ax: Axes | None = None, label: str = "data",
               **scatter_kw: Any) -> Axes:
     """Scatter the data ``y`` against a single input ``x``."""
     ax = _axes(ax)
-    kw = {"s": 12, "alpha": 0.7, "color": "C0"} | scatter_kw
+    kw: dict[str, Any] = {"s": 12, "alpha": 0.7, "color": "C0"} | scatter_kw
     ax.scatter(_x1d(x), _x1d(y), label=label, **kw)
     ax.set_xlabel("x")
     ax.set_ylabel("y")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -114,9 +115,10 @@ def _run(stack: BayesianMLPStack, objective: ELBO, x: Tensor, y: Tensor, *, epoc
             sums += torch.where(bad, 0.0, terms)
             partial = (~bad).double() + (0 if partial is None else partial)
         counts = taken if partial is None else partial + taken
-        empty = taken == 0 if partial is None else bool((counts == 0).any())
+        # counts is a Tensor (one count per model) whenever partial is not None
+        empty = taken == 0 if partial is None else bool((cast(Tensor, counts) == 0).any())
         if empty:
-            first = 0 if partial is None else int((counts == 0).nonzero()[0])
+            first = 0 if partial is None else int((cast(Tensor, counts) == 0).nonzero()[0])
             raise NonFiniteLossError(nonfinite_message(
                 None, epoch=epoch + 1, step=None, lr=lr, model=first if m > 1 else None))
         means = (sums / counts).tolist()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeAlias, cast
 
 import torch
 from torch import Tensor, nn
@@ -50,6 +51,10 @@ __all__ = [
     "BayesianMLPStack",
     "stack_architecture",
 ]
+
+#: One step's noise from :meth:`BayesianMLPStack.draw_noise`: a Tensor (``reparam``), a list of
+#: Tensor (``local``) or a Tensor and the random signs (``flipout``).
+Noise: TypeAlias = "Tensor | list[Tensor] | tuple[Tensor, Tensor]"
 
 #: The heads and estimators whose gradients this module derives: the whitelist. Anything else
 #: (a new head or estimator included) is refused by :func:`stack_architecture` and so trains on
@@ -95,7 +100,7 @@ def stack_architecture(model: nn.Module) -> _Arch:
         raise ValueError("needs one GaussianPrior for all layers (closed-form KL)")
     noise_sizes = None
     if model.noise_hidden is not None:
-        linears = list(model.noise_net)[0::2]
+        linears = cast("list[nn.Linear]", list(model.noise_net)[0::2])  # checked next
         if not all(type(m) is nn.Linear and m.bias is not None for m in linears) or not all(
                 type(m) is nn.ReLU for m in list(model.noise_net)[1::2]):
             raise ValueError("needs a noise network of Linear and ReLU layers")
@@ -107,7 +112,8 @@ def stack_architecture(model: nn.Module) -> _Arch:
            for m in model.modules()):
         raise ValueError("the model has hooks; they run only on the autograd path")
     sizes = (layers[0].in_features, *(m.out_features for m in layers))
-    return _Arch(sizes, noise_sizes, model.head, layers[0].estimator, (loc, scale),
+    prior = (cast(float, loc), cast(float, scale))  # a GaussianPrior's, checked above
+    return _Arch(sizes, noise_sizes, model.head, layers[0].estimator, prior,
                  layers[0].min_scale, model.min_scale, params[0].dtype, params[0].device)
 
 
@@ -148,7 +154,7 @@ class BayesianMLPStack:
         self.noise_layers, pd = offsets(arch.noise_sizes) if arch.noise_sizes else ([], 0)
         self.num_bayes = pb
         learned = arch.head is Head.LEARNED
-        opts = dict(dtype=arch.dtype, device=arch.device)
+        opts: dict[str, Any] = dict(dtype=arch.dtype, device=arch.device)
         self.params = torch.empty(self.num_models, 2 * pb + pd + learned, **opts)
         self.grad = torch.zeros_like(self.params)
         self.loc, self.rho = self.params[:, :pb], self.params[:, pb : 2 * pb]
@@ -158,7 +164,8 @@ class BayesianMLPStack:
         # the learned noise's rho: the last column (only with head='learned')
         self.noise_rho, self.gnoise_rho = self.params[:, -1:], self.grad[:, -1:]
         self._spaces: dict[tuple[str, int], tuple[Tensor, list[Tensor], list[Tensor]]] = {}
-        self._noise: dict[tuple[str, int, int, int], tuple] = {}
+        self._noise: dict[tuple[str, int, int, int],
+                          tuple[Tensor | list[Tensor], list[Tensor], Tensor | None]] = {}
         self._loc3 = self.loc.unsqueeze(1)
         self.noise_std: float | Tensor = 1.0
         if arch.head is Head.FIXED:
@@ -171,10 +178,10 @@ class BayesianMLPStack:
         """Each parameter of ``model`` with its flat slice in row ``m`` of :attr:`params`."""
         for layer, (ow, ob, _, fo) in zip(model.layers, self.layers, strict=True):
             yield layer.weight_loc, self.loc[m, ow:ob]
-            yield layer.bias_loc, self.loc[m, ob : ob + fo]
+            yield cast(Tensor, layer.bias_loc), self.loc[m, ob : ob + fo]  # checked in arch
             yield layer.weight_rho, self.rho[m, ow:ob]
-            yield layer.bias_rho, self.rho[m, ob : ob + fo]
-        linears = list(model.noise_net)[0::2] if self.noise_layers else []
+            yield cast(Tensor, layer.bias_rho), self.rho[m, ob : ob + fo]
+        linears = cast("list[nn.Linear]", list(model.noise_net)[0::2] if self.noise_layers else [])
         for linear, (ow, ob, _, fo) in zip(linears, self.noise_layers, strict=True):
             yield linear.weight.T, self.det[m, ow:ob]  # stored as (fan_in, fan_out)
             yield linear.bias, self.det[m, ob : ob + fo]
@@ -196,7 +203,7 @@ class BayesianMLPStack:
                 tensor.copy_(flat.view(tensor.shape))
 
     def draw_noise(self, rows: int, particles: int = 1, generator: torch.Generator | None = None
-                   ) -> Tensor | list[Tensor] | tuple[Tensor, Tensor]:
+                   ) -> Noise:
         """Standard-normal noise of one step for ``rows`` data rows and ``particles`` draws.
 
         With ``M = 1``, drawn layer by layer in the order and shapes of the layers' own forward
@@ -213,7 +220,7 @@ class BayesianMLPStack:
         m, s, est = self.num_models, particles, self.arch.estimator
         key = (est.value, m, s, rows if est is not Estimator.REPARAM else 0)
         if key not in self._noise:
-            opts = dict(dtype=self.arch.dtype, device=self.arch.device)
+            opts: dict[str, Any] = dict(dtype=self.arch.dtype, device=self.arch.device)
             if est is Estimator.LOCAL:  # one flat buffer, contiguous per layer
                 flat = torch.empty(m * s * rows * sum(self.arch.sizes[1:]), **opts)
                 views, off = [], 0
@@ -231,7 +238,7 @@ class BayesianMLPStack:
                 self._noise[key] = (eps, views, signs)
         out, views, signs = self._noise[key]
         if m > 1 and est is not Estimator.LOCAL:  # no autograd path to match: one draw
-            out.normal_(generator=generator)
+            cast(Tensor, out).normal_(generator=generator)
         elif signs is None:
             for view in views:
                 standard_normal_(view, generator)
@@ -247,7 +254,7 @@ class BayesianMLPStack:
                                      device=self.arch.device)
                 signs[..., off : off + width] = bits.mul_(2).sub_(1)
             i_off, o_off = i_off + fi, o_off + fo
-        return out, signs
+        return cast(Tensor, out), signs
 
     def _views(self, flat: Tensor, k: int, layers: list[tuple[int, int, int, int]]
                ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
@@ -273,13 +280,14 @@ class BayesianMLPStack:
             self._spaces[key] = self._views(flat, k, layers)
         return self._spaces[key]
 
-    def _sampled(self, h: Tensor, noise: Tensor | tuple[Tensor, Tensor], sigma: Tensor,
-                 particles: int) -> tuple[Tensor, list]:
+    def _sampled(self, h: Tensor, noise: Noise, sigma: Tensor,
+                 particles: int) -> tuple[Tensor, list[Any]]:
         """Forward pass with weight-space noise (reparam, flipout); h of shape (M*S, B, d)."""
         m, k, last = self.num_models, self.num_models * particles, len(self.layers) - 1
         w, ws, bs = self._space("w", particles)
         if self.arch.estimator is Estimator.REPARAM:  # W = mu + sigma * eps
-            torch.addcmul(self._loc3, sigma.unsqueeze(1), noise, out=w.view(m, particles, -1))
+            torch.addcmul(self._loc3, sigma.unsqueeze(1), cast(Tensor, noise),
+                          out=w.view(m, particles, -1))
             acts = []
             for i in range(len(ws)):
                 acts.append(h)
@@ -288,7 +296,7 @@ class BayesianMLPStack:
             return h, acts
         _require(self.arch.estimator is Estimator.FLIPOUT, self.arch.estimator)
         # flipout: h W = h mu + ((h * s_in) (sigma * eps)) * s_out; the bias is not flipped
-        eps, signs = noise
+        eps, signs = cast("tuple[Tensor, Tensor]", noise)
         torch.mul(sigma.unsqueeze(1), eps, out=w.view(m, particles, -1))
         _, locs, loc_bs = self._space("loc")
         cache, i_off, o_off = [], 0, sum(self.arch.sizes[:-1])
@@ -302,7 +310,7 @@ class BayesianMLPStack:
             h = out.relu_() if i < last else out
         return h, cache
 
-    def _sampled_backward(self, g: Tensor, cache: list, noise: Tensor | tuple[Tensor, Tensor],
+    def _sampled_backward(self, g: Tensor, cache: list[Any], noise: Noise,
                           particles: int) -> Tensor:
         """Fill :attr:`gloc` with the likelihood gradient; return that of ``sigma`` (M, Pb)."""
         m, pb = self.num_models, self.num_bayes
@@ -311,10 +319,10 @@ class BayesianMLPStack:
         gw, gws, gbs = self._space("gloc" if reparam and particles == 1 else "gw", particles)
         if reparam:
             mlp_backward(g, cache, ws, gws, gbs)
-            eps = noise
+            eps = cast(Tensor, noise)
         else:
             _require(self.arch.estimator is Estimator.FLIPOUT, self.arch.estimator)
-            eps = noise[0]
+            eps = cast("tuple[Tensor, Tensor]", noise)[0]
             _, locs, _ = self._space("loc")
             _, gloc_ws, _ = self._space("gloc")
             for i in reversed(range(len(self.layers))):
@@ -339,7 +347,7 @@ class BayesianMLPStack:
             torch.sum(gw, 1, out=self.gloc)
         return (gw * eps).sum(1)
 
-    def _local(self, h: Tensor, xi: list[Tensor], sigma: Tensor) -> tuple[Tensor, list]:
+    def _local(self, h: Tensor, xi: list[Tensor], sigma: Tensor) -> tuple[Tensor, list[Any]]:
         """Local reparameterisation: sample pre-activations; h of shape (M, S*B, d)."""
         last = len(self.layers) - 1
         var, vws, vbs = self._space("var")
@@ -354,7 +362,7 @@ class BayesianMLPStack:
             h = out.relu_() if i < last else out
         return h, cache
 
-    def _local_backward(self, g: Tensor, cache: list, sigma: Tensor) -> Tensor:
+    def _local_backward(self, g: Tensor, cache: list[Any], sigma: Tensor) -> Tensor:
         """Fill :attr:`gloc`; return the likelihood gradient of ``sigma`` (M, Pb)."""
         _, ws, _ = self._space("loc")
         _, vws, _ = self._space("var")
@@ -422,7 +430,7 @@ class BayesianMLPStack:
         mlp_backward(g_raw, cache, self._space("det")[1], *self._space("gdet")[1:])
         return nll + _HALF_LOG_2PI, g_loc.unsqueeze(-1)
 
-    def loss_and_grad(self, x: Tensor, y: Tensor, noise: Tensor | tuple[Tensor, Tensor], *,
+    def loss_and_grad(self, x: Tensor, y: Tensor, noise: Noise, *,
                       n_data: int, kl_weight: float = 1.0, particles: int = 1) -> Tensor:
         """Negative ELBO of every model on one batch; fills :attr:`grad`.
 
@@ -454,7 +462,8 @@ class BayesianMLPStack:
             h = x.expand(m * s, b, x.shape[-1])
         else:
             h = x.unsqueeze(1).expand(m, s, b, x.shape[-1]).reshape(m * s, b, x.shape[-1])
-        out, cache = self._local(h, noise, sigma) if local else self._sampled(h, noise, sigma, s)
+        out, cache = (self._local(h, cast("list[Tensor]", noise), sigma) if local
+                      else self._sampled(h, noise, sigma, s))
         nll, g_out = self._head(out.view(m, s, b, -1), x, y if y.dim() == 1 else y.unsqueeze(1))
         g_out = g_out.view(out.shape)
         g_sigma = (self._local_backward(g_out, cache, sigma) if local

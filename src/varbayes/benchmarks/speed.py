@@ -37,9 +37,9 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -51,15 +51,11 @@ from varbayes._threads import intra_op_threads
 from varbayes.data import load_toy
 from varbayes.infer import ELBO, train
 from varbayes.kinds import build_model, make_config
+from varbayes.models import BayesianMLP
 from varbayes.predictive import predictive
 
-__all__ = [
-    "DEFAULT_SIZES",
-    "PostBayesianNetwork",
-    "format_speed_table",
-    "run_speed_benchmark",
-    "run_speed_command",
-]
+__all__ = ["DEFAULT_SIZES", "PostBayesianNetwork", "format_speed_table", "run_speed_benchmark",
+           "run_speed_command"]
 
 DEFAULT_SIZES = (150, 10_000, 100_000, 1_000_000)
 _SIZES = (1, 20, 20, 1)  # the ratio to the C floor uses the issue's 0.34 us per row and epoch
@@ -87,8 +83,8 @@ class _PostLinearVariational(nn.Module):
         return mu + torch.randn_like(sigma) * sigma
 
     def kl_divergence(self, z: Tensor, mu: Tensor, p: Tensor, prior_sd: float = 1.0) -> Tensor:
-        log_prior = torch.distributions.Normal(0, prior_sd).log_prob(z)
-        log_p_q = torch.distributions.Normal(mu, torch.log(1 + torch.exp(p))).log_prob(z)
+        log_prior: Tensor = torch.distributions.Normal(0, prior_sd).log_prob(z)
+        log_p_q: Tensor = torch.distributions.Normal(mu, torch.log(1 + torch.exp(p))).log_prob(z)
         return (log_p_q - log_prior).sum() / self.n_batches
 
     def forward(self, x: Tensor) -> Tensor:
@@ -120,7 +116,7 @@ class PostBayesianNetwork(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """One forward pass with freshly sampled weights, ``(n, 1) -> (n, 1)``."""
-        return self.layers(x)
+        return cast(Tensor, self.layers(x))
 
 
 def _post_train(x: Tensor, y: Tensor, epochs: int, batch_size: int) -> tuple[float, Any]:
@@ -154,7 +150,8 @@ def _post_samples(model: PostBayesianNetwork, x: Tensor, num: int) -> np.ndarray
 
 
 def _post_kl(model: PostBayesianNetwork) -> float:
-    return sum(_gauss_kl(mu, torch.log(1 + torch.exp(p))) for layer in model.layers[0::2]
+    layers = cast("Iterable[_PostLinearVariational]", model.layers[0::2])  # the ReLUs skipped
+    return sum(_gauss_kl(mu, torch.log(1 + torch.exp(p))) for layer in layers
                for mu, p in ((layer.w_mu, layer.w_p), (layer.b_mu, layer.b_p)))
 
 
@@ -218,7 +215,7 @@ def _pyro_samples(fitted: Any, x: Tensor, num: int) -> Tensor:
     with torch.no_grad():
         out = Predictive(model, guide=guide, num_samples=num, parallel=True,
                          return_sites=("_RETURN",))(x)
-    return out["_RETURN"].reshape(num, -1)
+    return cast(Tensor, out["_RETURN"].reshape(num, -1))
 
 
 def _pyro_kl(fitted: Any) -> float:
@@ -229,16 +226,16 @@ def _pyro_kl(fitted: Any) -> float:
                for k in list(store.keys()) if k.startswith(prefix))
 
 
-def _varbayes_model(estimator: str, seed: int) -> nn.Module:
+def _varbayes_model(estimator: str, seed: int) -> BayesianMLP:
     config = make_config("bbb", 1, estimator=estimator)
-    return build_model(config, torch.Generator().manual_seed(seed))
+    return cast(BayesianMLP, build_model(config, torch.Generator().manual_seed(seed)))  # bbb
 
 
 def _varbayes_train(x: Tensor, y: Tensor, epochs: int, batch_size: int, estimator: str,
                     count: int = 1) -> tuple[float, nn.Module]:
     models = [_varbayes_model(estimator, seed) for seed in range(count)]
-    kwargs = dict(epochs=epochs, lr=_LR, generator=torch.Generator().manual_seed(0),
-                  batch_size=batch_size if batch_size < x.shape[0] else None)
+    kwargs: dict[str, Any] = dict(epochs=epochs, lr=_LR, generator=torch.Generator().manual_seed(0),
+                                  batch_size=batch_size if batch_size < x.shape[0] else None)
     start = time.perf_counter()
     if count == 1:
         train(models[0], ELBO(x.shape[0]), x, y, **kwargs)
@@ -297,14 +294,15 @@ def _quality(samples: Callable[[Tensor, int], Any], kl: float, data: dict[str, T
     nll = -log_lik(y, samples(x, draws)).mean()
     comp = log_lik(data["y_test"], samples(data["x_test"], test_draws))
     test_nll = -(torch.logsumexp(comp, 0) - math.log(comp.shape[0])).mean()
-    return {"neg_elbo_per_point": float(nll) + kl / data["x"].shape[0],
-            "test_nll": float(test_nll)}
+    return {"neg_elbo_per_point": float(nll) + kl / data["x"].shape[0], "test_nll": float(test_nll)}
 
 
 def _data(n: int) -> dict[str, Tensor]:
     toy = load_toy(n, 150 if n <= 150 else 2000)
     mean, std = toy.x_train.mean(), toy.x_train.std()
-    as_t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)  # noqa: E731
+
+    def as_t(a: Any) -> Tensor:
+        return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)
     return {"x": as_t((toy.x_train - mean) / std), "y": as_t(toy.y_train[:, 0]),
             "x_test": as_t((toy.x_test - mean) / std), "y_test": as_t(toy.y_test[:, 0])}
 
@@ -340,11 +338,12 @@ def _run_one(impl: str, data: dict[str, Tensor], epochs: int, batch: int, num_sa
                 seconds, fitted = _varbayes_train(data["x"], data["y"], epochs, batch, est,
                                                   20 if impl == "varbayes-x20" else 1)
             cpu = time.process_time() - cpu
-        sampler, kl = {
+        impls: dict[str, tuple[Callable[[Tensor, int], Any], Callable[[Any], float]]] = {
             "post": (lambda xs, s: _post_samples(fitted, xs, s), _post_kl),
             "pyro": (lambda xs, s: _pyro_samples(fitted, xs, s), _pyro_kl),
-        }.get(impl, (lambda xs, s: _varbayes_samples(fitted, xs, s),
-                     lambda f: float(f.kl_divergence().detach())))
+        }
+        sampler, kl = impls.get(impl, (lambda xs, s: _varbayes_samples(fitted, xs, s),
+                                       lambda f: float(f.kl_divergence().detach())))
         x_pred = data["x_test"][:150]
         sampler(x_pred, 10)  # warm-up, then the fastest of three calls for every implementation
         row["predict_ms"] = 1e3 * min(_seconds(sampler, x_pred, num_samples) for _ in range(3))

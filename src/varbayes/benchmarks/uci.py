@@ -211,7 +211,7 @@ class _Run:
 
 
 def _follow(run: _Run, schedule: Sequence[Stage]) -> Iterator[tuple[int, int, int]]:
-    previous = {}
+    previous: dict[int, int] = {}
     for k, done, total in _checkpoints(schedule):
         run.step(schedule[k], done - previous.get(k, 0))
         previous[k] = done
@@ -335,7 +335,8 @@ def _summary(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float | N
     return out
 
 
-def _protocol(kind: str, quick: bool, seed: int, overrides: dict[str, Any] | None) -> dict:
+def _protocol(kind: str, quick: bool, seed: int,
+              overrides: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "model": kind, "quick": quick, "seed": seed, "overrides": overrides or {},
         "model_settings": MODEL_OVERRIDES[kind],

@@ -6,9 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from varbayes.cli.parser import EXIT_OK, TrainingError, UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["COMMANDS"]
 
@@ -93,7 +96,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
                 print(f"varbayes: note: ignoring non-numeric column(s) {text} of {raw.name}; "
                       "choose the columns with --features", file=sys.stderr)
         table = select(raw, args.target, features)
-        x, y, features, target = table.x, table.y, table.feature_names, table.target_name
+        # a target column was given, so the table has one
+        x, y = table.x, cast("np.ndarray", table.y)
+        features, target = table.feature_names, cast(str, table.target_name)
         check_X_y(x, y, names=(f"{raw.name} features", f"{raw.name} column {target!r}"))
     if x.shape[0] < 2:
         raise UsageError(f"need at least 2 data rows to fit, got {x.shape[0]}")

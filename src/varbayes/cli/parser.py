@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = [
     "EXIT_FAILURE",
@@ -34,7 +34,7 @@ class TrainingError(RuntimeError):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, as argparse does
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, as argparse does
         self.exit(EXIT_USAGE, f"varbayes: error: {message}\n")
 
 

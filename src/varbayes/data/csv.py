@@ -101,7 +101,7 @@ class _StdinText(io.TextIOWrapper):
     """A text view of a byte stream that it does not own: closing it only detaches it."""
 
     @property
-    def name(self) -> str:  # type: ignore[override]
+    def name(self) -> str:
         return "<stdin>"
 
     def close(self) -> None:

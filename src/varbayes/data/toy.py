@@ -8,7 +8,7 @@ data-generating process itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -27,7 +27,7 @@ def _toy_noise_std_raw(x: np.ndarray) -> np.ndarray:
 
 
 def _toy_mean_raw(x: np.ndarray) -> np.ndarray:
-    return TOY_W0 * x * (1.0 + np.sin(x)) + TOY_B0
+    return cast(np.ndarray, TOY_W0 * x * (1.0 + np.sin(x)) + TOY_B0)  # np.sin is Any-typed
 
 
 def _toy_draw(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

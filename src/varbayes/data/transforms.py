@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -180,7 +181,7 @@ class Standardizer(torch.nn.Module):
         varies = (t != t[:1]).any(dim=0)
         for j in torch.nonzero(varies).flatten().tolist():
             named = names is not None and j < len(names)
-            label = f"column {j}" + (f" ({names[j]!r})" if named else "")
+            label = f"column {j}" + (f" ({cast('Sequence[str]', names)[j]!r})" if named else "")
             if bool(degenerate[j]):
                 warnings.warn(
                     f"{label} varies by less than {_RELATIVE_FLOOR:g} of its magnitude "

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -36,14 +37,14 @@ class Adam:
             p.grad = None
 
     @torch.no_grad()
-    def step(self, grads: list[Tensor] | None = None) -> None:
+    def step(self, grads: Sequence[Tensor | None] | None = None) -> None:
         """Update the parameters in place from ``grads`` (default: their ``.grad``)."""
         grads = [p.grad for p in self.params] if grads is None else grads
         live = [i for i, g in enumerate(grads) if g is not None]
         if not live:
             return
         params = [self.params[i] for i in live]
-        g = [grads[i] for i in live]
+        g: list[Tensor] | tuple[Tensor, ...] = cast("list[Tensor]", [grads[i] for i in live])
         m, v = [self.exp_avg[i] for i in live], [self.exp_avg_sq[i] for i in live]
         if self.weight_decay:
             g = torch._foreach_add(g, params, alpha=self.weight_decay)

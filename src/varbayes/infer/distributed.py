@@ -51,14 +51,14 @@ import os
 from collections.abc import Iterator
 from datetime import timedelta
 from enum import Enum
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DistributedSampler
+from torch.utils.data import Dataset, DistributedSampler
 
 __all__ = [
     "DDPTraining",
@@ -227,7 +227,8 @@ def init_process_group(backend: str | None = None, *, timeout: float | None = No
         )
     if torch.cuda.is_available() and info.local_rank < torch.cuda.device_count():
         torch.cuda.set_device(info.local_rank)
-    kwargs = {} if timeout is None else {"timeout": timedelta(seconds=float(timeout))}
+    kwargs: dict[str, Any] = (
+        {} if timeout is None else {"timeout": timedelta(seconds=float(timeout))})
     dist.init_process_group(
         backend or default_backend(), init_method="env://", rank=info.rank,
         world_size=info.world_size, **kwargs,
@@ -333,8 +334,9 @@ class ShardedBatches:
         self.local_batch_size: int = min(self.shard_size, math.ceil(global_batch / self.world_size))
         self.steps: int = math.ceil(self.shard_size / self.local_batch_size)
         # Full batch: a fixed shard (shuffling would only reorder it).
-        self.sampler = DistributedSampler(
-            range(self.n), num_replicas=self.world_size, rank=int(rank), shuffle=self.steps > 1,
+        self.sampler: DistributedSampler[int] = DistributedSampler(
+            cast("Dataset[int]", range(self.n)),  # it only takes len() of its data set
+            num_replicas=self.world_size, rank=int(rank), shuffle=self.steps > 1,
             seed=int(seed), drop_last=False,
         )
 

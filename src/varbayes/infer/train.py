@@ -19,7 +19,8 @@ import functools
 import inspect
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, ParamSpec, cast
 
 import torch
 from torch import Tensor, nn
@@ -37,9 +38,14 @@ from varbayes.infer.history import (
 )
 from varbayes.infer.objectives import ELBOTerms
 
+if TYPE_CHECKING:
+    from varbayes.infer.objectives import ELBO
+    from varbayes.models import BayesianMLP
+
 __all__ = ["train"]
 
 Objective = Callable[..., ELBOTerms]
+_P = ParamSpec("_P")
 
 
 def _positive_int(value: int | None, name: str, allow_none: bool = False) -> int | None:
@@ -50,12 +56,12 @@ def _positive_int(value: int | None, name: str, allow_none: bool = False) -> int
     return value
 
 
-def _threads_by_problem_size(fn: Callable[..., History]) -> Callable[..., History]:
+def _threads_by_problem_size(fn: Callable[_P, History]) -> Callable[_P, History]:
     """Decorate :func:`train`: small problems train under :func:`intra_op_threads`."""
     signature = inspect.signature(fn)
 
     @functools.wraps(fn)
-    def wrapper(*args: object, **kwargs: object) -> History:
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> History:
         work = PARALLEL_WORK  # unchanged threads unless the arguments look valid and small
         try:
             bound = signature.bind(*args, **kwargs).arguments
@@ -166,9 +172,10 @@ def train(
 
         why = _fast.unsupported(model, objective)
         if why is None:
-            return _fast.run([model], objective, x, y, epochs=epochs, lr=lr,
-                             batch_size=batch_size, generator=generator, nonfinite=policy,
-                             progress=progress, desc=desc)[0]
+            # unsupported() answered None: a BayesianMLP and an ELBO
+            return _fast.run([cast("BayesianMLP", model)], cast("ELBO", objective), x, y,
+                             epochs=epochs, lr=lr, batch_size=batch_size, generator=generator,
+                             nonfinite=policy, progress=progress, desc=desc)[0]
         if fast:
             raise ValueError(f"fast=True, but the fast engine {why}")
     elif fast:
@@ -178,6 +185,7 @@ def train(
     bar = tqdm(range(epochs), desc=desc, disable=None if progress else True, leave=False,
                unit="epoch",
                mininterval=0.25)
+    batches: Sequence[Tensor | None]
     for epoch in bar:
         if ddp is not None:
             batches = ddp.epoch_batches(epoch)

@@ -264,7 +264,7 @@ def read_tensors_into(target: dict[str, torch.Tensor], file: Path, config_file: 
                     problems.append(f"{key!r} holds {what} (first at flat index {where})")
                 elif key in POSITIVE_TENSORS and not bool((dest > 0).all()):
                     flat = dest.reshape(-1)
-                    where = torch.nonzero(flat <= 0)[0].item()
+                    where = int(torch.nonzero(flat <= 0)[0].item())
                     problems.append(
                         f"tensor {key!r} is a standard deviation and must be > 0, got "
                         f"{flat[where].item()!r} at index {where}"

@@ -31,8 +31,8 @@ Examples
 >>> from varbayes.kinds import fit
 >>> x = np.linspace(-1, 1, 20)[:, None]; y = 2 * x[:, 0]
 >>> fitted, _ = fit("mle", x, y, epochs=2, generator=torch.Generator().manual_seed(0))
->>> path = save(fitted, tempfile.mkdtemp() + "/model")
->>> load(path).config == fitted.config
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     load(save(fitted, tmp + "/model")).config == fitted.config
 True
 """
 
@@ -105,7 +105,7 @@ def _exchange(a: Path, b: Path) -> bool:
         ctypes.c_uint,
     ]
     renameat2.restype = ctypes.c_int
-    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+    return bool(renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0)
 
 
 def is_model_dir(path: str | os.PathLike[str]) -> bool:

@@ -50,6 +50,8 @@ class FittedModel(nn.Module):
         Name of the target column.
     """
 
+    metadata: dict[str, Any]  # set by varbayes.io.load, from config.json
+
     def __init__(
         self, config: dict[str, Any], model: nn.Module, x_scaler: Standardizer,
         y_scaler: Standardizer, *, feature_names: list[str] | None = None,

@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -120,7 +120,7 @@ def _residual_noise(model: nn.Module, x: Tensor, y: Tensor) -> None:
     """Set the MLE's noise to the residual standard deviation on the training data."""
     with torch.no_grad():
         residual = y - model(x).loc[0]
-        model.noise_std.fill_(float(residual.pow(2).mean().sqrt().clamp_min(1e-6)))
+        cast(Tensor, model.noise_std).fill_(float(residual.pow(2).mean().sqrt().clamp_min(1e-6)))
 
 
 def _amortized(name: str, title: str, *, kl: str, reconstruction: str) -> Kind:

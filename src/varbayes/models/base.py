@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from enum import Enum
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, cast, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -106,7 +106,7 @@ def _prediction_pass(module: nn.Module) -> bool:
 def _run_mlp(net: nn.Sequential, x: Tensor) -> Tensor:
     """``net(x)``; on a prediction pass in :data:`PREDICT_DTYPE` (batch-invariant rows)."""
     if not _prediction_pass(net):
-        return net(x)
+        return cast(Tensor, net(x))
     h = x.to(PREDICT_DTYPE)
     for module in net:
         if isinstance(module, nn.Linear):

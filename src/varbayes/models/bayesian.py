@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -55,6 +56,10 @@ class BayesianMLP(nn.Module):
         Random source for the initialisation.
     """
 
+    layers: Sequence[BayesLinear]  # an nn.ModuleList at run time, typed by its elements
+    noise_std: Tensor  # buffer, head='fixed' only
+    noise_net: nn.Sequential  # head='heteroscedastic' with noise_hidden only
+
     def __init__(
         self,
         in_features: int,
@@ -93,13 +98,13 @@ class BayesianMLP(nn.Module):
         two_outputs = self.head is Head.HETEROSCEDASTIC and self.noise_hidden is None
         out = 2 if two_outputs else 1
         sizes = (self.in_features, *self.hidden, out)
-        self.layers = nn.ModuleList(
+        self.layers = cast("Sequence[BayesLinear]", nn.ModuleList(
             BayesLinear(
                 a, b, prior=prior, estimator=estimator, init_loc_std=init_loc_std,
                 init_rho=init_rho, init_rho_bias=init_rho_bias, generator=generator,
             )
             for a, b in zip(sizes[:-1], sizes[1:], strict=True)
-        )
+        ))
         if self.head is Head.FIXED:
             self.register_buffer("noise_std", torch.tensor(float(noise_std)))
         elif self.head is Head.LEARNED:
@@ -108,11 +113,11 @@ class BayesianMLP(nn.Module):
         # Start the predicted noise near 1 (unit-variance standardised targets).
         if two_outputs:
             with torch.no_grad():
-                self.layers[-1].bias_loc[1] = inverse_softplus(1.0)
+                cast(nn.Parameter, self.layers[-1].bias_loc)[1] = inverse_softplus(1.0)
         elif self.noise_hidden is not None:
             self.noise_net = _mlp((self.in_features, *self.noise_hidden, 1), generator)
             with torch.no_grad():
-                self.noise_net[-1].bias.fill_(inverse_softplus(1.0))
+                cast(nn.Linear, self.noise_net[-1]).bias.fill_(inverse_softplus(1.0))
 
     @property
     def prior(self) -> Prior:

@@ -30,6 +30,8 @@ class MLPRegressor(nn.Module):
     :math:`\\mathcal{N}(\\mu(x), \\hat\\sigma^2)` has a likelihood to compare.
     """
 
+    noise_std: Tensor  # buffer
+
     def __init__(
         self, in_features: int, hidden: Sequence[int] = (20,), *,
         generator: torch.Generator | None = None,

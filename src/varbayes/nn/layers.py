@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from enum import Enum
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -129,6 +130,9 @@ class BayesLinear(nn.Module):
     bias_loc, bias_rho : Parameter of shape (out_features,) or None
     """
 
+    bias_loc: nn.Parameter | None
+    bias_rho: nn.Parameter | None
+
     def __init__(
         self,
         in_features: int,
@@ -211,8 +215,9 @@ class BayesLinear(nn.Module):
             If the prior has no closed-form KL (use ``forward_kl(..., kl='mc')``).
         """
         kl = self.prior.kl(self.weight_loc, self.weight_scale)
-        if self.bias_loc is not None:
-            kl = kl + self.prior.kl(self.bias_loc, self.bias_scale)
+        bias_scale = self.bias_scale  # None exactly when bias_loc is None
+        if self.bias_loc is not None and bias_scale is not None:
+            kl = kl + self.prior.kl(self.bias_loc, bias_scale)
         return kl
 
     def sample_weights(
@@ -229,14 +234,15 @@ class BayesLinear(nn.Module):
         weight : Tensor of shape (num, in_features, out_features)
         bias : Tensor of shape (num, 1, out_features) or None
         """
-        opts = dict(device=self.weight_loc.device, dtype=self.weight_loc.dtype,
-                    generator=generator)
+        opts: dict[str, Any] = dict(device=self.weight_loc.device, dtype=self.weight_loc.dtype,
+                                    generator=generator)
         eps_w = torch.randn((num, self.in_features, self.out_features), **opts)
         weight = torch.addcmul(self.weight_loc, self.weight_scale, eps_w)
-        if self.bias_loc is None:
+        bias_scale = self.bias_scale
+        if self.bias_loc is None or bias_scale is None:
             return weight, None
         eps_b = torch.randn((num, 1, self.out_features), **opts)
-        return weight, torch.addcmul(self.bias_loc, self.bias_scale, eps_b)
+        return weight, torch.addcmul(self.bias_loc, bias_scale, eps_b)
 
     def forward(
         self, x: Tensor, *, sample: bool = True, generator: torch.Generator | None = None
@@ -307,18 +313,18 @@ class BayesLinear(nn.Module):
             out = x @ w_loc
             if b_loc is not None:
                 out = out + b_loc
-            kl_value = None if kl is None else self._analytic_or_mean_kl(kl)
+            kl_value: Tensor | None = None if kl is None else self._analytic_or_mean_kl(kl)
             return out, kl_value
 
         w_scale, b_scale = self.weight_scale, self.bias_scale
         batched = x.dim() == 3
         num = x.shape[0] if batched else 1
-        noise = dict(device=x.device, dtype=x.dtype, generator=generator)
+        noise: dict[str, Any] = dict(device=x.device, dtype=x.dtype, generator=generator)
 
         if estimator is Estimator.LOCAL:
             mean = x @ w_loc
             var = (x * x) @ (w_scale * w_scale)
-            if b_loc is not None:
+            if b_loc is not None and b_scale is not None:
                 mean = mean + b_loc
                 var = var + b_scale * b_scale
             out = mean + var.sqrt() * torch.randn(mean.shape, **noise)
@@ -330,7 +336,7 @@ class BayesLinear(nn.Module):
         xb = x if batched else x.unsqueeze(0)
         if estimator is Estimator.REPARAM:
             w = torch.addcmul(w_loc, w_scale, eps_w)
-            if b_loc is not None:
+            if b_loc is not None and b_scale is not None and eps_b is not None:
                 b = torch.addcmul(b_loc, b_scale, eps_b)
                 out = torch.baddbmm(b, xb, w)
             else:
@@ -343,21 +349,21 @@ class BayesLinear(nn.Module):
             sign_in = sign_in.to(x.dtype).mul_(2).sub_(1)
             sign_out = sign_out.to(x.dtype).mul_(2).sub_(1)
             out = xb @ w_loc + torch.bmm(xb * sign_in, w_scale * eps_w) * sign_out
-            if b_loc is not None:
+            if b_loc is not None and b_scale is not None and eps_b is not None:
                 out = out + b_loc + b_scale * eps_b
         else:  # every Estimator member is handled above; a new one must be added here
             raise ValueError(f"BayesLinear has no estimator {estimator!r}")
 
-        kl_value: Tensor | None = None
+        kl_value = None
         if kl == "analytic":
             kl_value = self.kl_divergence()
         elif kl == "mc":
             kl_value = self._mc_kl(w, eps_w, w_scale)
-            if b_loc is not None:
+            if b_loc is not None and b_scale is not None and eps_b is not None:
                 kl_value = kl_value + self._mc_kl(b, eps_b, b_scale)
         if not batched:
             out = out.squeeze(0)
-            if kl == "mc":
+            if kl == "mc" and kl_value is not None:
                 kl_value = kl_value.squeeze(0)
         return out, kl_value
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
@@ -129,7 +131,7 @@ def predictive(
                     if state is not None:
                         g.set_state(state)
                     else:
-                        g.manual_seed(seed)
+                        g.manual_seed(cast(int, seed))  # drawn above when state is None
                     out = model(x[start : start + chunk_size], num_samples, generator=g,
                                 sample=sample)
                     locs.append(out.loc)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -93,7 +94,7 @@ class Prediction:
     def cdf(self, y: Tensor) -> Tensor:
         """Mixture CDF at ``y`` of shape (n,) (or broadcastable to (k, n)); returns that shape."""
         z = (y.unsqueeze(-2) - self.loc) / self.scale
-        return torch.special.ndtr(z).mean(-2)
+        return cast(Tensor, torch.special.ndtr(z).mean(-2))  # torch.special is untyped
 
     def log_prob(self, y: Tensor) -> Tensor:
         """Mixture log density at ``y`` of shape (n,), computed with logsumexp; shape (n,)."""
@@ -120,7 +121,7 @@ class Prediction:
         loc, scale = self.loc.double(), self.scale.double()
         if self.num_samples == 1:
             z = torch.special.ndtri(qt)[:, None]
-            result = loc[0] + scale[0] * z
+            result: Tensor = loc[0] + scale[0] * z
         else:
             # Bisect in units of each row's own spread, u = (y - centre) / spread, so that the
             # resolution follows the mixture's width, not the magnitude of y (y = 1e9 + k).
