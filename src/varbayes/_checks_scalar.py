@@ -28,7 +28,10 @@ import torch
 __all__ = [
     "as_generator",
     "check_choice",
+    "check_count",
     "check_enum",
+    "check_nonnegative",
+    "check_positive",
     "check_probability_level",
     "check_scalar",
     "check_sizes",
@@ -105,6 +108,21 @@ def check_scalar(
         allowed = _fmt_range(low, high, low_inclusive, high_inclusive)
         raise ValueError(f"{name} must be in the range {allowed}, got {out!r}")
     return out
+
+
+def check_count(value: Any, name: str) -> int:
+    """A positive integer (``int`` or NumPy integer, not bool): sizes, epochs, draws."""
+    return int(check_scalar(value, name, kind=int, low=1))
+
+
+def check_positive(value: Any, name: str) -> float:
+    """A positive finite number: learning rates, scales, standard deviations."""
+    return float(check_scalar(value, name, low=0.0, low_inclusive=False))
+
+
+def check_nonnegative(value: Any, name: str) -> float:
+    """A finite number >= 0: weights of terms, initial spreads."""
+    return float(check_scalar(value, name, low=0.0))
 
 
 def check_probability_level(level: Any, name: str = "level") -> float:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from varbayes._checks_scalar import check_count
 from varbayes._validation import to_tensor
 from varbayes.likelihoods.gaussian import gaussian_log_prob
 from varbayes.predictive import Prediction
@@ -196,8 +197,7 @@ def calibration_error(y_true: Any, prediction: Prediction, *, num_levels: int = 
     error is :math:`\\frac1K\\sum_k |\\hat p_k - p_k|` over ``num_levels`` equally spaced levels
     in (0, 1). 0 for a perfectly calibrated predictive.
     """
-    if isinstance(num_levels, bool) or not isinstance(num_levels, int) or num_levels < 1:
-        raise ValueError(f"num_levels must be a positive integer, got {num_levels!r}")
+    num_levels = check_count(num_levels, "num_levels")
     y = _vec(y_true, "y_true")
     pred = Prediction(prediction.loc.double(), prediction.scale.double())
     _same_length(y_true=y, prediction=pred.loc)

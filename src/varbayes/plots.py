@@ -14,6 +14,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from varbayes._checks_scalar import check_count
 from varbayes._validation import to_tensor
 from varbayes.predictive import Prediction
 
@@ -139,8 +140,7 @@ def plot_uncertainty(
 def plot_calibration(y: Any, prediction: Prediction, *, num_levels: int = 19,
                      ax: Axes | None = None, title: str | None = None) -> Axes:
     """Reliability diagram: observed versus nominal quantile level (diagonal is perfect)."""
-    if num_levels < 1:
-        raise ValueError(f"num_levels must be >= 1, got {num_levels}")
+    num_levels = check_count(num_levels, "num_levels")
     ax = _axes(ax, figsize=(4.5, 4.5))
     yt = to_tensor(_x1d(y), torch.float64, "cpu")
     pit = _np(Prediction(prediction.loc.double(), prediction.scale.double()).cdf(yt))

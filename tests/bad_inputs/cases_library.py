@@ -58,7 +58,7 @@ CASES: list[tuple[str, str, str, str]] = [
      'int or a sequence of ints"', '2: "layer sizes"'),
     ("hp-particles", "`num_particles = 0`", 'ValueError: "num_particles must be in the range '
      '[1, inf)"', "n/a"),
-    ("hp-kl-weight", "`kl_weight < 0`", 'ValueError: "kl_weight must be a finite number >= 0"',
+    ("hp-kl-weight", "`kl_weight < 0`", 'ValueError: "kl_weight must be in the range [0.0, inf)"',
      "n/a"),
     ("hp-min-scale", "`min_scale <= 0`", 'ValueError: "min_scale must be in the range (0.0, '
      'inf)"', "n/a"),

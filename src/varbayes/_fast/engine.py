@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from varbayes._checks_scalar import check_count, check_positive
 from varbayes._fast.stack import BayesianMLPStack, stack_architecture
 from varbayes._threads import intra_op_threads
 from varbayes.infer.adam import Adam
@@ -204,13 +205,10 @@ def train_many(
         if why is not None:
             raise ValueError(f"train_many cannot train this model: {why}")
     m = len(models)
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
-                                   or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    epochs = check_count(epochs, "epochs")
+    lr = check_positive(lr, "lr")
+    if batch_size is not None:
+        batch_size = check_count(batch_size, "batch_size")
     policy = check_policy(nonfinite)
     shared = x.dim() == 2 and y.dim() == 1
     per_model = x.dim() == 3 and y.dim() == 2 and x.shape[0] == m and y.shape[0] == m

@@ -23,7 +23,6 @@ terms average to a batch of ``R |B|`` points and the (identical) KL gradient is 
 
 from __future__ import annotations
 
-import math
 from enum import Enum
 from typing import NamedTuple
 
@@ -31,6 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Normal, kl_divergence
 
+from varbayes._checks_scalar import check_count, check_nonnegative, check_positive
 from varbayes.likelihoods import Likelihood, get_likelihood
 from varbayes.likelihoods.gaussian import HALF_LOG_2PI, gaussian_log_prob
 
@@ -71,12 +71,6 @@ class ELBOTerms(NamedTuple):
     kl: Tensor
 
 
-def _check_n_data(n_data: int) -> int:
-    if isinstance(n_data, bool) or int(n_data) != n_data or int(n_data) < 1:
-        raise ValueError(f"n_data must be a positive integer, got {n_data!r}")
-    return int(n_data)
-
-
 def _check_kl(kl: KL | str) -> KL:
     try:
         return KL(kl)
@@ -115,16 +109,11 @@ class ELBO:
         self, n_data: int, *, kl: KL | str = KL.ANALYTIC, num_particles: int = 1,
         kl_weight: float = 1.0, likelihood: str | Likelihood = "gaussian",
     ) -> None:
-        self.n_data = _check_n_data(n_data)
+        self.n_data = check_count(n_data, "n_data")
         self.likelihood = get_likelihood(likelihood)
         self.kl = _check_kl(kl)
-        if (isinstance(num_particles, bool) or int(num_particles) != num_particles
-                or num_particles < 1):
-            raise ValueError(f"num_particles must be a positive integer, got {num_particles!r}")
-        self.num_particles = int(num_particles)
-        if not (math.isfinite(kl_weight) and kl_weight >= 0):
-            raise ValueError(f"kl_weight must be a finite number >= 0, got {kl_weight!r}")
-        self.kl_weight = float(kl_weight)
+        self.num_particles = check_count(num_particles, "num_particles")
+        self.kl_weight = check_nonnegative(kl_weight, "kl_weight")
 
     def __call__(
         self, model: nn.Module, x: Tensor, y: Tensor, *, generator: torch.Generator | None = None
@@ -174,9 +163,7 @@ class AmortizedELBO:
                 "'squared_error'"
             )
         self.reconstruction = reconstruction
-        if not (math.isfinite(prior_scale) and prior_scale > 0):
-            raise ValueError(f"prior_scale must be a positive finite number, got {prior_scale!r}")
-        self.prior_scale = float(prior_scale)
+        self.prior_scale = check_positive(prior_scale, "prior_scale")
 
     def __call__(
         self, model: nn.Module, x: Tensor, y: Tensor, *, generator: torch.Generator | None = None

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ParamSpec, cast
@@ -26,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from varbayes._checks_scalar import check_count, check_positive
 from varbayes._threads import PARALLEL_WORK, intra_op_threads
 from varbayes.infer.adam import Adam
 from varbayes.infer.distributed import DistributedMode, ddp_training
@@ -46,14 +46,6 @@ __all__ = ["train"]
 
 Objective = Callable[..., ELBOTerms]
 _P = ParamSpec("_P")
-
-
-def _positive_int(value: int | None, name: str, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 def _threads_by_problem_size(fn: Callable[_P, History]) -> Callable[_P, History]:
@@ -145,10 +137,9 @@ def train(
     ValueError
         For invalid arguments (non-positive epochs, lr, batch size; mismatched lengths).
     """
-    _positive_int(epochs, "epochs")
-    batch_size = _positive_int(batch_size, "batch_size", allow_none=True)
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    epochs = check_count(epochs, "epochs")
+    batch_size = None if batch_size is None else check_count(batch_size, "batch_size")
+    lr = check_positive(lr, "lr")
     policy = check_policy(nonfinite)
     if x.dim() != 2 or y.dim() != 1 or x.shape[0] != y.shape[0]:
         raise ValueError(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import cast
 
 import torch
 from torch import Tensor, nn
 
+from varbayes._checks_scalar import check_positive
 from varbayes.models.base import (
     PREDICT_DTYPE,
     Head,
@@ -85,10 +85,8 @@ class BayesianMLP(nn.Module):
             raise ValueError(
                 f"unknown head {head!r}; expected one of {[h.value for h in Head]}"
             ) from None
-        if not (math.isfinite(noise_std) and noise_std > 0):
-            raise ValueError(f"noise_std must be a positive finite number, got {noise_std!r}")
-        if not (math.isfinite(min_scale) and min_scale > 0):
-            raise ValueError(f"min_scale must be a positive finite number, got {min_scale!r}")
+        noise_std = check_positive(noise_std, "noise_std")
+        min_scale = check_positive(min_scale, "min_scale")
         self.min_scale = float(min_scale)
         if noise_hidden is not None and self.head is not Head.HETEROSCEDASTIC:
             raise ValueError("noise_hidden applies to head='heteroscedastic' only")

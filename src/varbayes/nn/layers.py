@@ -43,6 +43,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from varbayes._checks_scalar import check_nonnegative, check_positive
 from varbayes.nn.parametrization import softplus_scale
 from varbayes.priors import GaussianPrior, Prior
 
@@ -152,13 +153,12 @@ class BayesLinear(nn.Module):
             raise ValueError(
                 f"in_features and out_features must be >= 1, got {in_features}, {out_features}"
             )
-        if not (math.isfinite(min_scale) and min_scale > 0):
-            raise ValueError(f"min_scale must be a positive finite number, got {min_scale!r}")
+        min_scale = check_positive(min_scale, "min_scale")
         for label, value in (("init_rho", init_rho), ("init_rho_bias", init_rho_bias)):
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"{label} must be finite, got {value!r}")
-        if init_loc_std is not None and not (math.isfinite(init_loc_std) and init_loc_std >= 0):
-            raise ValueError(f"init_loc_std must be a finite number >= 0, got {init_loc_std!r}")
+        if init_loc_std is not None:
+            init_loc_std = check_nonnegative(init_loc_std, "init_loc_std")
         try:
             self.estimator = Estimator(estimator)
         except ValueError:

@@ -7,6 +7,7 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
+from varbayes._checks_scalar import check_count
 from varbayes._threads import intra_op_threads
 from varbayes.predictive.mixture import Prediction
 
@@ -105,8 +106,7 @@ def predictive(
     The model is evaluated under ``torch.no_grad()`` and nothing about it changes: no KL is
     computed or stored, and its training mode is restored.
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+    num_samples = check_count(num_samples, "num_samples")
     if x.dim() != 2:
         raise ValueError(f"predictive expects x of shape (n, d), got {tuple(x.shape)}")
     check_draw_budget(model, num_samples if sample else 1)  # before allocating any draw

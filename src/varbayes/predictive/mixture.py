@@ -28,6 +28,7 @@ from typing import cast
 import torch
 from torch import Tensor
 
+from varbayes._checks_scalar import check_count
 from varbayes._validation import to_tensor
 from varbayes.likelihoods.gaussian import gaussian_log_prob
 
@@ -161,8 +162,7 @@ class Prediction:
 
     def sample(self, num: int = 1, *, generator: torch.Generator | None = None) -> Tensor:
         """Draw ``num`` values of ``y`` per input from the mixture; shape (num, n)."""
-        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-            raise ValueError(f"num must be a positive integer, got {num!r}")
+        num = check_count(num, "num")
         n = self.loc.shape[1]
         comp = torch.randint(0, self.num_samples, (num, n), generator=generator,
                              device=self.loc.device)
