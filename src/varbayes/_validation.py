@@ -35,14 +35,18 @@ import torch
 from varbayes._checks_scalar import (
     as_generator,
     check_choice,
+    check_count,
     check_enum,
+    check_nonnegative,
+    check_positive,
     check_probability_level,
     check_scalar,
     check_sizes,
 )
 
 __all__ = [
-    "as_generator", "check_X_y", "check_array", "check_choice", "check_enum",
+    "as_generator", "check_X_y", "check_array", "check_choice", "check_count", "check_enum",
+    "check_nonnegative", "check_positive",
     "check_probability_level", "check_scalar", "check_sizes", "check_target",
     "feature_names_of", "is_validation_enabled", "set_validation", "to_tensor",
     "validation_enabled",

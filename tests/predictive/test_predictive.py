@@ -138,9 +138,10 @@ def test_affine_moves_the_predictive_to_data_units():
     assert torch.allclose(moved.var, pred.var * 9)
 
 
-@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
-def test_bad_num_samples(bad, gen):
-    with pytest.raises(ValueError, match="num_samples"):
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-1, ValueError), (2.5, TypeError),
+                                        (True, TypeError)])
+def test_bad_num_samples(bad, error, gen):
+    with pytest.raises(error, match="num_samples"):
         predictive(_model(gen), torch.randn(2, 1), bad)
 
 
