@@ -87,6 +87,8 @@ def train(
     weight_decay: float = 0.0,
     distributed: DistributedMode | str = DistributedMode.AUTO,
     fast: bool | None = None,
+    callback: Callable[[int], bool] | None = None,
+    callback_every: int = 1,
 ) -> History:
     """Minimise ``objective(model, x_batch, y_batch)`` with Adam.
 
@@ -127,6 +129,14 @@ def train(
         the same objective, other random numbers) when not distributed. ``None``: whenever
         supported; ``False``: always the autograd loop below; ``True``: raise ``ValueError`` if
         the engine does not support the model.
+    callback : callable or None, default=None
+        ``callback(epochs_done) -> stop`` after every ``callback_every``-th epoch (and after the
+        last), with the model's parameters up to date (e.g.
+        :class:`~varbayes.infer.early_stopping.EarlyStopping`). Training ends early when it
+        returns True. It must leave the parameters and the model's train/eval mode as it
+        found them.
+    callback_every : int, default=1
+        Epochs between calls of ``callback``.
 
     Returns
     -------
@@ -144,6 +154,7 @@ def train(
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
     policy = check_policy(nonfinite)
+    _positive_int(callback_every, "callback_every")
     if x.dim() != 2 or y.dim() != 1 or x.shape[0] != y.shape[0]:
         raise ValueError(
             f"train expects x of shape (n, d) and y of shape (n,), got {tuple(x.shape)} and "
@@ -168,7 +179,8 @@ def train(
         if why is None:
             return _fast.run([model], objective, x, y, epochs=epochs, lr=lr,
                              batch_size=batch_size, generator=generator, nonfinite=policy,
-                             progress=progress, desc=desc)[0]
+                             progress=progress, desc=desc, callback=callback,
+                             callback_every=callback_every)[0]
         if fast:
             raise ValueError(f"fast=True, but the fast engine {why}")
     elif fast:
@@ -213,6 +225,10 @@ def train(
         history.kl.append(kl)
         if progress and (epoch % 25 == 0 or epoch == epochs - 1):
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        done = epoch + 1
+        if callback is not None and (done % callback_every == 0 or done == epochs) \
+                and callback(done):
+            break
     bar.close()
     history.seconds = time.perf_counter() - start
     return history

@@ -25,6 +25,7 @@ from varbayes.data.transforms import Standardizer
 from varbayes.infer import History, NonFinitePolicy, train
 from varbayes.kinds.config import make_config
 from varbayes.kinds.registry import ModelKind, get_kind
+from varbayes.kinds.stopping import plan_validation
 from varbayes.predictive import Prediction, predictive
 
 __all__ = [
@@ -66,6 +67,10 @@ class FittedModel(nn.Module):
             )
         self.feature_names = None if feature_names is None else [str(f) for f in feature_names]
         self.target_name = None if target_name is None else str(target_name)
+        #: How training went (early stopping: the chosen epochs, the validation curve); saved
+        #: under ``metadata.fit`` by :func:`varbayes.io.save`. Empty after loading a model
+        #: saved without it.
+        self.fit_info: dict[str, Any] = {}
 
     @property
     def kind(self) -> ModelKind:
@@ -142,6 +147,9 @@ def fit(
     feature_names: list[str] | None = None,
     target_name: str | None = None,
     distributed: str = "auto",
+    early_stopping: bool = False,
+    validation_fraction: float = 0.1,
+    n_iter_no_change: int = 20,
     **overrides: Any,
 ) -> tuple[FittedModel, History]:
     """Standardise, build and train a model of ``kind`` on ``x`` (n, d) and ``y`` (n,).
@@ -161,6 +169,16 @@ def fit(
     distributed : {'auto', 'on', 'off'}, default='auto'
         Data-parallel training under torchrun, see :func:`~varbayes.infer.train`. Every
         rank passes the whole data set; the rows are sharded inside the training loop.
+    early_stopping : bool, default=False
+        Hold out a validation part of the rows and stop at the best validation log predictive
+        density (see :mod:`varbayes.kinds.stopping`); ``epochs`` becomes the most epochs. The
+        estimator and the CLI turn it on by default. Skipped (recorded in
+        ``fitted.fit_info``) when there are too few rows for a validation part.
+    validation_fraction : float in (0, 1), default=0.1
+        Share of the rows in the validation part (at least
+        :data:`~varbayes.kinds.stopping.MIN_VALIDATION` rows).
+    n_iter_no_change : int, default=20
+        Validation checks without improvement before training stops.
     **overrides
         Any key of ``DEFAULTS[kind]`` (e.g. ``epochs=500``, ``hidden=[50]``).
 
@@ -191,14 +209,25 @@ def fit(
     ys = _standardised(y_scaler, yt[:, None], "y")[:, 0]
     kind_spec = get_kind(config["kind"])
     model = kind_spec.build(config, generator)
+    plan = plan_validation(xs.shape[0], early_stopping, validation_fraction, n_iter_no_change,
+                           int(config["epochs"]), generator)
+    fit_x, fit_y, monitor = xs, ys, None
+    if plan.fit_rows is not None:
+        fit_x, fit_y = xs[plan.fit_rows], ys[plan.fit_rows]
+        monitor = plan.monitor(model, xs[plan.val_rows], ys[plan.val_rows],
+                               float(y_scaler.std.double().log()))
     history = train(
-        model, kind_spec.objective(config, xt.shape[0]), xs, ys, epochs=int(config["epochs"]),
-        lr=float(config["lr"]), batch_size=config["batch_size"], generator=generator,
-        nonfinite=nonfinite, progress=progress, desc=config["kind"], distributed=distributed,
+        model, kind_spec.objective(config, fit_x.shape[0]), fit_x, fit_y,
+        epochs=int(config["epochs"]), lr=float(config["lr"]), batch_size=config["batch_size"],
+        generator=generator, nonfinite=nonfinite, progress=progress, desc=config["kind"],
+        distributed=distributed, callback=monitor, callback_every=plan.check_every,
     )
+    if monitor is not None:
+        monitor.restore()
     if kind_spec.post_fit is not None:
-        kind_spec.post_fit(model, xs, ys)
+        kind_spec.post_fit(model, fit_x, fit_y)
     model.eval()
     fitted = FittedModel(config, model, x_scaler, y_scaler, feature_names=feature_names,
                          target_name=target_name)
+    fitted.fit_info = plan.info(monitor)
     return fitted, history
