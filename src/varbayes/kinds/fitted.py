@@ -21,8 +21,10 @@ from varbayes._validation import (
     check_X_y,
     to_tensor,
 )
+from varbayes.calibration import CalibratedPrediction, CalibrationMap, check_method
 from varbayes.data.transforms import Standardizer
 from varbayes.infer import History, NonFinitePolicy, train
+from varbayes.kinds.calibrated import calibrate, calibration_rows
 from varbayes.kinds.config import make_config
 from varbayes.kinds.registry import ModelKind, get_kind
 from varbayes.kinds.stopping import plan_validation
@@ -71,6 +73,9 @@ class FittedModel(nn.Module):
         #: under ``metadata.fit`` by :func:`varbayes.io.save`. Empty after loading a model
         #: saved without it.
         self.fit_info: dict[str, Any] = {}
+        #: The calibration map (:mod:`varbayes.calibration`) applied by
+        #: :meth:`predict_calibrated`, or ``None``. Saved with the model.
+        self.calibration: CalibrationMap | None = None
 
     @property
     def kind(self) -> ModelKind:
@@ -118,6 +123,15 @@ class FittedModel(nn.Module):
         return wide.affine(self.y_scaler.mean.double(), self.y_scaler.std.double())
 
 
+    def predict_calibrated(
+        self, x: np.ndarray | Tensor, num_samples: int = 1000, *,
+        generator: torch.Generator | None = None, chunk_size: int | None = None,
+    ) -> Prediction | CalibratedPrediction:
+        """:meth:`predict` with :attr:`calibration` applied (the same when there is none)."""
+        pred = self.predict(x, num_samples, generator=generator, chunk_size=chunk_size)
+        return pred if self.calibration is None else self.calibration.apply(pred)
+
+
 #: The dtype the networks compute in; data are standardised in float64, then cast to it.
 WORKING_DTYPE = torch.float32
 
@@ -150,6 +164,8 @@ def fit(
     early_stopping: bool = False,
     validation_fraction: float = 0.1,
     n_iter_no_change: int = 20,
+    calibration: str | None = None,
+    calibration_samples: int = 200,
     **overrides: Any,
 ) -> tuple[FittedModel, History]:
     """Standardise, build and train a model of ``kind`` on ``x`` (n, d) and ``y`` (n,).
@@ -179,6 +195,12 @@ def fit(
         :data:`~varbayes.kinds.stopping.MIN_VALIDATION` rows).
     n_iter_no_change : int, default=20
         Validation checks without improvement before training stops.
+    calibration : {None, 'scale', 'isotonic', 'conformal'}, default=None
+        Hold out a calibration part (``validation_fraction`` of the rows, apart from the
+        validation part) and fit this map of :mod:`varbayes.calibration` on it, see
+        :mod:`varbayes.kinds.calibrated`; :meth:`FittedModel.predict_calibrated` applies it.
+    calibration_samples : int, default=200
+        Weight draws of the predictive the map is fitted on.
     **overrides
         Any key of ``DEFAULTS[kind]`` (e.g. ``epochs=500``, ``hidden=[50]``).
 
@@ -199,6 +221,17 @@ def fit(
     nonfinite = check_enum(nonfinite, NonFinitePolicy, "nonfinite").value
     if generator is not None:
         generator = as_generator(generator, "generator")
+    if check_method(calibration, allow_none=True) is not None:
+        keep, held = calibration_rows(len(ya), validation_fraction, generator)
+        fitted, history = fit(
+            kind, xa[keep.numpy()], ya[keep.numpy()], generator=generator, progress=progress,
+            nonfinite=nonfinite, feature_names=feature_names, target_name=target_name,
+            distributed=distributed, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
+            **overrides)
+        calibrate(fitted, xa[held.numpy()], ya[held.numpy()], calibration,
+                  num_samples=calibration_samples, generator=generator)
+        return fitted, history
     # Standardise in float64, then cast the standardised values to the working dtype.
     xt, yt = to_tensor(xa, torch.float64), to_tensor(ya, torch.float64)
     config = make_config(kind, xt.shape[1], **overrides)
@@ -214,8 +247,10 @@ def fit(
     fit_x, fit_y, monitor = xs, ys, None
     if plan.fit_rows is not None:
         fit_x, fit_y = xs[plan.fit_rows], ys[plan.fit_rows]
+        refresh = None if kind_spec.post_fit is None else (
+            lambda: kind_spec.post_fit(model, fit_x, fit_y))  # e.g. the MLE's residual std
         monitor = plan.monitor(model, xs[plan.val_rows], ys[plan.val_rows],
-                               float(y_scaler.std.double().log()))
+                               float(y_scaler.std.double().log()), refresh)
     history = train(
         model, kind_spec.objective(config, fit_x.shape[0]), fit_x, fit_y,
         epochs=int(config["epochs"]), lr=float(config["lr"]), batch_size=config["batch_size"],
@@ -230,4 +265,5 @@ def fit(
     fitted = FittedModel(config, model, x_scaler, y_scaler, feature_names=feature_names,
                          target_name=target_name)
     fitted.fit_info = plan.info(monitor)
+    fitted.validation_rows = plan.val_rows  # not saved: which rows the callers may reuse
     return fitted, history

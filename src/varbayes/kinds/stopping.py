@@ -15,6 +15,7 @@ trains on every row for the configured ``epochs``, and ``fit_info`` says so.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,12 +47,17 @@ class ValidationPlan:
     reason: str
     seed: int = 0
 
-    def monitor(self, model: nn.Module, x_val: Tensor, y_val: Tensor, log_y_std: float
-                ) -> EarlyStopping:
-        """The callback scoring ``model`` on standardised validation rows, in data units."""
+    def monitor(self, model: nn.Module, x_val: Tensor, y_val: Tensor, log_y_std: float,
+                refresh: Callable[[], None] | None = None) -> EarlyStopping:
+        """The callback scoring ``model`` on standardised validation rows, in data units.
+
+        ``refresh()``, when given, runs before each score (the MLE sets its residual noise).
+        """
         seed = self.seed
 
         def score() -> float:
+            if refresh is not None:
+                refresh()
             pred = predictive(model, x_val, VALIDATION_DRAWS,
                               generator=torch.Generator(x_val.device).manual_seed(seed))
             return float(pred.log_prob(y_val).double().mean()) - log_y_std
