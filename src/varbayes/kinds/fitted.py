@@ -26,7 +26,7 @@ from varbayes.data.transforms import Standardizer
 from varbayes.infer import History, NonFinitePolicy, train
 from varbayes.kinds.calibrated import calibrate, calibration_rows
 from varbayes.kinds.config import make_config
-from varbayes.kinds.registry import ModelKind, get_kind
+from varbayes.kinds.registry import ModelKind, auto_init_rho, get_kind
 from varbayes.kinds.stopping import plan_validation
 from varbayes.predictive import Prediction, predictive
 
@@ -241,10 +241,13 @@ def fit(
     xs = _standardised(x_scaler, xt, "x")
     ys = _standardised(y_scaler, yt[:, None], "y")[:, 0]
     kind_spec = get_kind(config["kind"])
-    model = kind_spec.build(config, generator)
     plan = plan_validation(xs.shape[0], early_stopping, validation_fraction, n_iter_no_change,
                            int(config["epochs"]), generator)
     fit_x, fit_y, monitor = xs, ys, None
+    if "init_rho" in config and config["init_rho"] is None:
+        rows = xs.shape[0] if plan.fit_rows is None else plan.fit_rows.numel()
+        config["init_rho"] = auto_init_rho(rows)
+    model = kind_spec.build(config, generator)
     if plan.fit_rows is not None:
         fit_x, fit_y = xs[plan.fit_rows], ys[plan.fit_rows]
         refresh = None if kind_spec.post_fit is None else (
