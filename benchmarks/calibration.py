@@ -36,9 +36,11 @@ import torch
 
 from varbayes import BayesianRegressor
 from varbayes.calibration import calibration_report, fit_calibration
+from varbayes.kinds import fit
 from varbayes.metrics import evaluate
 
-GEN_CASES = ((100, 1), (600, 5), (2000, 10), (20000, 20))
+#: (rows, features, seeds) of the generator problems.
+GEN_CASES = ((100, 1, 3), (600, 5, 3), (2000, 10, 2), (20000, 20, 1))
 LEVEL = 0.9
 
 
@@ -76,17 +78,27 @@ def _abs_conformal(pred_cal: Any, y_cal: np.ndarray, pred: Any, y: np.ndarray) -
             "nll": None, "rmse": float(np.sqrt(np.mean((y - m) ** 2)))}
 
 
+def _kinds_fit(x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray, seed: int,
+               samples: int, **options: Any) -> dict[str, Any]:
+    fitted, _ = fit("hetero", x, y, generator=torch.Generator().manual_seed(seed), **options)
+    out = _scores(yt, fitted.predict(xt, samples, generator=torch.Generator().manual_seed(1)))
+    out["epochs"] = fitted.fit_info.get("best_epoch")
+    return out
+
+
 def run_problem(x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray, seed: int,
-                samples: int = 200) -> dict[str, Any]:
-    """Every variant on one problem."""
+                samples: int = 200, ablation: bool = True) -> dict[str, Any]:
+    """Every variant on one problem (``ablation``: also the old defaults and ES alone)."""
     out: dict[str, Any] = {"n": int(len(y)), "d": int(x.shape[1])}
     t = time.perf_counter()
-    old = BayesianRegressor(early_stopping=False, random_state=seed, num_samples=samples)
-    old.fit(x, y)
-    out["old_default"] = _scores(yt, old._prediction(xt))
+    if ablation:  # before this work: rho -5, 1500 epochs; then early stopping without rescale
+        out["old_default"] = _kinds_fit(x, y, xt, yt, seed, samples, init_rho=-5.0)
+        out["es_only"] = _kinds_fit(x, y, xt, yt, seed, samples, early_stopping=True,
+                                    rescale=False)
     new = BayesianRegressor(random_state=seed, num_samples=samples).fit(x, y)
     out["default"] = _scores(yt, new._prediction(xt))
     out["default"]["epochs"] = new.model_.fit_info.get("best_epoch")
+    out["default"]["spread_factor"] = new.model_.spread_factor
     # One fit with a calibration part held out (as calibration=... does), every map on it.
     cal = BayesianRegressor(random_state=seed, num_samples=samples, calibration="scale")
     cal.fit(x, y)
@@ -115,8 +127,8 @@ def _held_rows(reg: BayesianRegressor, x: np.ndarray) -> np.ndarray:
 
 def group_gen(seeds: int) -> list[dict[str, Any]]:
     rows = []
-    for n, d in GEN_CASES:
-        for seed in range(seeds):
+    for n, d, case_seeds in GEN_CASES:
+        for seed in range(min(seeds, case_seeds)):
             x, y, xt, yt = generator(n, d, seed)
             rows.append({"problem": f"gen n={n} d={d}", "seed": seed,
                          **run_problem(x, y, xt, yt, seed)})
@@ -133,7 +145,7 @@ def group_uci(root: str, splits: int) -> list[dict[str, Any]]:
             data = load_uci(name, split, root=root)
             rows.append({"problem": f"uci {name}", "seed": split,
                          **run_problem(data.x_train, data.y_train, data.x_test, data.y_test,
-                                       split)})
+                                       split, ablation=False)})
             print(json.dumps(_short(rows[-1])), file=sys.stderr, flush=True)
     return rows
 
@@ -161,13 +173,12 @@ def group_tiny(seeds: int, epochs: tuple[int, ...] = (50, 100, 200, 1500)) -> li
 
 
 def _short(row: dict[str, Any]) -> dict[str, Any]:
-    keys = ("old_default", "default", "held_out_uncalibrated", "scale", "isotonic", "conformal",
-            "conformal_abs")
     return {"problem": row["problem"], "seed": row["seed"],
-            **{k: round(row[k]["coverage_90"], 3) for k in keys}}
+            **{k: round(row[k]["coverage_90"], 3) for k, _ in VARIANTS if k in row}}
 
 
-VARIANTS = (("old_default", "old defaults"), ("default", "defaults (early stopping)"),
+VARIANTS = (("old_default", "old defaults"), ("es_only", "early stopping alone"),
+            ("default", "defaults (early stopping + spread factor)"),
             ("held_out_uncalibrated", "held-out fit, no map"), ("scale", "scale"),
             ("isotonic", "isotonic"), ("conformal", "conformal"),
             ("conformal_abs", "conformal, |y - mean|"))
@@ -182,6 +193,9 @@ def table(rows: list[dict[str, Any]]) -> str:
         rs = [r for r in rows if r["problem"] == p]
         cells = []
         for key, _ in VARIANTS:
+            if key not in rs[0]:
+                cells.append("")
+                continue
             cov = np.mean([r[key]["coverage_90"] for r in rs])
             width = np.mean([r[key]["width_90"] for r in rs])
             nlls = [r[key]["nll"] for r in rs if r[key].get("nll") is not None]
@@ -205,7 +219,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--group", choices=["gen", "uci", "tiny"])
-    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--splits", type=int, default=2)
     parser.add_argument("--uci-root", default="../shared/data/uci")
     parser.add_argument("--out")

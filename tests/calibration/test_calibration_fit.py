@@ -156,4 +156,4 @@ def test_cli_fit_calibrate_evaluate(tmp_path: object, capsys: pytest.CaptureFixt
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"  # type: ignore[operator]
     assert main(["fit", f"{d}/train.csv", "--target", "y", "--epochs", "5",
                  "--no-early-stopping", "--out", f"{d}/m3"]) == 0
-    assert io.load(f"{d}/m3").fit_info["early_stopping"] is False
+    assert io.load(f"{d}/m3").fit_info == {}

@@ -22,6 +22,7 @@ from varbayes.calibration.maps import (
     IsotonicPrediction,
     ScaleMap,
     map_from_json,
+    stretch,
 )
 from varbayes.calibration.report import calibration_report, pit_values
 from varbayes.predictive import Prediction
@@ -40,6 +41,7 @@ __all__ = [
     "fit_calibration",
     "map_from_json",
     "pit_values",
+    "stretch",
 ]
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "IsotonicPrediction",
     "ScaleMap",
     "map_from_json",
+    "stretch",
 ]
 
 #: Share of the identity mixed into the isotonic map, so it is strictly increasing (a density
@@ -63,7 +64,8 @@ def _vector(y: Any, n: int) -> Tensor:
     return yt
 
 
-def _stretch(pred: Prediction, factor: float) -> Prediction:
+def stretch(pred: Prediction, factor: float) -> Prediction:
+    """``pred`` with every component ``factor`` times further from the mean and wider."""
     mean = pred.loc.mean(0, keepdim=True)
     return Prediction(mean + factor * (pred.loc - mean), factor * pred.scale, pred.working_dtype)
 
@@ -85,7 +87,7 @@ class ScaleMap:
         yt = _vector(y, wide.loc.shape[1])
 
         def nll(log_s: float) -> float:
-            value = -float(_stretch(wide, math.exp(log_s)).log_prob(yt).mean())
+            value = -float(stretch(wide, math.exp(log_s)).log_prob(yt).mean())
             return value if math.isfinite(value) else 1e300
 
         res = minimize_scalar(nll, bounds=(-6.0, 6.0), method="bounded",
@@ -94,7 +96,7 @@ class ScaleMap:
 
     def apply(self, pred: Prediction) -> Prediction:
         """The rescaled mixture (a :class:`Prediction`)."""
-        return _stretch(_wide(pred), self.factor)
+        return stretch(_wide(pred), self.factor)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready description."""

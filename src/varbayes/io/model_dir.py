@@ -7,13 +7,14 @@ A saved model is a directory with exactly two files::
       config.json         {"format": "varbayes-model", "format_version": 1,
                            "varbayes_version": "...", "config": {...recipes.make_config...},
                            "feature_names": [...] | null, "target_name": "..." | null,
-                           "metadata": {...}, "calibration": {...}}
+                           "metadata": {...}, "spread_factor": s, "calibration": {...}}
 
 ``calibration`` (optional, format 1 without it still loads) is the calibration map of
 :mod:`varbayes.calibration` (``{"method": "scale", "factor": ...}``, the isotonic knots or the
 sorted conformal scores): a few numbers to a few thousand, kept in the JSON so the weights file
 stays the model's ``state_dict``. ``metadata.fit`` records early stopping (chosen epochs, the
-validation curve).
+validation curve); ``spread_factor`` (optional, default 1) the factor on the predictive
+spread that early stopping fitted on its validation part.
 
 Writing is atomic: both files go into a hidden temporary sibling directory
 (``.MODEL_DIR.PID.HEX.tmpdir``), are fsynced, and the directory is renamed into place, so
@@ -247,6 +248,8 @@ def save(
         "target_name": None if target_name is None else str(target_name),
         "metadata": metadata,
     }
+    if getattr(fitted, "spread_factor", 1.0) != 1.0:
+        doc["spread_factor"] = float(fitted.spread_factor)
     if getattr(fitted, "calibration", None) is not None:
         doc["calibration"] = fitted.calibration.to_json()  # small: a factor, knots or scores
         _json_safe(doc["calibration"], "fitted.calibration")
@@ -390,6 +393,10 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         check_num_samples(doc["metadata"]["num_samples"], str(where))
     if doc.get("calibration") is not None:  # optional; written since the calibration maps
         map_from_json(doc["calibration"], f"{where}: calibration")
+    factor = doc.get("spread_factor", 1.0)
+    if isinstance(factor, bool) or not isinstance(factor, int | float) or not (
+            0 < factor < float("inf")):
+        raise ValueError(f"{where}: 'spread_factor' must be a positive number, got {factor!r}")
     return doc
 
 
@@ -446,6 +453,7 @@ def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cp
     fitted.metadata = doc["metadata"]
     fit_info = doc["metadata"].get("fit")
     fitted.fit_info = fit_info if isinstance(fit_info, dict) else {}
+    fitted.spread_factor = float(doc.get("spread_factor", 1.0))
     if doc.get("calibration") is not None:
         fitted.calibration = map_from_json(doc["calibration"], f"{path / CONFIG_FILE}: calibration")
     return fitted.to(map_location)

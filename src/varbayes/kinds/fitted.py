@@ -21,7 +21,13 @@ from varbayes._validation import (
     check_X_y,
     to_tensor,
 )
-from varbayes.calibration import CalibratedPrediction, CalibrationMap, check_method
+from varbayes.calibration import (
+    CalibratedPrediction,
+    CalibrationMap,
+    ScaleMap,
+    check_method,
+    stretch,
+)
 from varbayes.data.transforms import Standardizer
 from varbayes.infer import History, NonFinitePolicy, train
 from varbayes.kinds.calibrated import calibrate, calibration_rows
@@ -76,6 +82,9 @@ class FittedModel(nn.Module):
         #: The calibration map (:mod:`varbayes.calibration`) applied by
         #: :meth:`predict_calibrated`, or ``None``. Saved with the model.
         self.calibration: CalibrationMap | None = None
+        #: Factor on the predictive spread fitted on the early-stopping validation part (1: none),
+        #: applied by :meth:`predict`; saved with the model.
+        self.spread_factor = 1.0
 
     @property
     def kind(self) -> ModelKind:
@@ -120,6 +129,8 @@ class FittedModel(nn.Module):
         # is held exactly where float32 would round it away or overflow.
         # Quantiles are resolved to the working dtype's precision, that of the inputs and weights.
         wide = Prediction(pred.loc.double(), pred.scale.double(), working_dtype=WORKING_DTYPE)
+        if self.spread_factor != 1.0:
+            wide = stretch(wide, self.spread_factor)
         return wide.affine(self.y_scaler.mean.double(), self.y_scaler.std.double())
 
 
@@ -131,6 +142,9 @@ class FittedModel(nn.Module):
         pred = self.predict(x, num_samples, generator=generator, chunk_size=chunk_size)
         return pred if self.calibration is None else self.calibration.apply(pred)
 
+
+#: Weight draws of the validation predictive that ``rescale`` fits its factor on.
+RESCALE_DRAWS = 100
 
 #: The dtype the networks compute in; data are standardised in float64, then cast to it.
 WORKING_DTYPE = torch.float32
@@ -164,6 +178,7 @@ def fit(
     early_stopping: bool = False,
     validation_fraction: float = 0.1,
     n_iter_no_change: int = 20,
+    rescale: bool = True,
     calibration: str | None = None,
     calibration_samples: int = 200,
     **overrides: Any,
@@ -195,6 +210,10 @@ def fit(
         :data:`~varbayes.kinds.stopping.MIN_VALIDATION` rows).
     n_iter_no_change : int, default=20
         Validation checks without improvement before training stops.
+    rescale : bool, default=True
+        With early stopping: after restoring the best checkpoint, fit one factor on the
+        predictive spread by the validation part's NLL (:class:`~varbayes.calibration.ScaleMap`)
+        and keep it as ``fitted.spread_factor``.
     calibration : {None, 'scale', 'isotonic', 'conformal'}, default=None
         Hold out a calibration part (``validation_fraction`` of the rows, apart from the
         validation part) and fit this map of :mod:`varbayes.calibration` on it, see
@@ -228,7 +247,7 @@ def fit(
             nonfinite=nonfinite, feature_names=feature_names, target_name=target_name,
             distributed=distributed, early_stopping=early_stopping,
             validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
-            **overrides)
+            rescale=rescale, **overrides)
         calibrate(fitted, xa[held.numpy()], ya[held.numpy()], calibration,
                   num_samples=calibration_samples, generator=generator)
         return fitted, history
@@ -267,6 +286,12 @@ def fit(
     model.eval()
     fitted = FittedModel(config, model, x_scaler, y_scaler, feature_names=feature_names,
                          target_name=target_name)
+    if monitor is not None and rescale:
+        val = predictive(model, xs[plan.val_rows], RESCALE_DRAWS,
+                         generator=torch.Generator().manual_seed(plan.seed))
+        fitted.spread_factor = ScaleMap.fit(val, ys[plan.val_rows].double()).factor
     fitted.fit_info = plan.info(monitor)
+    if monitor is not None:
+        fitted.fit_info["spread_factor"] = fitted.spread_factor
     fitted.validation_rows = plan.val_rows  # not saved: which rows the callers may reuse
     return fitted, history

@@ -67,8 +67,8 @@ class ValidationPlan:
 
     def info(self, monitor: EarlyStopping | None) -> dict[str, Any]:
         """JSON record of what was done, for ``FittedModel.fit_info``."""
-        if monitor is None or self.val_rows is None:
-            return {"early_stopping": False, "reason": self.reason}
+        if monitor is None or self.val_rows is None:  # nothing to record unless it was asked for
+            return {"early_stopping": False, "reason": self.reason} if self.reason else {}
         return {"early_stopping": True, "n_validation": int(self.val_rows.numel()),
                 "validation_ll": monitor.best_score if math.isfinite(monitor.best_score)
                 else None, **monitor.summary()}
@@ -86,7 +86,7 @@ def plan_validation(
     patience = int(check_scalar(n_iter_no_change, "n_iter_no_change", kind=int, low=1))
     every = default_check_every(epochs)
     if not early_stopping:
-        return ValidationPlan(None, None, every, patience, "early_stopping=False")
+        return ValidationPlan(None, None, every, patience, "")
     if n < MIN_ROWS:
         return ValidationPlan(None, None, every, patience,
                               f"{n} rows: fewer than {MIN_ROWS}, trained on all rows for "
