@@ -74,6 +74,8 @@ def test_fit_early_stopping_records_and_restores() -> None:
     assert 0 < info["best_epoch"] <= info["stopped_epoch"] == len(history.loss) <= 600
     assert info["curve"][-1][0] == info["stopped_epoch"]
     assert fitted.validation_rows.numel() == 20
+    assert info["spread_factor"] == fitted.spread_factor > 0
+    assert fitted.spread_factor != 1.0
     # too few rows: no validation part, trained for the configured epochs
     small, _ = fit("hetero", x[:30], y[:30], epochs=40, early_stopping=True,
                    generator=torch.Generator().manual_seed(0))
@@ -157,3 +159,21 @@ def test_cli_fit_calibrate_evaluate(tmp_path: object, capsys: pytest.CaptureFixt
     assert main(["fit", f"{d}/train.csv", "--target", "y", "--epochs", "5",
                  "--no-early-stopping", "--out", f"{d}/m3"]) == 0
     assert io.load(f"{d}/m3").fit_info == {}
+
+
+def test_spread_factor_is_saved_and_checked(tmp_path: object) -> None:
+    x, y = _data(120)
+    fitted, _ = fit("hetero", x, y, epochs=50, early_stopping=True,
+                    generator=torch.Generator().manual_seed(0))
+    path = io.save(fitted, tmp_path / "m")  # type: ignore[operator]
+    again = io.load(path)
+    assert again.spread_factor == fitted.spread_factor
+    g = torch.Generator().manual_seed(0)
+    a = fitted.predict(x[:4], 20, generator=g).std
+    b = again.predict(x[:4], 20, generator=torch.Generator().manual_seed(0)).std
+    torch.testing.assert_close(a, b)
+    doc = json.loads((path / "config.json").read_text())
+    doc["spread_factor"] = -1
+    (path / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="spread_factor"):
+        io.load(path)
