@@ -145,6 +145,8 @@ class FittedModel(nn.Module):
 
 #: Weight draws of the validation predictive that ``rescale`` fits its factor on.
 RESCALE_DRAWS = 100
+#: Pseudo-rows at factor 1 that the fitted spread factor is shrunk with (geometrically).
+RESCALE_PRIOR_ROWS = 50
 
 #: The dtype the networks compute in; data are standardised in float64, then cast to it.
 WORKING_DTYPE = torch.float32
@@ -213,7 +215,8 @@ def fit(
     rescale : bool, default=True
         With early stopping: after restoring the best checkpoint, fit one factor on the
         predictive spread by the validation part's NLL (:class:`~varbayes.calibration.ScaleMap`)
-        and keep it as ``fitted.spread_factor``.
+        and keep it as ``fitted.spread_factor``, shrunk towards 1 on small validation parts
+        (``factor ** (n_val / (n_val + 50))``).
     calibration : {None, 'scale', 'isotonic', 'conformal'}, default=None
         Hold out a calibration part (``validation_fraction`` of the rows, apart from the
         validation part) and fit this map of :mod:`varbayes.calibration` on it, see
@@ -289,7 +292,11 @@ def fit(
     if monitor is not None and rescale:
         val = predictive(model, xs[plan.val_rows], RESCALE_DRAWS,
                          generator=torch.Generator().manual_seed(plan.seed))
-        fitted.spread_factor = ScaleMap.fit(val, ys[plan.val_rows].double()).factor
+        factor = ScaleMap.fit(val, ys[plan.val_rows].double()).factor
+        # Shrunk towards 1 as if RESCALE_PRIOR_ROWS more rows had found 1: on 20 rows the
+        # NLL-optimal factor is too noisy to trust whole (docs/calibration.md).
+        n_val = plan.val_rows.numel()
+        fitted.spread_factor = factor ** (n_val / (n_val + RESCALE_PRIOR_ROWS))
     fitted.fit_info = plan.info(monitor)
     if monitor is not None:
         fitted.fit_info["spread_factor"] = fitted.spread_factor
