@@ -37,7 +37,8 @@ from varbayes._validation import (
     check_scalar,
     check_X_y,
 )
-from varbayes.kinds import DEFAULTS, ModelKind, fit, make_config
+from varbayes.calibration import CalibratedPrediction
+from varbayes.kinds import DEFAULTS, ModelKind, calibrate, fit, make_config
 from varbayes.predictive import Prediction, prediction_columns
 
 if TYPE_CHECKING:
@@ -96,6 +97,19 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         draws of prediction, so an int gives reproducible fits and predictions.
     progress : bool, default=False
         Show a training progress bar.
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the rows, score the model on them every few epochs
+        and keep the checkpoint with the best log predictive density (``epochs`` becomes the
+        most epochs); with fewer than 80 rows every row trains for ``epochs``. See
+        ``docs/calibration.md``.
+    validation_fraction : float in (0, 1), default=0.1
+        Share of the rows (at least 20) in the validation part, and in the calibration part.
+    n_iter_no_change : int, default=20
+        Validation checks without improvement before training stops.
+    calibration : {None, 'scale', 'isotonic', 'conformal'}, default=None
+        Fit this map (:mod:`varbayes.calibration`) on a calibration part of the rows, apart
+        from the training and validation rows; every prediction method applies it.
+        ``'conformal'`` gives intervals with marginal coverage >= level for exchangeable data.
 
     Options that do not apply to the chosen ``model`` must be left ``None``; otherwise
     :meth:`fit` raises ``ValueError`` naming them.
@@ -159,6 +173,10 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         noise: str | float | None = None,
         random_state: int | np.random.Generator | torch.Generator | None = None,
         progress: bool = False,
+        early_stopping: bool = True,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 20,
+        calibration: str | None = None,
     ) -> None:
         self.model = model
         self.hidden = hidden
@@ -172,6 +190,10 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         self.noise = noise
         self.random_state = random_state
         self.progress = progress
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.calibration = calibration
 
     # ------------------------------------------------------------------ params
 
@@ -264,19 +286,34 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
             progress=self.progress,
             feature_names=None if names is None else [str(n) for n in names],
             target_name=None if target is None else str(target),
-            **overrides,
+            early_stopping=self.early_stopping, validation_fraction=self.validation_fraction,
+            n_iter_no_change=self.n_iter_no_change, calibration=self.calibration,
+            calibration_samples=self.num_samples, **overrides,
         )
+        return self
+
+    def calibrate(self, X: Any, y: Any, method: str | None = "conformal") -> BayesianRegressor:
+        """Fit the calibration map ``method`` on rows ``(X, y)`` that training did not see.
+
+        Replaces any map from :meth:`fit` (the ``calibration`` parameter is left as it is);
+        ``method=None`` removes it. ``'conformal'`` covers at least ``level`` of new rows
+        exchangeable with ``(X, y)``. Returns ``self``.
+        """
+        check_is_fitted(self)
+        validate_data(self, X, skip_check_array=True, reset=False)
+        calibrate(self.model_, X, y, method, num_samples=self.num_samples,
+                  generator=torch.Generator().manual_seed(self.predict_seed_))
         return self
 
     # ------------------------------------------------------------------ predict
 
-    def _prediction(self, X: Any) -> Prediction:
+    def _prediction(self, X: Any) -> Prediction | CalibratedPrediction:
         check_is_fitted(self)
         num_samples = check_scalar(self.num_samples, "num_samples", kind=int, low=1)
         X_arr = check_array(X)
         validate_data(self, X, skip_check_array=True, reset=False)
         generator = torch.Generator().manual_seed(self.predict_seed_)
-        return self.model_.predict(X_arr, num_samples, generator=generator)
+        return self.model_.predict_calibrated(X_arr, num_samples, generator=generator)
 
     def predict(
         self, X: Any, return_std: bool = False

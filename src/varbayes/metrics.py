@@ -189,7 +189,7 @@ def interval_width(lower: Any, upper: Any) -> float:
     return float((hi - lo).mean())
 
 
-def calibration_error(y_true: Any, prediction: Prediction, *, num_levels: int = 19) -> float:
+def calibration_error(y_true: Any, prediction: Any, *, num_levels: int = 19) -> float:
     """Mean absolute calibration error over quantile levels.
 
     With the probability integral transform :math:`u_i = F_i(y_i)` of the predictive CDF, the
@@ -199,7 +199,9 @@ def calibration_error(y_true: Any, prediction: Prediction, *, num_levels: int = 
     """
     num_levels = check_count(num_levels, "num_levels")
     y = _vec(y_true, "y_true")
-    pred = Prediction(prediction.loc.double(), prediction.scale.double())
+    pred: Any = prediction
+    if isinstance(prediction, Prediction):
+        pred = Prediction(prediction.loc.double(), prediction.scale.double())
     _same_length(y_true=y, prediction=pred.loc)
     pit = pred.cdf(y)
     levels = torch.arange(1, num_levels + 1, dtype=torch.float64) / (num_levels + 1)
@@ -207,8 +209,12 @@ def calibration_error(y_true: Any, prediction: Prediction, *, num_levels: int = 
     return float((observed - levels).abs().mean())
 
 
-def evaluate(y_true: Any, prediction: Prediction, *, level: float = 0.9) -> dict[str, float]:
+def evaluate(y_true: Any, prediction: Any, *, level: float = 0.9) -> dict[str, Any]:
     """All scores of ``prediction`` against ``y_true`` (both in the same units).
+
+    ``prediction`` is a :class:`Prediction` or a calibrated predictive
+    (:mod:`varbayes.calibration`); for the latter ``crps`` is ``None``, and so is ``nll`` when
+    the map defines no density (``conformal``).
 
     Returns
     -------
@@ -220,6 +226,15 @@ def evaluate(y_true: Any, prediction: Prediction, *, level: float = 0.9) -> dict
     y = _vec(y_true, "y_true")
     lower, upper = prediction.interval(level)
     pct = f"{100 * level:g}".replace(".", "_")
+    if not isinstance(prediction, Prediction):  # calibrated: no mixture, maybe no density
+        try:
+            nll: float | None = float(-prediction.log_prob(y).mean())
+        except NotImplementedError:
+            nll = None
+        return {"rmse": rmse(y, prediction.mean), "nll": nll, "crps": None,
+                f"coverage_{pct}": coverage(y, lower, upper),
+                f"interval_width_{pct}": interval_width(lower, upper),
+                "calibration_error": calibration_error(y, prediction)}
     return {
         "rmse": rmse(y, prediction.mean),
         "nll": mixture_nll(y, prediction.loc, prediction.scale),

@@ -20,6 +20,7 @@ from varbayes.predictive import Prediction
 
 __all__ = [
     "plot_calibration",
+    "plot_calibration_report",
     "plot_data",
     "plot_fit",
     "plot_uncertainty",
@@ -155,6 +156,33 @@ def plot_calibration(y: Any, prediction: Prediction, *, num_levels: int = 19,
     if title:
         ax.set_title(title)
     return ax
+
+
+def plot_calibration_report(y: Any, prediction: Any, *, num_levels: int = 19, bins: int = 20,
+                            title: str | None = None) -> Figure:
+    """Reliability diagram and PIT histogram side by side, for any predictive.
+
+    ``prediction`` is a :class:`Prediction` or a calibrated predictive of
+    :mod:`varbayes.calibration`. Left: observed frequency of ``F(y) <= p`` against the nominal
+    level ``p`` (the diagonal is perfect calibration). Right: histogram of the PIT ``F(y)``
+    (flat at 1 when calibrated; a U shape means over-confident, a hump under-confident).
+    """
+    from varbayes.calibration import pit_values
+
+    fig, (left, right) = new_figure(1, 2, figsize=(9, 4))
+    pit = pit_values(_x1d(y), prediction)
+    levels = np.arange(1, num_levels + 1) / (num_levels + 1)
+    observed = (pit[None, :] <= levels[:, None]).mean(1)
+    left.plot([0, 1], [0, 1], color="0.5", ls="--", lw=1)
+    left.plot(levels, observed, marker="o", color="C0")
+    left.set(xlabel="nominal quantile level", ylabel="observed frequency", xlim=(0, 1),
+             ylim=(0, 1), title="reliability diagram")
+    right.hist(pit, bins=bins, range=(0, 1), density=True, color="C0", alpha=0.7)
+    right.axhline(1.0, color="0.5", ls="--", lw=1)
+    right.set(xlabel="PIT = F(y)", ylabel="density", xlim=(0, 1), title="PIT histogram")
+    if title:
+        fig.suptitle(title)
+    return fig
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] = (10, 4.5)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import cast
 
 import torch
@@ -69,7 +69,9 @@ def fast_path_unsupported(model: nn.Module, objective: object) -> str | None:
 
 def _run(stack: BayesianMLPStack, objective: ELBO, x: Tensor, y: Tensor, *, epochs: int,
          lr: float, batch_size: int, generator: torch.Generator | None, policy: NonFinitePolicy,
-         progress: bool, desc: str | None) -> list[History]:
+         progress: bool, desc: str | None, models: Sequence[BayesianMLP] = (),
+         callback: Callable[[int], bool] | None = None, callback_every: int = 1
+         ) -> list[History]:
     """The training loop of :func:`train_many` (arguments already checked)."""
     m, n = stack.num_models, x.shape[-2]
     adam = Adam([stack.params], lr)
@@ -129,6 +131,11 @@ def _run(stack: BayesianMLPStack, objective: ELBO, x: Tensor, y: Tensor, *, epoc
             history.kl.append(means[2][i])
         if progress and (epoch % 25 == 0 or epoch == epochs - 1):
             bar.set_postfix(loss=f"{means[0][0]:.4f}", refresh=False)
+        done = epoch + 1
+        if callback is not None and (done % callback_every == 0 or done == epochs):
+            stack.store(models)  # the callback sees the parameters as they are now
+            if callback(done):
+                break
     bar.close()
     seconds = time.perf_counter() - start
     for history in histories:
@@ -149,6 +156,8 @@ def train_many(
     nonfinite: NonFinitePolicy | str = NonFinitePolicy.RAISE,
     progress: bool = False,
     desc: str | None = None,
+    callback: Callable[[int], bool] | None = None,
+    callback_every: int = 1,
 ) -> list[History]:
     """Train ``M`` Bayesian MLPs of one architecture together, in one vectorised pass.
 
@@ -171,6 +180,9 @@ def train_many(
     epochs, lr, batch_size, generator, nonfinite, progress, desc
         As in :func:`~varbayes.infer.train`. With ``nonfinite='skip'`` a step is skipped for
         the models whose loss is not finite (their Adam step count still advances).
+    callback, callback_every
+        As in :func:`~varbayes.infer.train`: called with every model's parameters up to date
+        (one call for all ``M`` models); training of all models ends when it returns True.
 
     Returns
     -------
@@ -228,6 +240,7 @@ def train_many(
         with intra_op_threads(work), torch.no_grad():  # no graph even if x requires grad
             return _run(stack, objective, x, y, epochs=epochs, lr=float(lr),
                         batch_size=batch_size, generator=generator, policy=policy,
-                        progress=progress, desc=desc)
+                        progress=progress, desc=desc, models=models, callback=callback,
+                        callback_every=callback_every)
     finally:
         stack.store(models)

@@ -121,11 +121,17 @@ def _cmd_fit(args: argparse.Namespace) -> int:
             fitted, history = fit(args.model, x, y, generator=generator, progress=True,
                                   nonfinite=args.nonfinite, feature_names=features,
                                   target_name=target, distributed=args.distributed,
+                                  early_stopping=args.early_stopping,
+                                  validation_fraction=args.validation_fraction,
+                                  n_iter_no_change=args.n_iter_no_change,
+                                  calibration=args.calibration, calibration_samples=args.samples,
                                   **overrides)
         except NonFiniteLossError as exc:
             raise TrainingError(str(exc).replace("nonfinite='skip'", "--nonfinite skip")
                                 .replace("(lr=", "(--lr ")) from exc
         except (ValueError, TypeError) as exc:
+            if "calibration needs" in str(exc):
+                raise UsageError(str(exc).replace("calibrate()", "varbayes calibrate")) from exc
             raise TrainingError(f"training failed ({str(exc).strip().splitlines()[0]}); lower "
                                 "the learning rate (--lr)") from exc
         processes = get_world_size() if parallel else 1
@@ -186,8 +192,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         with CSVChunkWriter(args.out, [*reader.header, *out_names], force=args.force) as writer:
             for x, rows in reader.chunks():
                 # A fresh generator per chunk: every row sees the same weight draws.
-                pred = fitted.predict(x, samples, chunk_size=forward_rows,
-                                      generator=torch.Generator().manual_seed(args.seed))
+                pred = fitted.predict_calibrated(
+                    x, samples, chunk_size=forward_rows,
+                    generator=torch.Generator().manual_seed(args.seed))
                 # Non-finite predictions raise ValueError naming the row: exit 2, and the
                 # writer removes its temporary file, so nothing is left at --out.
                 where = [f"{args.input}, row {n}" for n in reader.chunk_lines]
@@ -202,28 +209,61 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
-    from varbayes import io
+    from varbayes import _atomic, io
+    from varbayes.calibration import calibration_report
     from varbayes.metrics import evaluate
 
+    if args.plot is not None:
+        _atomic.check_file_out(args.plot, force=args.force)  # before any work
     fitted = io.load(args.model_dir)
     target = args.target or fitted.target_name
     if target is None:
         raise UsageError("this model was saved without a target name; pass --target")
     table = _load_inputs(fitted, _source(args.data), target=target)
     samples = _model_samples(args.model_dir, args.samples)
-    pred = fitted.predict(table.x, samples, generator=torch.Generator().manual_seed(args.seed),
-                          chunk_size=4096)
+    pred = fitted.predict_calibrated(table.x, samples, chunk_size=4096,
+                                     generator=torch.Generator().manual_seed(args.seed))
     scores = evaluate(table.y, pred, level=args.level)
     pct = f"{100 * args.level:g}".replace(".", "_")
     scores = {"rmse": scores["rmse"], "nll": scores["nll"], "crps": scores["crps"],
               f"coverage_{pct}": scores[f"coverage_{pct}"],
               f"interval_width_{pct}": scores[f"interval_width_{pct}"],
-              "calibration_error": scores["calibration_error"], "n": int(table.x.shape[0])}
+              "calibration_error": scores["calibration_error"], "n": int(table.x.shape[0]),
+              "calibration": None if fitted.calibration is None else fitted.calibration.method}
+    if args.plot is not None:
+        from varbayes.plots import plot_calibration_report
+
+        fig = plot_calibration_report(table.y, pred, title=f"{args.model_dir} on {args.data}")
+        with _atomic.OutputFile(args.plot, force=args.force, binary=True) as out:
+            fig.savefig(out.fh, format="png", dpi=90)
     if args.json:
-        print(json.dumps(scores))
+        print(json.dumps({**scores, **calibration_report(table.y, pred)}))
     else:
         for key, value in scores.items():
             print(f"{key:<20} {value:.6g}" if isinstance(value, float) else f"{key:<20} {value}")
+    return EXIT_OK
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    import torch
+
+    from varbayes import io
+    from varbayes.calibration.maps import ScaleMap
+    from varbayes.kinds import calibrate
+
+    _require_model_out(args.out, args.force)
+    fitted = io.load(args.model_dir)
+    target = args.target or fitted.target_name
+    if target is None:
+        raise UsageError("this model was saved without a target name; pass --target")
+    table = _load_inputs(fitted, _source(args.data), target=target)
+    samples = _model_samples(args.model_dir, args.samples)
+    mapping = calibrate(fitted, table.x, table.y, args.method, num_samples=samples,
+                        generator=torch.Generator().manual_seed(args.seed))
+    io.save(fitted, args.out, force=args.force,
+            metadata={**fitted.metadata, "fit": fitted.fit_info})
+    print(f"fitted a {args.method} map on {table.x.shape[0]} rows; saved to {args.out}"
+          + (f" (factor {mapping.factor:.4g})" if isinstance(mapping, ScaleMap) else ""))
     return EXIT_OK
 
 
@@ -238,4 +278,5 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"demo": _cmd_demo, "fit": _cmd_fit, "predict": _cmd_predict,
-             "evaluate": _cmd_evaluate, "benchmark": _cmd_benchmark}
+             "evaluate": _cmd_evaluate, "calibrate": _cmd_calibrate,
+             "benchmark": _cmd_benchmark}

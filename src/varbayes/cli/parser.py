@@ -126,6 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nonfinite", choices=["raise", "skip"], default="raise",
                    help="when a training step's loss is NaN/inf: stop with an error (raise, "
                         "default) or skip the step (skip)")
+    p.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, default=True,
+                   help="hold out --validation-fraction of the rows and keep the epoch with the "
+                        "best validation log-likelihood (default on; needs 80 rows or more)")
+    p.add_argument("--validation-fraction", type=_level, default=0.1,
+                   help="share of the rows in the validation part and in the calibration part "
+                        "(at least 20 rows; default 0.1)")
+    p.add_argument("--n-iter-no-change", type=_positive_int, default=20,
+                   help="validation checks without improvement before stopping (default 20)")
+    p.add_argument("--calibration", choices=["scale", "isotonic", "conformal"],
+                   help="fit this calibration map on a held-out part of the rows")
     p.add_argument("--distributed", choices=["auto", "on", "off"], default="auto",
                    help="data-parallel training under torchrun: auto (when launched with several "
                         "processes), on, or off (default auto)")
@@ -150,7 +160,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=_positive_int)
     p.add_argument("--level", type=_level, default=0.9)
     p.add_argument("--seed", type=_nonneg_int, default=0)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (with coverage and width at 50/80/90/95/99%%)")
+    p.add_argument("--plot", type=Path,
+                   help="PNG file: reliability diagram and PIT histogram")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
+
+    p = sub.add_parser("calibrate", help="fit a calibration map on held-out labelled rows")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("data", type=Path, help="CSV with the feature and target columns, rows the "
+                                            "model was not trained on ('-': standard input)")
+    p.add_argument("--target", help="target column (default: the one used in fit)")
+    p.add_argument("--method", choices=["scale", "isotonic", "conformal"], default="conformal")
+    p.add_argument("--samples", type=_positive_int)
+    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="model directory to write")
+    p.add_argument("--force", action="store_true", help="overwrite an existing model directory")
 
     p = sub.add_parser("benchmark", help="quality (UCI) and speed benchmarks")
     bench = p.add_subparsers(dest="benchmark", required=True, parser_class=_Parser)

@@ -85,6 +85,8 @@ def train(
     weight_decay: float = 0.0,
     distributed: DistributedMode | str = DistributedMode.AUTO,
     fast: bool | None = None,
+    callback: Callable[[int], bool] | None = None,
+    callback_every: int = 1,
 ) -> History:
     """Minimise ``objective(model, x_batch, y_batch)`` with Adam.
 
@@ -125,6 +127,14 @@ def train(
         the same objective, other random numbers) when not distributed. ``None``: whenever
         supported; ``False``: always the autograd loop below; ``True``: raise ``ValueError`` if
         the engine does not support the model.
+    callback : callable or None, default=None
+        ``callback(epochs_done) -> stop`` after every ``callback_every``-th epoch (and after the
+        last), with the model's parameters up to date (e.g.
+        :class:`~varbayes.infer.early_stopping.EarlyStopping`). Training ends early when it
+        returns True. It must leave the parameters and the model's train/eval mode as it
+        found them.
+    callback_every : int, default=1
+        Epochs between calls of ``callback``.
 
     Returns
     -------
@@ -141,6 +151,7 @@ def train(
     batch_size = None if batch_size is None else check_count(batch_size, "batch_size")
     lr = check_positive(lr, "lr")
     policy = check_policy(nonfinite)
+    callback_every = check_count(callback_every, "callback_every")
     if x.dim() != 2 or y.dim() != 1 or x.shape[0] != y.shape[0]:
         raise ValueError(
             f"train expects x of shape (n, d) and y of shape (n,), got {tuple(x.shape)} and "
@@ -166,7 +177,8 @@ def train(
             # unsupported() answered None: a BayesianMLP and an ELBO
             return _fast.run([cast("BayesianMLP", model)], cast("ELBO", objective), x, y,
                              epochs=epochs, lr=lr, batch_size=batch_size, generator=generator,
-                             nonfinite=policy, progress=progress, desc=desc)[0]
+                             nonfinite=policy, progress=progress, desc=desc, callback=callback,
+                             callback_every=callback_every)[0]
         if fast:
             raise ValueError(f"fast=True, but the fast engine {why}")
     elif fast:
@@ -212,6 +224,10 @@ def train(
         history.kl.append(kl)
         if progress and (epoch % 25 == 0 or epoch == epochs - 1):
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        done = epoch + 1
+        if callback is not None and (done % callback_every == 0 or done == epochs) \
+                and callback(done):
+            break
     bar.close()
     history.seconds = time.perf_counter() - start
     return history

@@ -7,7 +7,14 @@ A saved model is a directory with exactly two files::
       config.json         {"format": "varbayes-model", "format_version": 1,
                            "varbayes_version": "...", "config": {...recipes.make_config...},
                            "feature_names": [...] | null, "target_name": "..." | null,
-                           "metadata": {...}}
+                           "metadata": {...}, "spread_factor": s, "calibration": {...}}
+
+``calibration`` (optional, format 1 without it still loads) is the calibration map of
+:mod:`varbayes.calibration` (``{"method": "scale", "factor": ...}``, the isotonic knots or the
+sorted conformal scores): a few numbers to a few thousand, kept in the JSON so the weights file
+stays the model's ``state_dict``. ``metadata.fit`` records early stopping (chosen epochs, the
+validation curve); ``spread_factor`` (optional, default 1) the factor on the predictive
+spread that early stopping fitted on its validation part.
 
 Writing is atomic: both files go into a hidden temporary sibling directory
 (``.MODEL_DIR.PID.HEX.tmpdir``), are fsynced, and the directory is renamed into place, so
@@ -49,6 +56,7 @@ import torch
 from safetensors.torch import save_file
 
 from varbayes import _atomic
+from varbayes.calibration import map_from_json
 from varbayes.data.transforms import Standardizer
 from varbayes.io.checks import (
     check_header,
@@ -225,6 +233,8 @@ def save(
                 f"{fitted.in_features} input features"
             )
     metadata = dict(metadata or {})
+    if getattr(fitted, "fit_info", None) and "fit" not in metadata:
+        metadata["fit"] = fitted.fit_info
     _json_safe(metadata, "metadata")
     _json_safe(fitted.config, "fitted.config")
     import varbayes
@@ -238,6 +248,12 @@ def save(
         "target_name": None if target_name is None else str(target_name),
         "metadata": metadata,
     }
+    if getattr(fitted, "spread_factor", 1.0) != 1.0:
+        doc["spread_factor"] = float(fitted.spread_factor)
+    calibration = getattr(fitted, "calibration", None)
+    if calibration is not None:
+        doc["calibration"] = calibration.to_json()  # small: a factor, knots or scores
+        _json_safe(doc["calibration"], "fitted.calibration")
     tensors: dict[str, torch.Tensor] = {}
     for key, value in fitted.state_dict().items():
         t = value.detach().to("cpu").contiguous().clone()  # clone: no shared storage
@@ -376,6 +392,12 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(f"{where}: 'metadata' must be an object")
     if "num_samples" in doc["metadata"]:
         check_num_samples(doc["metadata"]["num_samples"], str(where))
+    if doc.get("calibration") is not None:  # optional; written since the calibration maps
+        map_from_json(doc["calibration"], f"{where}: calibration")
+    factor = doc.get("spread_factor", 1.0)
+    if isinstance(factor, bool) or not isinstance(factor, int | float) or not (
+            0 < factor < float("inf")):
+        raise ValueError(f"{where}: 'spread_factor' must be a positive number, got {factor!r}")
     return doc
 
 
@@ -430,4 +452,9 @@ def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cp
     read_tensors_into(fitted.state_dict(), file, path / CONFIG_FILE)
     fitted.eval()
     fitted.metadata = doc["metadata"]
+    fit_info = doc["metadata"].get("fit")
+    fitted.fit_info = fit_info if isinstance(fit_info, dict) else {}
+    fitted.spread_factor = float(doc.get("spread_factor", 1.0))
+    if doc.get("calibration") is not None:
+        fitted.calibration = map_from_json(doc["calibration"], f"{path / CONFIG_FILE}: calibration")
     return fitted.to(map_location)

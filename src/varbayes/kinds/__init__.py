@@ -13,6 +13,7 @@ torch.Size([3])
 
 from __future__ import annotations
 
+from varbayes.kinds.calibrated import calibrate
 from varbayes.kinds.config import DEFAULTS, build_model, make_config
 from varbayes.kinds.fitted import WORKING_DTYPE, FittedModel, fit
 from varbayes.kinds.registry import KINDS, Kind, ModelKind, PriorName, get_kind, make_prior
@@ -26,6 +27,7 @@ __all__ = [
     "ModelKind",
     "PriorName",
     "build_model",
+    "calibrate",
     "fit",
     "get_kind",
     "make_config",

@@ -21,10 +21,19 @@ from varbayes._validation import (
     check_X_y,
     to_tensor,
 )
+from varbayes.calibration import (
+    CalibratedPrediction,
+    CalibrationMap,
+    ScaleMap,
+    check_method,
+    stretch,
+)
 from varbayes.data.transforms import Standardizer
 from varbayes.infer import History, NonFinitePolicy, train
+from varbayes.kinds.calibrated import calibrate, calibration_rows
 from varbayes.kinds.config import make_config
-from varbayes.kinds.registry import ModelKind, get_kind
+from varbayes.kinds.registry import ModelKind, auto_init_rho, get_kind
+from varbayes.kinds.stopping import plan_validation
 from varbayes.predictive import Prediction, predictive
 
 __all__ = [
@@ -51,6 +60,7 @@ class FittedModel(nn.Module):
     """
 
     metadata: dict[str, Any]  # set by varbayes.io.load, from config.json
+    validation_rows: Tensor | None  # set by fit: the rows held out for early stopping
 
     def __init__(
         self, config: dict[str, Any], model: nn.Module, x_scaler: Standardizer,
@@ -68,6 +78,16 @@ class FittedModel(nn.Module):
             )
         self.feature_names = None if feature_names is None else [str(f) for f in feature_names]
         self.target_name = None if target_name is None else str(target_name)
+        #: How training went (early stopping: the chosen epochs, the validation curve); saved
+        #: under ``metadata.fit`` by :func:`varbayes.io.save`. Empty after loading a model
+        #: saved without it.
+        self.fit_info: dict[str, Any] = {}
+        #: The calibration map (:mod:`varbayes.calibration`) applied by
+        #: :meth:`predict_calibrated`, or ``None``. Saved with the model.
+        self.calibration: CalibrationMap | None = None
+        #: Factor on the predictive spread fitted on the early-stopping validation part (1: none),
+        #: applied by :meth:`predict`; saved with the model.
+        self.spread_factor = 1.0
 
     @property
     def kind(self) -> ModelKind:
@@ -112,8 +132,24 @@ class FittedModel(nn.Module):
         # is held exactly where float32 would round it away or overflow.
         # Quantiles are resolved to the working dtype's precision, that of the inputs and weights.
         wide = Prediction(pred.loc.double(), pred.scale.double(), working_dtype=WORKING_DTYPE)
+        if self.spread_factor != 1.0:
+            wide = stretch(wide, self.spread_factor)
         return wide.affine(self.y_scaler.mean.double(), self.y_scaler.std.double())
 
+
+    def predict_calibrated(
+        self, x: np.ndarray | Tensor, num_samples: int = 1000, *,
+        generator: torch.Generator | None = None, chunk_size: int | None = None,
+    ) -> Prediction | CalibratedPrediction:
+        """:meth:`predict` with :attr:`calibration` applied (the same when there is none)."""
+        pred = self.predict(x, num_samples, generator=generator, chunk_size=chunk_size)
+        return pred if self.calibration is None else self.calibration.apply(pred)
+
+
+#: Weight draws of the validation predictive that ``rescale`` fits its factor on.
+RESCALE_DRAWS = 100
+#: Pseudo-rows at factor 1 that the fitted spread factor is shrunk with (geometrically).
+RESCALE_PRIOR_ROWS = 50
 
 #: The dtype the networks compute in; data are standardised in float64, then cast to it.
 WORKING_DTYPE = torch.float32
@@ -144,6 +180,12 @@ def fit(
     feature_names: list[str] | None = None,
     target_name: str | None = None,
     distributed: str = "auto",
+    early_stopping: bool = False,
+    validation_fraction: float = 0.1,
+    n_iter_no_change: int = 20,
+    rescale: bool = True,
+    calibration: str | None = None,
+    calibration_samples: int = 200,
     **overrides: Any,
 ) -> tuple[FittedModel, History]:
     """Standardise, build and train a model of ``kind`` on ``x`` (n, d) and ``y`` (n,).
@@ -163,6 +205,27 @@ def fit(
     distributed : {'auto', 'on', 'off'}, default='auto'
         Data-parallel training under torchrun, see :func:`~varbayes.infer.train`. Every
         rank passes the whole data set; the rows are sharded inside the training loop.
+    early_stopping : bool, default=False
+        Hold out a validation part of the rows and stop at the best validation log predictive
+        density (see :mod:`varbayes.kinds.stopping`); ``epochs`` becomes the most epochs. The
+        estimator and the CLI turn it on by default. Skipped (recorded in
+        ``fitted.fit_info``) when there are too few rows for a validation part.
+    validation_fraction : float in (0, 1), default=0.1
+        Share of the rows in the validation part (at least
+        :data:`~varbayes.kinds.stopping.MIN_VALIDATION` rows).
+    n_iter_no_change : int, default=20
+        Validation checks without improvement before training stops.
+    rescale : bool, default=True
+        With early stopping: after restoring the best checkpoint, fit one factor on the
+        predictive spread by the validation part's NLL (:class:`~varbayes.calibration.ScaleMap`)
+        and keep it as ``fitted.spread_factor``, shrunk towards 1 on small validation parts
+        (``factor ** (n_val / (n_val + 50))``).
+    calibration : {None, 'scale', 'isotonic', 'conformal'}, default=None
+        Hold out a calibration part (``validation_fraction`` of the rows, apart from the
+        validation part) and fit this map of :mod:`varbayes.calibration` on it, see
+        :mod:`varbayes.kinds.calibrated`; :meth:`FittedModel.predict_calibrated` applies it.
+    calibration_samples : int, default=200
+        Weight draws of the predictive the map is fitted on.
     **overrides
         Any key of ``DEFAULTS[kind]`` (e.g. ``epochs=500``, ``hidden=[50]``).
 
@@ -183,6 +246,17 @@ def fit(
     nonfinite = check_enum(nonfinite, NonFinitePolicy, "nonfinite").value
     if generator is not None:
         generator = as_generator(generator, "generator")
+    if check_method(calibration, allow_none=True) is not None:
+        keep, held = calibration_rows(len(ya), validation_fraction, generator)
+        fitted, history = fit(
+            kind, xa[keep.numpy()], ya[keep.numpy()], generator=generator, progress=progress,
+            nonfinite=nonfinite, feature_names=feature_names, target_name=target_name,
+            distributed=distributed, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
+            rescale=rescale, **overrides)
+        calibrate(fitted, xa[held.numpy()], ya[held.numpy()], calibration,
+                  num_samples=calibration_samples, generator=generator)
+        return fitted, history
     # Standardise in float64, then cast the standardised values to the working dtype.
     xt, yt = to_tensor(xa, torch.float64), to_tensor(ya, torch.float64)
     config = make_config(kind, xt.shape[1], **overrides)
@@ -192,15 +266,43 @@ def fit(
     xs = _standardised(x_scaler, xt, "x")
     ys = _standardised(y_scaler, yt[:, None], "y")[:, 0]
     kind_spec = get_kind(config["kind"])
+    plan = plan_validation(xs.shape[0], early_stopping, validation_fraction, n_iter_no_change,
+                           int(config["epochs"]), generator)
+    fit_x, fit_y, monitor = xs, ys, None
+    if "init_rho" in config and config["init_rho"] is None:
+        rows = xs.shape[0] if plan.fit_rows is None else int(plan.fit_rows.numel())
+        config["init_rho"] = auto_init_rho(rows)
     model = kind_spec.build(config, generator)
+    if plan.fit_rows is not None and plan.val_rows is not None:
+        fit_x, fit_y = xs[plan.fit_rows], ys[plan.fit_rows]
+        post_fit = kind_spec.post_fit
+        refresh = None if post_fit is None else (
+            lambda: post_fit(model, fit_x, fit_y))  # e.g. the MLE's residual std
+        monitor = plan.monitor(model, xs[plan.val_rows], ys[plan.val_rows],
+                               float(y_scaler.std.double().log()), refresh)
     history = train(
-        model, kind_spec.objective(config, xt.shape[0]), xs, ys, epochs=int(config["epochs"]),
-        lr=float(config["lr"]), batch_size=config["batch_size"], generator=generator,
-        nonfinite=nonfinite, progress=progress, desc=config["kind"], distributed=distributed,
+        model, kind_spec.objective(config, fit_x.shape[0]), fit_x, fit_y,
+        epochs=int(config["epochs"]), lr=float(config["lr"]), batch_size=config["batch_size"],
+        generator=generator, nonfinite=nonfinite, progress=progress, desc=config["kind"],
+        distributed=distributed, callback=monitor, callback_every=plan.check_every,
     )
+    if monitor is not None:
+        monitor.restore()
     if kind_spec.post_fit is not None:
-        kind_spec.post_fit(model, xs, ys)
+        kind_spec.post_fit(model, fit_x, fit_y)
     model.eval()
     fitted = FittedModel(config, model, x_scaler, y_scaler, feature_names=feature_names,
                          target_name=target_name)
+    if monitor is not None and rescale and plan.val_rows is not None:
+        val = predictive(model, xs[plan.val_rows], RESCALE_DRAWS,
+                         generator=torch.Generator().manual_seed(plan.seed))
+        factor = ScaleMap.fit(val, ys[plan.val_rows].double()).factor
+        # Shrunk towards 1 as if RESCALE_PRIOR_ROWS more rows had found 1: on 20 rows the
+        # NLL-optimal factor is too noisy to trust whole (docs/calibration.md).
+        n_val = plan.val_rows.numel()
+        fitted.spread_factor = factor ** (n_val / (n_val + RESCALE_PRIOR_ROWS))
+    fitted.fit_info = plan.info(monitor)
+    if monitor is not None:
+        fitted.fit_info["spread_factor"] = fitted.spread_factor
+    fitted.validation_rows = plan.val_rows  # not saved: which rows the callers may reuse
     return fitted, history

@@ -34,10 +34,12 @@ from varbayes.models import AmortizedVI, BayesianMLP, MLPRegressor
 from varbayes.priors import GaussianPrior, Prior, ScaleMixturePrior
 
 __all__ = [
+    "FIXED_INIT_RHO",
     "KINDS",
     "Kind",
     "ModelKind",
     "PriorName",
+    "auto_init_rho",
     "get_kind",
     "make_prior",
 ]
@@ -81,6 +83,24 @@ class Kind:
     noise_warmup: bool = False
 
 
+#: ``init_rho`` of a model built from a configuration that leaves it ``None`` outside
+#: :func:`varbayes.kinds.fit` (the UCI runner; the value every hetero model had before
+#: :func:`auto_init_rho`).
+FIXED_INIT_RHO = -5.0
+
+
+def auto_init_rho(n_rows: int) -> float:
+    """Initial posterior scale from the data size: ``min(0.3, 1.2 / sqrt(n))``, as a rho.
+
+    A mean-field posterior's scales shrink like ``1 / sqrt(n)``; starting near that size means
+    a short training run already has an honest epistemic spread (15 rows: 0.3, rho -1.05),
+    while on large data the start is as before (20,000 rows: 0.0085, rho -4.8; measured in
+    ``docs/calibration.md``).
+    """
+    scale = min(0.3, 1.2 / math.sqrt(max(1, n_rows)))
+    return float(math.log(math.expm1(scale)))
+
+
 def make_prior(config: Config) -> Prior:
     """The weight prior that ``config`` names (``gaussian`` when it names none)."""
     name = PriorName(config.get("prior", PriorName.GAUSSIAN.value))
@@ -94,7 +114,8 @@ def make_prior(config: Config) -> Prior:
 
 def _bayes_common(config: Config, generator: torch.Generator | None) -> dict[str, Any]:
     return dict(prior=make_prior(config), estimator=config["estimator"],
-                init_loc_std=config["init_loc_std"], init_rho=config["init_rho"],
+                init_loc_std=config["init_loc_std"],
+                init_rho=FIXED_INIT_RHO if config["init_rho"] is None else config["init_rho"],
                 init_rho_bias=config["init_rho_bias"], generator=generator)
 
 
@@ -161,7 +182,8 @@ KINDS: Mapping[str, Kind] = MappingProxyType({k.name: k for k in (
         "hetero", "Bayes by Backprop + heteroscedastic head (both uncertainties)",
         {"hidden": [20], "noise_hidden": [20], "epochs": 1500, "lr": 0.01, "batch_size": None,
          "kl": "analytic", **_PRIOR_DEFAULTS, "estimator": "local", "num_particles": 1,
-         "init_loc_std": None, "init_rho": -5.0, "init_rho_bias": None, "min_scale": 1e-3},
+         # init_rho None: kinds.fit sets it from the number of rows (auto_init_rho).
+         "init_loc_std": None, "init_rho": None, "init_rho_bias": None, "min_scale": 1e-3},
         build=_build_hetero, objective=_elbo, has_epistemic=True, noise_warmup=True,
     ),
 )})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,7 +42,7 @@ COLUMNS = ("mean", "std", "lower", "median", "upper", "aleatoric_std", "epistemi
 
 @torch.no_grad()
 def prediction_columns(
-    pred: Prediction, level: float = 0.9, *, epistemic: bool = True,
+    pred: Prediction | Any, level: float = 0.9, *, epistemic: bool = True,
     row_names: Sequence[str] | None = None, columns: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-row summaries of ``pred`` as float64 arrays, refusing non-finite values.
@@ -53,8 +54,9 @@ def prediction_columns(
 
     Parameters
     ----------
-    pred : Prediction
-        ``n`` rows, in the units to report.
+    pred : Prediction or calibrated predictive
+        ``n`` rows, in the units to report (a :mod:`varbayes.calibration` predictive has the
+        same summaries).
     level : float in (0, 1), default=0.9
         Probability of the central interval ``lower`` .. ``upper``.
     epistemic : bool, default=True
@@ -81,8 +83,10 @@ def prediction_columns(
     unknown = sorted(set(wanted) - set(COLUMNS))
     if unknown:
         raise ValueError(f"unknown prediction column(s) {unknown}; expected some of {COLUMNS}")
+    # A calibrated predictive (varbayes.calibration) already works in float64.
     wide = Prediction(pred.loc.double(), pred.scale.double(),
-                      pred.working_dtype or pred.loc.dtype)
+                      pred.working_dtype or pred.loc.dtype) if isinstance(pred, Prediction) \
+        else pred
     mean, std = wide.mean, wide.std
     _first_nonfinite({"mean": mean, "std": std}, row_names)  # before bisecting on NaN
     out: dict[str, Tensor] = {"mean": mean, "std": std}

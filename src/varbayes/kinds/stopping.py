@@ -1,0 +1,99 @@
+"""The validation part of :func:`varbayes.kinds.fit`: which rows, how often, how scored.
+
+With ``early_stopping=True`` the training rows are split at random into a fitting part and a
+validation part of ``validation_fraction`` of the rows (at least :data:`MIN_VALIDATION`). The
+model trains on the fitting part; every ``check_every`` epochs it is scored on the validation
+part by the mean log predictive density in data units (a mixture of :data:`VALIDATION_DRAWS`
+weight draws, the same draws at every check so that checks compare the model, not the noise);
+training stops after ``n_iter_no_change`` checks without a new best, and the best checkpoint is
+kept (``docs/calibration.md`` measures keeping it against refitting on all rows).
+
+With fewer than :data:`MIN_ROWS` rows there is no validation part worth the name: the model
+trains on every row for the configured ``epochs``, and ``fit_info`` says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from varbayes._validation import check_scalar
+from varbayes.infer.early_stopping import EarlyStopping, default_check_every
+from varbayes.predictive import predictive
+
+__all__ = ["MIN_ROWS", "MIN_VALIDATION", "VALIDATION_DRAWS", "ValidationPlan", "plan_validation"]
+
+#: Smallest validation part, in rows.
+MIN_VALIDATION = 20
+#: Fewest rows for which early stopping holds a validation part out.
+MIN_ROWS = 4 * MIN_VALIDATION
+#: Weight draws of each validation score.
+VALIDATION_DRAWS = 32
+
+
+@dataclass
+class ValidationPlan:
+    """Rows and schedule of the validation checks (``fit_rows`` None: no early stopping)."""
+
+    fit_rows: Tensor | None
+    val_rows: Tensor | None
+    check_every: int
+    n_iter_no_change: int
+    reason: str
+    seed: int = 0
+
+    def monitor(self, model: nn.Module, x_val: Tensor, y_val: Tensor, log_y_std: float,
+                refresh: Callable[[], None] | None = None) -> EarlyStopping:
+        """The callback scoring ``model`` on standardised validation rows, in data units.
+
+        ``refresh()``, when given, runs before each score (the MLE sets its residual noise).
+        """
+        seed = self.seed
+
+        def score() -> float:
+            if refresh is not None:
+                refresh()
+            pred = predictive(model, x_val, VALIDATION_DRAWS,
+                              generator=torch.Generator(x_val.device).manual_seed(seed))
+            return float(pred.log_prob(y_val).double().mean()) - log_y_std
+
+        return EarlyStopping(model, score, check_every=self.check_every,
+                             n_iter_no_change=self.n_iter_no_change)
+
+    def info(self, monitor: EarlyStopping | None) -> dict[str, Any]:
+        """JSON record of what was done, for ``FittedModel.fit_info``."""
+        if monitor is None or self.val_rows is None:  # nothing to record unless it was asked for
+            return {"early_stopping": False, "reason": self.reason} if self.reason else {}
+        return {"early_stopping": True, "n_validation": int(self.val_rows.numel()),
+                "validation_ll": monitor.best_score if math.isfinite(monitor.best_score)
+                else None, **monitor.summary()}
+
+
+def plan_validation(
+    n: int, early_stopping: bool, validation_fraction: float, n_iter_no_change: int,
+    epochs: int, generator: torch.Generator | None,
+) -> ValidationPlan:
+    """Check the early-stopping options and choose the validation rows of ``n`` rows."""
+    if not isinstance(early_stopping, bool):
+        raise TypeError(f"early_stopping must be a bool, got {early_stopping!r}")
+    fraction = float(check_scalar(validation_fraction, "validation_fraction", low=0.0,
+                                  high=1.0, low_inclusive=False, high_inclusive=False))
+    patience = int(check_scalar(n_iter_no_change, "n_iter_no_change", kind=int, low=1))
+    every = default_check_every(epochs)
+    if not early_stopping:
+        return ValidationPlan(None, None, every, patience, "")
+    if n < MIN_ROWS:
+        return ValidationPlan(None, None, every, patience,
+                              f"{n} rows: fewer than {MIN_ROWS}, trained on all rows for "
+                              "the configured epochs")
+    n_val = max(MIN_VALIDATION, round(fraction * n))
+    n_val = min(n_val, n - MIN_VALIDATION)
+    order = torch.randperm(n, generator=generator)
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    return ValidationPlan(order[n_val:].sort().values, order[:n_val].sort().values, every,
+                          patience, "", seed)

@@ -1,0 +1,60 @@
+"""Coverage of trained models on fresh data (slow: ``pytest -m slow tests/calibration``)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from varbayes import BayesianRegressor
+
+
+def _problem(n: int, d: int, seed: int) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng([seed, n, d])
+    w = rng.normal(size=d) / math.sqrt(d)
+
+    def draw(m: int) -> tuple[np.ndarray, np.ndarray]:
+        x = rng.uniform(-2, 2, size=(m, d))
+        std = 0.1 + 0.4 * (x[:, 0] + 2) / 2
+        return x, np.sin(1.5 * x[:, 0]) + x @ w + std * rng.normal(size=m)
+
+    return (*draw(n), *draw(2000))
+
+
+@pytest.mark.slow
+def test_conformal_estimator_marginal_coverage() -> None:
+    """``calibration='conformal'`` on 5 seeds of 400 rows (40 calibration rows).
+
+    The marginal coverage is ceil(41 * 0.9) / 41 = 0.902. The coverage of one fit, given its
+    calibration rows, is Beta(37, 5)-distributed (sd 0.046) plus test noise (2,000 rows, sd
+    0.007); the mean of 5 fits has sd 0.021. Two-sided at 3.5 sd: FPR 5e-4.
+    """
+    covs = []
+    for seed in range(5):
+        x, y, xt, yt = _problem(400, 3, seed)
+        reg = BayesianRegressor(epochs=400, num_samples=100, calibration="conformal",
+                                random_state=seed).fit(x, y)
+        lo, hi = reg.predict_interval(xt, 0.9)
+        covs.append(float(np.mean((yt >= lo) & (yt <= hi))))
+    exact = math.ceil(41 * 0.9) / 41
+    assert abs(np.mean(covs) - exact) < 3.5 * 0.021, covs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("epochs", [50, 200])
+def test_tiny_data_covers_among_and_away(epochs: int) -> None:
+    """15 points on [0, 5] of sin(2x) + x / 2 with noise 0.3: the default 90 % interval covers
+    >= 0.85 of fresh draws on [0, 5] and on [-5, 0] u [5, 10] (3 seeds each; the measured
+    minimum is 0.99, see docs/calibration.md)."""
+    for seed in range(3):
+        rng = np.random.default_rng([seed, 15])
+        x = rng.uniform(0, 5, 15)
+        f = lambda t: np.sin(2 * t) + 0.5 * t  # noqa: E731
+        y = f(x) + 0.3 * rng.normal(size=15)
+        reg = BayesianRegressor(epochs=epochs, random_state=seed).fit(x[:, None], y)
+        away = np.r_[rng.uniform(-5, 0, 500), rng.uniform(5, 10, 500)]
+        for xt in (rng.uniform(0, 5, 1000), away):
+            yt = f(xt) + 0.3 * rng.normal(size=xt.size)
+            lo, hi = reg.predict_interval(xt[:, None])
+            assert np.mean((yt >= lo) & (yt <= hi)) >= 0.85
