@@ -94,7 +94,7 @@ def fit_family(
             config["n_classes"] = 2
         _check_classes(ya, int(config["n_classes"]))
         if len(np.unique(ya)) < 2:
-            raise ValueError(f"y holds a single class ({ya[0]:g}); a classifier needs at "
+            raise ValueError(f"y holds one class ({ya[0]:g}); a classifier needs at "
                              "least 2 classes in the training data")
     if classes is not None and len(classes) != config["n_classes"]:
         raise ValueError(f"{len(classes)} class labels for {config['n_classes']} classes")
