@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -34,6 +34,9 @@ from varbayes import io
 from varbayes._validation import as_generator, check_array, check_scalar
 from varbayes.kinds import fit, make_config, predict_family
 from varbayes.predictive import ClassPrediction
+
+if TYPE_CHECKING:
+    from varbayes.infer import History
 
 __all__ = ["BayesianClassifier"]
 
@@ -79,6 +82,8 @@ class BayesianClassifier(ClassifierMixin, BaseEstimator):
     feature_names_in_ : ndarray of str
         When ``X`` was a DataFrame with string column names.
     """
+
+    history_: History | None  # fitted attribute, declared for type checkers only
 
     def __init__(
         self,
@@ -193,7 +198,7 @@ class BayesianClassifier(ClassifierMixin, BaseEstimator):
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """Logarithm of :meth:`predict_proba`."""
         with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
+            return cast(np.ndarray, np.log(self.predict_proba(X)))
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable label per row, shape (n_samples,)."""
@@ -223,7 +228,7 @@ class BayesianClassifier(ClassifierMixin, BaseEstimator):
             row = int(np.flatnonzero(~known)[0])
             raise ValueError(f"{name}[{row}] = {y_arr[row]!r} is a class never seen in fit; "
                              f"the classes are {self.classes_.tolist()}")
-        return np.searchsorted(self.classes_, y_arr)
+        return cast(np.ndarray, np.searchsorted(self.classes_, y_arr))
 
     def save(self, path: str | os.PathLike[str], force: bool = False) -> Path:
         """Save as a varbayes model directory (labels in ``config.json``'s ``classes``)."""
