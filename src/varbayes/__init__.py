@@ -65,11 +65,10 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # the names as static imports, for type checkers and IDEs
     from varbayes._fast import run as train_many
+    from varbayes.classifier import BayesianClassifier
     from varbayes.data import load_toy, load_uci, read_csv
     from varbayes.data.transforms import Standardizer
-    from varbayes.classifier import BayesianClassifier
     from varbayes.estimator import BayesianRegressor
-    from varbayes.likelihoods import get_likelihood
     from varbayes.infer import (
         ELBO,
         KL,
@@ -82,6 +81,7 @@ if TYPE_CHECKING:  # the names as static imports, for type checkers and IDEs
     from varbayes.infer.train import train  # the function; via varbayes.infer mypy sees the module
     from varbayes.io import load, save
     from varbayes.kinds import FittedModel, ModelKind, fit
+    from varbayes.likelihoods import get_likelihood
     from varbayes.metrics import evaluate
     from varbayes.models import AmortizedVI, BayesianMLP, FamilyMLP, Head, MLPRegressor
     from varbayes.nn import BayesLinear, Estimator
