@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import DataConversionWarning
+from sklearn.utils import assert_all_finite
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
@@ -162,13 +163,15 @@ class BayesianClassifier(ClassifierMixin, BaseEstimator):
         if y_arr.shape[0] != X_arr.shape[0]:
             raise ValueError(f"y has {y_arr.shape[0]} samples but X has {X_arr.shape[0]} rows; "
                              "they must match")
+        if y_arr.dtype.kind in "fc":
+            assert_all_finite(y_arr, input_name="y")
         check_classification_targets(y_arr)
         overrides = self._overrides(X_arr.shape[0])
         validate_data(self, X, skip_check_array=True, reset=True)
         classes, index = np.unique(y_arr, return_inverse=True)
         if len(classes) < 2:
-            raise ValueError(f"y holds one class ({classes[0]!r}); a classifier needs at "
-                             "least 2 classes in the training data")
+            raise ValueError(f"y holds one class ({classes[0].tolist()!r}); a classifier needs "
+                             "at least 2 classes in the training data")
         self.classes_ = classes
         likelihood = "bernoulli" if len(classes) == 2 else "categorical"
         generator = as_generator(self.random_state)
@@ -226,9 +229,14 @@ class BayesianClassifier(ClassifierMixin, BaseEstimator):
         known = np.isin(y_arr, self.classes_)
         if not known.all():
             row = int(np.flatnonzero(~known)[0])
-            raise ValueError(f"{name}[{row}] = {y_arr[row]!r} is a class never seen in fit; "
-                             f"the classes are {self.classes_.tolist()}")
+            raise ValueError(f"{name}[{row}] = {y_arr[row].tolist()!r} is a class never seen in "
+                             f"fit; the classes are {self.classes_.tolist()}")
         return cast(np.ndarray, np.searchsorted(self.classes_, y_arr))
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy on ``(X, y)``; ``ValueError`` for a label never seen in fit."""
+        self.check_labels(y)
+        return float(super().score(X, y, sample_weight))
 
     def save(self, path: str | os.PathLike[str], force: bool = False) -> Path:
         """Save as a varbayes model directory (labels in ``config.json``'s ``classes``)."""

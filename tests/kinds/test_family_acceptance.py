@@ -24,9 +24,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _family_generators import draw, poisson_rate
 from scipy import stats
 
+from _family_generators import draw, poisson_rate
 from varbayes.kinds import fit, predict_family
 from varbayes.metrics_classification import evaluate_classification
 from varbayes.predictive import ClassPrediction

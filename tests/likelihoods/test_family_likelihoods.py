@@ -19,8 +19,9 @@ def test_registry_holds_every_family() -> None:
 def test_student_t_cdf_error_bound_against_scipy() -> None:
     y = torch.linspace(-300, 300, 4001, dtype=torch.float64)
     for df in (2.0001, 2.5, 3.0, 7.0, 30.0, 1e3, 1e4):
-        got = student_t_cdf(y, torch.tensor(df, dtype=torch.float64), torch.tensor(0.3, dtype=torch.float64),
-                            torch.tensor(2.0))
+        f64 = torch.float64
+        got = student_t_cdf(y, torch.tensor(df, dtype=f64), torch.tensor(0.3, dtype=f64),
+                            torch.tensor(2.0, dtype=f64))
         ref = stats.t.cdf(y.numpy(), df, loc=0.3, scale=2.0)
         assert np.abs(got.numpy() - ref).max() < 2e-11, df
 

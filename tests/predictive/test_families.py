@@ -1,4 +1,4 @@
-"""Family predictives: exact mixture CDFs and quantiles, sampling, the variance and entropy splits."""
+"""Family predictives: exact mixture CDFs and quantiles, sampling, variance and entropy splits."""
 
 from __future__ import annotations
 
