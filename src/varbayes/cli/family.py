@@ -49,8 +49,8 @@ def family_fit_data(
         labels = np.array([r[j].strip() for _, r in raw.rows], dtype=object)
         classes, index = np.unique(labels.astype(str), return_inverse=True)
         if len(classes) < 2:
-            raise UsageError(f"{raw.name}, column {name!r} holds one class ({str(classes[0])!r}); a "
-                             "classifier needs at least 2 classes")
+            raise UsageError(f"{raw.name}, column {name!r} holds one class "
+                             f"({str(classes[0])!r}); a classifier needs at least 2 classes")
         if len(classes) > 2 and likelihood == "bernoulli":
             raise UsageError(f"{raw.name}, column {name!r} holds {len(classes)} classes; "
                              "--likelihood bernoulli needs 2 (use categorical)")
