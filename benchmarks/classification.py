@@ -1,4 +1,4 @@
-"""BayesianClassifier against scikit-learn's MLPClassifier and LogisticRegression (docs/benchmarks.md).
+"""BayesianClassifier against MLPClassifier and LogisticRegression (docs/benchmarks.md).
 
 The classification data sets scikit-learn ships inside its package (no download): breast
 cancer, wine and digits. Each split is a stratified 80/20 train/test split (seeds 0..K-1); the
