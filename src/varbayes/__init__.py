@@ -30,7 +30,8 @@ _EXPORTS: dict[str, str] = {
     "train_many": "varbayes._fast:run",
     "load_toy": "varbayes.data", "load_uci": "varbayes.data", "read_csv": "varbayes.data",
     "Standardizer": "varbayes.data.transforms",
-    "BayesianRegressor": "varbayes.estimator",
+    "BayesianRegressor": "varbayes.estimator", "BayesianClassifier": "varbayes.classifier",
+    "FamilyMLP": "varbayes.models", "get_likelihood": "varbayes.likelihoods",
     "ELBO": "varbayes.infer", "KL": "varbayes.infer", "AmortizedELBO": "varbayes.infer",
     "ELBOTerms": "varbayes.infer", "History": "varbayes.infer",
     "NonFiniteLossError": "varbayes.infer", "SquaredError": "varbayes.infer",
@@ -64,6 +65,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # the names as static imports, for type checkers and IDEs
     from varbayes._fast import run as train_many
+    from varbayes.classifier import BayesianClassifier
     from varbayes.data import load_toy, load_uci, read_csv
     from varbayes.data.transforms import Standardizer
     from varbayes.estimator import BayesianRegressor
@@ -79,8 +81,9 @@ if TYPE_CHECKING:  # the names as static imports, for type checkers and IDEs
     from varbayes.infer.train import train  # the function; via varbayes.infer mypy sees the module
     from varbayes.io import load, save
     from varbayes.kinds import FittedModel, ModelKind, fit
+    from varbayes.likelihoods import get_likelihood
     from varbayes.metrics import evaluate
-    from varbayes.models import AmortizedVI, BayesianMLP, Head, MLPRegressor
+    from varbayes.models import AmortizedVI, BayesianMLP, FamilyMLP, Head, MLPRegressor
     from varbayes.nn import BayesLinear, Estimator
     from varbayes.predictive import Prediction, predictive
     from varbayes.priors import GaussianPrior, ScaleMixturePrior
@@ -91,10 +94,12 @@ __all__ = [
     "AmortizedELBO",
     "AmortizedVI",
     "BayesLinear",
+    "BayesianClassifier",
     "BayesianMLP",
     "BayesianRegressor",
     "ELBOTerms",
     "Estimator",
+    "FamilyMLP",
     "FittedModel",
     "GaussianPrior",
     "Head",
@@ -109,6 +114,7 @@ __all__ = [
     "__version__",
     "evaluate",
     "fit",
+    "get_likelihood",
     "load",
     "load_toy",
     "load_uci",

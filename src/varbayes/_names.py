@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["ModelKind", "PriorName"]
+__all__ = ["LIKELIHOOD_NAMES", "ModelKind", "PriorName"]
+
+#: The likelihoods the front doors offer (``--likelihood``); all but ``gaussian`` train the
+#: ``family`` kind.
+LIKELIHOOD_NAMES = ("gaussian", "student_t", "poisson", "exponential", "bernoulli",
+                    "categorical")
 
 
 class ModelKind(str, Enum):
@@ -20,6 +25,9 @@ class ModelKind(str, Enum):
     """Bayes by Backprop with a fixed (the post's 0.1) or learned homoscedastic noise."""
     HETERO = "hetero"
     """Bayes by Backprop with a heteroscedastic head: both uncertainties in one model."""
+    FAMILY = "family"
+    """Bayes by Backprop with a non-Gaussian likelihood head (Student-t, Poisson, exponential,
+    Bernoulli, categorical): option ``likelihood``; see :mod:`varbayes.kinds.family`."""
 
 
 class PriorName(str, Enum):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -39,7 +39,8 @@ from varbayes._validation import (
 )
 from varbayes.calibration import CalibratedPrediction
 from varbayes.kinds import DEFAULTS, ModelKind, calibrate, fit, make_config
-from varbayes.predictive import Prediction, prediction_columns
+from varbayes.kinds.family import is_family, predict_family, resolve_likelihood
+from varbayes.predictive import FamilyPrediction, Prediction, prediction_columns
 
 if TYPE_CHECKING:
     from varbayes.infer import History
@@ -110,6 +111,9 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         Fit this map (:mod:`varbayes.calibration`) on a calibration part of the rows, apart
         from the training and validation rows; every prediction method applies it.
         ``'conformal'`` gives intervals with marginal coverage >= level for exchangeable data.
+    likelihood : {'gaussian', 'student_t', 'poisson', 'exponential'}, default='gaussian'
+        Any but ``'gaussian'`` trains the ``family`` kind (:mod:`varbayes.kinds.family`) with
+        that head; counts get integer interval bounds. ``calibration`` is Gaussian only.
 
     Options that do not apply to the chosen ``model`` must be left ``None``; otherwise
     :meth:`fit` raises ``ValueError`` naming them.
@@ -177,6 +181,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 20,
         calibration: str | None = None,
+        likelihood: str = "gaussian",
     ) -> None:
         self.model = model
         self.hidden = hidden
@@ -194,13 +199,14 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.calibration = calibration
+        self.likelihood = likelihood
 
     # ------------------------------------------------------------------ params
 
     def _recipe(self) -> tuple[str, dict[str, Any]]:
         """Resolve the parameters into a model kind and ``recipes.fit`` overrides."""
-        kind = check_enum(self.model, ModelKind, "model").value
-        overrides: dict[str, Any] = {}
+        kind, overrides = resolve_likelihood(check_enum(self.model, ModelKind, "model").value,
+                                             self.likelihood)
         for name in _OPTIONS:
             value = getattr(self, name)
             if value is None:
@@ -307,12 +313,15 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ predict
 
-    def _prediction(self, X: Any) -> Prediction | CalibratedPrediction:
+    def _prediction(self, X: Any) -> Prediction | CalibratedPrediction | FamilyPrediction:
         check_is_fitted(self)
         num_samples = check_scalar(self.num_samples, "num_samples", kind=int, low=1)
         X_arr = check_array(X)
         validate_data(self, X, skip_check_array=True, reset=False)
         generator = torch.Generator().manual_seed(self.predict_seed_)
+        if is_family(self.model_):  # a regressor's family is never a classifier's
+            return cast(FamilyPrediction, predict_family(self.model_, X_arr, num_samples,
+                                                         generator=generator))
         return self.model_.predict_calibrated(X_arr, num_samples, generator=generator)
 
     def predict(
@@ -456,6 +465,8 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
             if "noise" in config:
                 params["noise"] = config["noise_std"] if config["noise"] == "fixed" else "learned"
             params["model"], seed = config["kind"], 0
+            if config["kind"] == "family":
+                params["model"], params["likelihood"] = "hetero", config["likelihood"]
         elif isinstance(meta, dict) and isinstance(meta.get("params"), dict):
             params, seed = dict(meta["params"]), meta.get("predict_seed", 0)
         else:

@@ -80,6 +80,12 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from varbayes.kinds import fit, make_config
 
     _require_model_out(args.out, args.force)
+    family: dict[str, Any] | None = None
+    classes: list[str] | None = None
+    if args.likelihood != "gaussian" and (args.data is None or args.model != "hetero"
+                                          or args.calibration or args.noise):
+        raise UsageError(f"--likelihood {args.likelihood} needs a DATA.csv argument and takes "
+                         "no --model, --noise or --calibration")
     if args.data is None:
         if args.target or args.features:
             raise UsageError("--target/--features need a DATA.csv argument")
@@ -95,10 +101,16 @@ def _cmd_fit(args: argparse.Namespace) -> int:
             if text:
                 print(f"varbayes: note: ignoring non-numeric column(s) {text} of {raw.name}; "
                       "choose the columns with --features", file=sys.stderr)
-        table = select(raw, args.target, features)
-        # a target column was given, so the table has one
-        x, y = table.x, cast("np.ndarray", table.y)
-        features, target = table.feature_names, cast(str, table.target_name)
+        if args.likelihood != "gaussian":
+            from varbayes.cli.family import family_fit_data
+
+            x, y, features, target, family, classes = family_fit_data(
+                raw, args.likelihood, args.target, features)
+        else:
+            table = select(raw, args.target, features)
+            # a target column was given, so the table has one
+            x, y = table.x, cast("np.ndarray", table.y)
+            features, target = table.feature_names, cast(str, table.target_name)
         check_X_y(x, y, names=(f"{raw.name} features", f"{raw.name} column {target!r}"))
     if x.shape[0] < 2:
         raise UsageError(f"need at least 2 data rows to fit, got {x.shape[0]}")
@@ -114,7 +126,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
                 raise UsageError(f"--{option.replace('_', '-')} applies to --model bbb and "
                                  "hetero only")
             overrides[option] = getattr(args, option)
-    make_config(args.model, x.shape[1], **overrides)  # bad options: exit 2, before training
+    if family is not None:  # --likelihood: the family kind, its labels kept with the model
+        args.model, overrides = "family", {**overrides, **family, "classes": classes}
+    make_config(args.model, x.shape[1], **{k: v for k, v in overrides.items() if k != "classes"})
     generator = torch.Generator().manual_seed(args.seed)
     with process_group(args.distributed) as parallel:  # under torchrun: DDP over the ranks
         try:  # the inputs are valid by now: what fails here is the run (exit 1)
@@ -181,6 +195,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if fitted.feature_names is None:
         raise UsageError("this model was saved without feature names; it cannot read a CSV")
     samples = _model_samples(args.model_dir, args.samples)
+    if fitted.config["kind"] == "family":
+        from varbayes.cli.family import predict_family_command
+
+        return predict_family_command(args, fitted, samples, _source(args.input))
     # Stream the rows: memory is bounded by one chunk's samples, not by rows x samples.
     width = max([1, *fitted.config["hidden"], *(fitted.config.get("noise_hidden") or [])])
     chunk_rows, forward_rows = predict_chunk_rows(samples, width)
@@ -219,6 +237,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     target = args.target or fitted.target_name
     if target is None:
         raise UsageError("this model was saved without a target name; pass --target")
+    if fitted.config["kind"] == "family":
+        if args.plot is not None:
+            raise UsageError("--plot applies to Gaussian models only")
+        from varbayes.cli.family import evaluate_family_command
+
+        return evaluate_family_command(args, fitted, _source(args.data), target,
+                                       _model_samples(args.model_dir, args.samples))
     table = _load_inputs(fitted, _source(args.data), target=target)
     samples = _model_samples(args.model_dir, args.samples)
     pred = fitted.predict_calibrated(table.x, samples, chunk_size=4096,

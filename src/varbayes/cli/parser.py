@@ -83,9 +83,9 @@ def _names(text: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``varbayes`` command."""
     from varbayes import __version__
-    from varbayes._names import ModelKind, PriorName
+    from varbayes._names import LIKELIHOOD_NAMES, ModelKind, PriorName
 
-    kinds = [k.value for k in ModelKind]
+    kinds = [k.value for k in ModelKind if k is not ModelKind.FAMILY]  # family: --likelihood
     parser = _Parser(prog="varbayes", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"varbayes {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -107,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated feature columns (default: every other column that "
                         "holds numbers; text columns are left out with a note)")
     p.add_argument("--model", choices=kinds, default="hetero", help="model kind (default hetero)")
+    p.add_argument("--likelihood", choices=LIKELIHOOD_NAMES, default="gaussian",
+                   help="the target's distribution (default gaussian); the others train Bayes "
+                        "by Backprop with that head: counts (poisson), waiting times "
+                        "(exponential), heavy tails (student_t), labels (bernoulli, categorical)")
     p.add_argument("--hidden", type=_hidden, help="hidden layer sizes, e.g. 50,50")
     p.add_argument("--epochs", type=_positive_int)
     p.add_argument("--batch-size", type=_positive_int)

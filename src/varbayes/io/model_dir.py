@@ -7,9 +7,12 @@ A saved model is a directory with exactly two files::
       config.json         {"format": "varbayes-model", "format_version": 1,
                            "varbayes_version": "...", "config": {...recipes.make_config...},
                            "feature_names": [...] | null, "target_name": "..." | null,
-                           "metadata": {...}, "spread_factor": s, "calibration": {...}}
+                           "metadata": {...}, "spread_factor": s, "calibration": {...},
+                           "classes": [...]}
 
-``calibration`` (optional, format 1 without it still loads) is the calibration map of
+``classes`` (optional) lists a classifier's labels in class-index order; the likelihood is the
+config's ``likelihood`` (``family`` kind). ``calibration`` (optional, format 1 without it still
+loads) is the calibration map of
 :mod:`varbayes.calibration` (``{"method": "scale", "factor": ...}``, the isotonic knots or the
 sorted conformal scores): a few numbers to a few thousand, kept in the JSON so the weights file
 stays the model's ``state_dict``. ``metadata.fit`` records early stopping (chosen epochs, the
@@ -248,6 +251,9 @@ def save(
         "target_name": None if target_name is None else str(target_name),
         "metadata": metadata,
     }
+    if getattr(fitted, "classes", None) is not None:  # a classifier's labels, in index order
+        doc["classes"] = [c.item() if hasattr(c, "item") else c for c in fitted.classes or []]
+        _json_safe(doc["classes"], "fitted.classes")
     if getattr(fitted, "spread_factor", 1.0) != 1.0:
         doc["spread_factor"] = float(fitted.spread_factor)
     calibration = getattr(fitted, "calibration", None)
@@ -392,6 +398,12 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(f"{where}: 'metadata' must be an object")
     if "num_samples" in doc["metadata"]:
         check_num_samples(doc["metadata"]["num_samples"], str(where))
+    classes = doc.get("classes")  # optional; a classifier's labels
+    if classes is not None and not (
+            isinstance(classes, list) and len(classes) == doc["config"].get("n_classes")
+            and all(isinstance(c, str | int | float) for c in classes)):
+        raise ValueError(f"{where}: 'classes' must be null or a list of n_classes labels "
+                         f"(strings or numbers), got {classes!r}")
     if doc.get("calibration") is not None:  # optional; written since the calibration maps
         map_from_json(doc["calibration"], f"{where}: calibration")
     factor = doc.get("spread_factor", 1.0)
@@ -455,6 +467,7 @@ def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cp
     fit_info = doc["metadata"].get("fit")
     fitted.fit_info = fit_info if isinstance(fit_info, dict) else {}
     fitted.spread_factor = float(doc.get("spread_factor", 1.0))
+    fitted.classes = doc.get("classes")
     if doc.get("calibration") is not None:
         fitted.calibration = map_from_json(doc["calibration"], f"{path / CONFIG_FILE}: calibration")
     return fitted.to(map_location)

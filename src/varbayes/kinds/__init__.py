@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from varbayes.kinds.calibrated import calibrate
 from varbayes.kinds.config import DEFAULTS, build_model, make_config
+from varbayes.kinds.family import fit_family, is_family, predict_family
 from varbayes.kinds.fitted import WORKING_DTYPE, FittedModel, fit
 from varbayes.kinds.registry import KINDS, Kind, ModelKind, PriorName, get_kind, make_prior
 
@@ -29,7 +30,10 @@ __all__ = [
     "build_model",
     "calibrate",
     "fit",
+    "fit_family",
     "get_kind",
+    "is_family",
     "make_config",
     "make_prior",
+    "predict_family",
 ]

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from varbayes._names import LIKELIHOOD_NAMES
 from varbayes._validation import check_choice, check_enum, check_scalar, check_sizes
 from varbayes.infer import KL
 from varbayes.kinds.registry import KINDS, ModelKind, PriorName, get_kind
@@ -50,6 +51,8 @@ _OPTION_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "estimator": lambda v, name: check_enum(v, Estimator, name).value,
     "prior": lambda v, name: check_enum(v, PriorName, name).value,
     "prior_scale2": _positive,
+    "likelihood": lambda v, name: check_choice(v, LIKELIHOOD_NAMES[1:], name),
+    "n_classes": lambda v, name: int(check_scalar(v, name, kind=int, low=2)),
     "prior_pi": lambda v, name: float(check_scalar(v, name, low=0.0, high=1.0,
                                                    low_inclusive=False, high_inclusive=False)),
 }  # fmt: skip

@@ -88,6 +88,8 @@ class FittedModel(nn.Module):
         #: Factor on the predictive spread fitted on the early-stopping validation part (1: none),
         #: applied by :meth:`predict`; saved with the model.
         self.spread_factor = 1.0
+        #: Labels of the class indices of a classifier (``family`` kind), saved with the model.
+        self.classes: list[Any] | None = None
 
     @property
     def kind(self) -> ModelKind:
@@ -112,8 +114,12 @@ class FittedModel(nn.Module):
 
         ``x`` is validated like the training inputs (:func:`varbayes._validation.check_array`:
         NaN / inf, strings, sparse, 1-D, ... raise ``ValueError`` / ``TypeError``) and moved to
-        the model's device, so a tensor on another device is accepted.
+        the model's device, so a tensor on another device is accepted. A ``family`` model
+        raises ``TypeError``: its predictive is :func:`varbayes.kinds.predict_family`'s.
         """
+        if self.config["kind"] == "family":
+            raise TypeError("a 'family' model has no Gaussian-mixture predictive; use "
+                            "varbayes.kinds.predict_family")
         xa = check_array(x, "x")
         if xa.shape[1] != self.in_features:
             raise ValueError(
@@ -192,7 +198,9 @@ def fit(
 
     Parameters
     ----------
-    kind : {'mle', 'vi', 'vi_analytic', 'bbb', 'hetero'}
+    kind : {'mle', 'vi', 'vi_analytic', 'bbb', 'hetero', 'family'}
+        ``family``: a non-Gaussian likelihood (option ``likelihood``), fitted by
+        :func:`varbayes.kinds.family.fit_family` (``classes=`` names the class labels).
     x : array-like of shape (n, d)
     y : array-like of shape (n,)
     generator : torch.Generator or None
@@ -242,6 +250,16 @@ def fit(
     NonFiniteLossError
         If the loss becomes NaN / inf and ``nonfinite='raise'``.
     """
+    if str(getattr(kind, "value", kind)) == "family":  # non-Gaussian likelihoods
+        if calibration is not None:
+            raise ValueError("calibration applies to Gaussian models only, not kind='family'")
+        from varbayes.kinds.family import fit_family
+
+        return fit_family(x, y, generator=generator, progress=progress, nonfinite=nonfinite,
+                          feature_names=feature_names, target_name=target_name,
+                          distributed=distributed, early_stopping=early_stopping,
+                          validation_fraction=validation_fraction,
+                          n_iter_no_change=n_iter_no_change, **overrides)
     xa, ya = check_X_y(x, y, names=("x", "y"))
     nonfinite = check_enum(nonfinite, NonFinitePolicy, "nonfinite").value
     if generator is not None:

@@ -14,6 +14,7 @@ vi        two MLPs for mu, log sigma^2; MC ELBO over y        1-20-10-1, Adam 0.
 vi_analytic  same; squared error + closed-form KL             1-20-10-1, Adam 0.005, 1500
 bbb       Bayes by Backprop, fixed noise 0.1 (``noise=``)     1-20-20-1, Adam 0.01, 2000
 hetero    Bayes by Backprop + heteroscedastic head            see ``KINDS['hetero']``
+family    Bayes by Backprop + a non-Gaussian likelihood head  1-50-out, Adam 0.01, 500 ep
 ========  ==================================================  =========================
 """
 
@@ -30,7 +31,7 @@ from torch import Tensor, nn
 
 from varbayes._names import ModelKind, PriorName
 from varbayes.infer import ELBO, AmortizedELBO, SquaredError
-from varbayes.models import AmortizedVI, BayesianMLP, MLPRegressor
+from varbayes.models import AmortizedVI, BayesianMLP, FamilyMLP, MLPRegressor
 from varbayes.priors import GaussianPrior, Prior, ScaleMixturePrior
 
 __all__ = [
@@ -137,6 +138,17 @@ def _elbo(config: Config, n_data: int) -> ELBO:
     return ELBO(n_data, kl=config["kl"], num_particles=config["num_particles"])
 
 
+def _build_family(config: Config, generator: torch.Generator | None) -> nn.Module:
+    return FamilyMLP(config["in_features"], config["hidden"], likelihood=config["likelihood"],
+                     n_classes=config["n_classes"], min_scale=config["min_scale"],
+                     **_bayes_common(config, generator))
+
+
+def _family_elbo(config: Config, n_data: int) -> ELBO:
+    return ELBO(n_data, kl=config["kl"], num_particles=config["num_particles"],
+                likelihood=config["likelihood"])
+
+
 def _residual_noise(model: nn.Module, x: Tensor, y: Tensor) -> None:
     """Set the MLE's noise to the residual standard deviation on the training data."""
     with torch.no_grad():
@@ -185,6 +197,14 @@ KINDS: Mapping[str, Kind] = MappingProxyType({k.name: k for k in (
          # init_rho None: kinds.fit sets it from the number of rows (auto_init_rho).
          "init_loc_std": None, "init_rho": None, "init_rho_bias": None, "min_scale": 1e-3},
         build=_build_hetero, objective=_elbo, has_epistemic=True, noise_warmup=True,
+    ),
+    Kind(
+        "family", "Bayes by Backprop with a non-Gaussian likelihood head",
+        {"hidden": [50], "epochs": 500, "lr": 0.01, "batch_size": None,
+         "likelihood": "student_t", "n_classes": 2, "kl": "analytic", **_PRIOR_DEFAULTS,
+         "estimator": "local", "num_particles": 1, "init_loc_std": None, "init_rho": None,
+         "init_rho_bias": None, "min_scale": 1e-3},
+        build=_build_family, objective=_family_elbo, has_epistemic=True,
     ),
 )})
 

@@ -12,18 +12,38 @@ tensor(-0.9189)
 from __future__ import annotations
 
 from varbayes.likelihoods.base import Likelihood
+from varbayes.likelihoods.classes import (
+    BernoulliLikelihood,
+    CategoricalLikelihood,
+    ClassLikelihood,
+)
+from varbayes.likelihoods.exponential import ExponentialLikelihood
 from varbayes.likelihoods.gaussian import Gaussian, gaussian_log_prob
+from varbayes.likelihoods.poisson import PoissonLikelihood
+from varbayes.likelihoods.student_t import StudentTLikelihood, student_t_cdf
 
 __all__ = [
+    "CLASSIFICATION",
     "LIKELIHOODS",
+    "BernoulliLikelihood",
+    "CategoricalLikelihood",
+    "ClassLikelihood",
+    "ExponentialLikelihood",
     "Gaussian",
     "Likelihood",
+    "PoissonLikelihood",
+    "StudentTLikelihood",
     "gaussian_log_prob",
     "get_likelihood",
+    "student_t_cdf",
 ]
 
 #: Every likelihood by its option name.
-LIKELIHOODS: dict[str, type[Likelihood]] = {cls.name: cls for cls in (Gaussian,)}
+LIKELIHOODS: dict[str, type[Likelihood]] = {cls.name: cls for cls in (
+    Gaussian, StudentTLikelihood, PoissonLikelihood, ExponentialLikelihood, BernoulliLikelihood,
+    CategoricalLikelihood)}
+#: The likelihoods of class labels (a classifier's).
+CLASSIFICATION = frozenset({"bernoulli", "categorical"})
 
 
 def get_likelihood(name: str | Likelihood) -> Likelihood:

@@ -42,15 +42,23 @@ class ModelOutput(NamedTuple):
     kl : Tensor or None
         KL of the weight posterior to the prior: a scalar (closed form) or shape ``(S,)``
         (Monte Carlo), ``None`` when not requested or not applicable.
+    family : dict of str to Tensor, or None
+        A head of another likelihood (:class:`~varbayes.models.FamilyMLP`) puts that
+        likelihood's parameters here; ``loc`` and ``scale`` are then each component's mean and
+        standard deviation (NaN for a categorical head, which has no scalar mean). ``None``:
+        the Gaussian ``loc`` and ``scale``.
     """
 
     loc: Tensor
     scale: Tensor
     kl: Tensor | None = None
+    family: dict[str, Tensor] | None = None
 
     @property
     def params(self) -> dict[str, Tensor]:
         """The likelihood's parameters (:class:`~varbayes.likelihoods.Gaussian`: loc, scale)."""
+        if self.family is not None:
+            return self.family
         return {"loc": self.loc, "scale": self.scale}
 
 

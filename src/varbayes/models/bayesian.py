@@ -180,6 +180,14 @@ class BayesianMLP(nn.Module):
         -------
         ModelOutput with ``loc`` and ``scale`` of shape (S, n).
         """
+        h, total_kl = self._outputs(x, num_samples, generator, sample, kl)
+        return self._head(x, h, total_kl)
+
+    def _outputs(
+        self, x: Tensor, num_samples: int, generator: torch.Generator | None, sample: bool,
+        kl: str | None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """The network's raw outputs, shape (S, n, out), and the KL asked for (or None)."""
         s = int(num_samples) if sample else 1
         if s < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
@@ -195,6 +203,10 @@ class BayesianMLP(nn.Module):
                     total_kl = layer_kl if total_kl is None else total_kl + layer_kl
                 if i < last:
                     h = torch.relu_(h)
+        return h, total_kl
+
+    def _head(self, x: Tensor, h: Tensor, total_kl: Tensor | None) -> ModelOutput:
+        """The noise head: from the raw outputs to the Gaussian components."""
         loc = h[..., 0]
         if self.head is Head.HETEROSCEDASTIC and self.noise_hidden is not None:
             raw = _run_mlp(self.noise_net, x)[..., 0]

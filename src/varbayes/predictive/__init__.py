@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from varbayes.predictive.classes import ClassPrediction
 from varbayes.predictive.columns import prediction_columns
 from varbayes.predictive.draw import (
     MAX_DRAW_BYTES,
@@ -17,13 +18,18 @@ from varbayes.predictive.draw import (
     draw_bytes_per_row,
     predictive,
 )
+from varbayes.predictive.families import FamilyPrediction
+from varbayes.predictive.family_draw import family_predictive
 from varbayes.predictive.mixture import Prediction
 
 __all__ = [
     "MAX_DRAW_BYTES",
+    "ClassPrediction",
+    "FamilyPrediction",
     "Prediction",
     "check_draw_budget",
     "draw_bytes_per_row",
+    "family_predictive",
     "prediction_columns",
     "predictive",
 ]

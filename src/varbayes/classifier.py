@@ -1,0 +1,269 @@
+"""scikit-learn facade for classification: :class:`BayesianClassifier`, over the ``family`` kind.
+
+Labels of any type scikit-learn allows (integers, strings, booleans, floats with whole
+classes) are encoded to class indices ``0 .. K-1`` in sorted order (``classes_``); two classes
+train a Bernoulli head (one logit), more a categorical head (K logits), both Bayes by Backprop
+(:mod:`varbayes.kinds.family`). Every prediction averages the class probabilities over
+``num_samples`` weight draws (:class:`~varbayes.predictive.ClassPrediction`).
+
+Examples
+--------
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> X = rng.normal(size=(60, 2)); y = np.where(X[:, 0] > 0, "right", "left")
+>>> clf = BayesianClassifier(epochs=50, random_state=0).fit(X, y)
+>>> clf.classes_.tolist(), clf.predict_proba(X[:2]).shape
+(['left', 'right'], (2, 2))
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import DataConversionWarning
+from sklearn.utils import assert_all_finite
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from varbayes import io
+from varbayes._validation import as_generator, check_array, check_scalar
+from varbayes.kinds import fit, make_config, predict_family
+from varbayes.predictive import ClassPrediction
+
+if TYPE_CHECKING:
+    from varbayes.infer import History
+
+__all__ = ["BayesianClassifier"]
+
+_OPTIONS = ("hidden", "epochs", "lr", "batch_size", "kl", "prior", "prior_scale")
+#: Rows above which the default is mini-batches of :data:`DEFAULT_BATCH` rows.
+FULL_BATCH_ROWS = 512
+DEFAULT_BATCH = 128
+
+
+class BayesianClassifier(ClassifierMixin, BaseEstimator):
+    """Bayesian neural-network classifier with an epistemic / aleatoric entropy split.
+
+    Parameters
+    ----------
+    hidden : int, sequence of int or None, default=None
+        Hidden layer sizes (``None``: one layer of 50).
+    epochs : int or None, default=None
+        Most training epochs (``None``: 500).
+    lr : float or None, default=None
+        Adam learning rate (``None``: 0.01).
+    batch_size : int or None, default=None
+        ``None``: full batch up to 512 rows, else mini-batches of 128.
+    num_samples : int, default=100
+        Weight draws averaged by every prediction.
+    kl, prior, prior_scale
+        As for :class:`~varbayes.BayesianRegressor` (``None``: the kind's defaults).
+    random_state : int, numpy / torch generator or None, default=None
+    progress : bool, default=False
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the rows (from 80 rows on) and keep the epoch of the
+        best validation log-likelihood.
+    validation_fraction : float in (0, 1), default=0.1
+    n_iter_no_change : int, default=20
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The labels, sorted; class index ``k`` is ``classes_[k]``.
+    model_ : varbayes.kinds.FittedModel
+    predict_seed_ : int
+        Seed of the weight draws of every prediction (deterministic predictions).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        When ``X`` was a DataFrame with string column names.
+    """
+
+    history_: History | None  # fitted attribute, declared for type checkers only
+
+    def __init__(
+        self,
+        *,
+        hidden: int | list[int] | tuple[int, ...] | None = None,
+        epochs: int | None = None,
+        lr: float | None = None,
+        batch_size: int | None = None,
+        num_samples: int = 100,
+        kl: str | None = None,
+        prior: str | None = None,
+        prior_scale: float | None = None,
+        random_state: int | np.random.Generator | torch.Generator | None = None,
+        progress: bool = False,
+        early_stopping: bool = True,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 20,
+    ) -> None:
+        self.hidden = hidden
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.num_samples = num_samples
+        self.kl = kl
+        self.prior = prior
+        self.prior_scale = prior_scale
+        self.random_state = random_state
+        self.progress = progress
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+
+    def __sklearn_tags__(self) -> Any:
+        """Single-output multi-class classifier on dense finite data."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        tags.classifier_tags.multi_class = True
+        tags.non_deterministic = False
+        return tags
+
+    def _overrides(self, n_rows: int) -> dict[str, Any]:
+        overrides: dict[str, Any] = {}
+        for name in _OPTIONS:
+            value = getattr(self, name)
+            if value is not None:
+                overrides[name] = [value] if name == "hidden" and isinstance(
+                    value, int | np.integer) else value
+        if "batch_size" not in overrides and n_rows > FULL_BATCH_ROWS:
+            overrides["batch_size"] = DEFAULT_BATCH
+        make_config("family", 1, likelihood="categorical", **overrides)  # the option checks
+        check_scalar(self.num_samples, "num_samples", kind=int, low=1)
+        if not isinstance(self.progress, bool):
+            raise TypeError(f"progress must be a bool, got {self.progress!r}")
+        return overrides
+
+    def fit(self, X: Any, y: Any) -> BayesianClassifier:
+        """Train on ``X`` of shape (n, d) and labels ``y`` of shape (n,).
+
+        Raises
+        ------
+        ValueError
+            For invalid data, a continuous target ("Unknown label type"), a single class, or
+            invalid parameters.
+        """
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
+                             "is None")
+        X_arr = check_array(X)
+        y_raw = np.asarray(y)
+        if y_raw.ndim == 2 and y_raw.shape[1] == 1:
+            warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
+                          "change the shape of y to (n_samples,), for example using ravel().",
+                          DataConversionWarning, stacklevel=2)
+        y_arr = column_or_1d(y_raw, warn=False)
+        if y_arr.shape[0] != X_arr.shape[0]:
+            raise ValueError(f"y has {y_arr.shape[0]} samples but X has {X_arr.shape[0]} rows; "
+                             "they must match")
+        if y_arr.dtype.kind in "fc":
+            assert_all_finite(y_arr, input_name="y")
+        check_classification_targets(y_arr)
+        overrides = self._overrides(X_arr.shape[0])
+        validate_data(self, X, skip_check_array=True, reset=True)
+        classes, index = np.unique(y_arr, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(f"y holds one class ({classes[0].tolist()!r}); a classifier needs "
+                             "at least 2 classes in the training data")
+        self.classes_ = classes
+        likelihood = "bernoulli" if len(classes) == 2 else "categorical"
+        generator = as_generator(self.random_state)
+        self.predict_seed_ = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+        names = getattr(self, "feature_names_in_", None)
+        self.model_, self.history_ = fit(
+            "family", X_arr, index.astype(np.float64), generator=generator,
+            progress=self.progress, likelihood=likelihood, n_classes=len(classes),
+            feature_names=None if names is None else [str(n) for n in names],
+            early_stopping=self.early_stopping, validation_fraction=self.validation_fraction,
+            n_iter_no_change=self.n_iter_no_change, classes=list(classes), **overrides)
+        return self
+
+    def _prediction(self, X: Any) -> ClassPrediction:
+        check_is_fitted(self)
+        num_samples = check_scalar(self.num_samples, "num_samples", kind=int, low=1)
+        X_arr = check_array(X)
+        validate_data(self, X, skip_check_array=True, reset=False)
+        generator = torch.Generator().manual_seed(self.predict_seed_)
+        return cast(ClassPrediction, predict_family(self.model_, X_arr, num_samples,
+                                                    generator=generator))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities averaged over the weight draws, shape (n_samples, n_classes)."""
+        return self._prediction(X).probs.numpy()
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """Logarithm of :meth:`predict_proba`."""
+        with np.errstate(divide="ignore"):
+            return cast(np.ndarray, np.log(self.predict_proba(X)))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable label per row, shape (n_samples,)."""
+        index = self._prediction(X).label_index.numpy()
+        return np.asarray(self.classes_[index])
+
+    def predict_uncertainty(self, X: Any) -> dict[str, np.ndarray]:
+        """The entropy split of the predictive per row, in nats.
+
+        Returns
+        -------
+        dict of str to ndarray of shape (n_samples,)
+            ``entropy`` (total) = ``aleatoric_entropy`` (expected entropy of the draws) +
+            ``mutual_information`` (epistemic: between the label and the weights).
+        """
+        pred = self._prediction(X)
+        return {"entropy": pred.entropy.numpy(),
+                "aleatoric_entropy": pred.aleatoric_entropy.numpy(),
+                "mutual_information": pred.mutual_information.numpy()}
+
+    def check_labels(self, y: Any, name: str = "y") -> np.ndarray:
+        """Class indices of labels ``y``; ``ValueError`` naming a label never seen in fit."""
+        check_is_fitted(self)
+        y_arr = column_or_1d(np.asarray(y), warn=False)
+        known = np.isin(y_arr, self.classes_)
+        if not known.all():
+            row = int(np.flatnonzero(~known)[0])
+            raise ValueError(f"{name}[{row}] = {y_arr[row].tolist()!r} is a class never seen in "
+                             f"fit; the classes are {self.classes_.tolist()}")
+        return cast(np.ndarray, np.searchsorted(self.classes_, y_arr))
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy on ``(X, y)``; ``ValueError`` for a label never seen in fit."""
+        self.check_labels(y)
+        return float(super().score(X, y, sample_weight))
+
+    def save(self, path: str | os.PathLike[str], force: bool = False) -> Path:
+        """Save as a varbayes model directory (labels in ``config.json``'s ``classes``)."""
+        check_is_fitted(self)
+        params = self.get_params()
+        params["random_state"] = params["random_state"] if isinstance(
+            params["random_state"], int) else None
+        if params["hidden"] is not None and not isinstance(params["hidden"], int):
+            params["hidden"] = [int(h) for h in params["hidden"]]
+        metadata = {"estimator": {"class": type(self).__name__, "params": params,
+                                  "predict_seed": self.predict_seed_}}
+        return io.save(self.model_, path, force=force, metadata=metadata)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> BayesianClassifier:
+        """Load a classifier saved by :meth:`save` or by ``varbayes fit --likelihood``."""
+        fitted = io.load(path)
+        if fitted.classes is None:
+            raise ValueError(f"{path} holds no classifier (no class labels)")
+        meta = fitted.metadata.get("estimator")
+        params = dict(meta["params"]) if isinstance(meta, dict) and isinstance(
+            meta.get("params"), dict) else {}
+        seed = meta.get("predict_seed", 0) if isinstance(meta, dict) else 0
+        est = cls(**params)
+        est.model_, est.history_, est.predict_seed_ = fitted, None, int(seed)
+        est.classes_ = np.asarray(fitted.classes)
+        est.n_features_in_ = fitted.in_features
+        if fitted.feature_names is not None and meta is not None and "feature_names_in" in meta:
+            est.feature_names_in_ = np.asarray(fitted.feature_names, dtype=object)
+        return est

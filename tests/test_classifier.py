@@ -1,0 +1,63 @@
+"""BayesianClassifier: scikit-learn's checks, labels of any type, bad labels, persistence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from varbayes import BayesianClassifier
+
+
+@parametrize_with_checks([BayesianClassifier()])
+def test_sklearn_compatible(estimator, check) -> None:
+    check(estimator)
+
+
+def _blobs(n: int = 150, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.normal(size=(n, 2)) + 2.5 * np.stack([np.cos(2 * y), np.sin(2 * y)], 1)
+    return x, y
+
+
+def test_string_labels_probabilities_and_entropy_split() -> None:
+    x, y = _blobs()
+    labels = np.array(["cat", "dog", "emu"])[y]
+    clf = BayesianClassifier(epochs=150, random_state=0).fit(x, labels)
+    assert clf.classes_.tolist() == ["cat", "dog", "emu"]
+    proba = clf.predict_proba(x)
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    assert (clf.predict(x) == labels).mean() > 0.9
+    parts = clf.predict_uncertainty(x[:10])
+    np.testing.assert_allclose(parts["entropy"],
+                               parts["aleatoric_entropy"] + parts["mutual_information"])
+    assert (parts["mutual_information"] >= 0).all()
+
+
+def test_single_class_is_refused() -> None:
+    x, _ = _blobs()
+    with pytest.raises(ValueError, match=r"y holds one class \('a'\)"):
+        BayesianClassifier(epochs=2).fit(x, np.array(["a"] * len(x)))
+
+
+def test_unseen_class_at_predict_is_refused() -> None:
+    x, y = _blobs()
+    clf = BayesianClassifier(epochs=5, random_state=0).fit(x, y)
+    np.testing.assert_array_equal(clf.check_labels([2, 0]), [2, 0])
+    with pytest.raises(ValueError, match=r"y\[1\] = 7 is a class never seen in fit"):
+        clf.check_labels(np.array([1, 7]))
+    with pytest.raises(ValueError, match="never seen in fit"):
+        clf.score(x[:3], np.array([0, 1, 9]))
+
+
+def test_save_and_load_keep_labels_and_predictions(tmp_path: Path) -> None:
+    x, y = _blobs()
+    labels = np.array(["no", "yes", "yes"])[y]
+    clf = BayesianClassifier(epochs=20, random_state=0).fit(x, labels)
+    loaded = BayesianClassifier.load(clf.save(tmp_path / "c"))
+    assert loaded.classes_.tolist() == ["no", "yes"]
+    np.testing.assert_array_equal(loaded.predict_proba(x), clf.predict_proba(x))
+    np.testing.assert_array_equal(loaded.predict(x), clf.predict(x))
