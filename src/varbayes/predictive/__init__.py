@@ -17,13 +17,16 @@ from varbayes.predictive.draw import (
     draw_bytes_per_row,
     predictive,
 )
+from varbayes.predictive.generic import MAX_CHUNK_BYTES, sample_outputs
 from varbayes.predictive.mixture import Prediction
 
 __all__ = [
+    "MAX_CHUNK_BYTES",
     "MAX_DRAW_BYTES",
     "Prediction",
     "check_draw_budget",
     "draw_bytes_per_row",
     "prediction_columns",
     "predictive",
+    "sample_outputs",
 ]
