@@ -6,9 +6,9 @@ import time
 
 import pytest
 import torch
-from _memguard import SUPPORTED, address_space_limit
 from torch import nn
 
+from _memguard import SUPPORTED, address_space_limit
 from varbayes.models import BayesianMLP
 from varbayes.nn import GaussianHead, bayesianize
 from varbayes.predictive import predictive, sample_outputs

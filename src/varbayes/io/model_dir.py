@@ -66,7 +66,7 @@ from varbayes.io.checks import (
     read_tensors_into,
 )
 from varbayes.io.checks import read_json as _read_json
-from varbayes.io.module_dir import MODULE_FORMAT, load_module, save_module
+from varbayes.io.module_dir import MODULE_FORMAT, is_variational, load_module, save_module
 from varbayes.kinds import DEFAULTS, FittedModel, ModelKind, build_model, make_config
 
 __all__ = [
@@ -220,10 +220,11 @@ def save(
         If ``path`` holds a model and ``force`` is False, or holds anything that is not a
         varbayes model (never overwritten, even with ``force``).
     """
-    if not isinstance(fitted, FittedModel) and isinstance(fitted, torch.nn.Module):
+    if not isinstance(fitted, FittedModel) and is_variational(fitted):
         return save_module(fitted, path, force=force, metadata=metadata)  # any network
     if not isinstance(fitted, FittedModel):
-        raise TypeError(f"save expects a varbayes FittedModel, got {type(fitted).__name__}")
+        raise TypeError(f"save expects a varbayes FittedModel or a network with variational "
+                        f"layers (varbayes.nn), got {type(fitted).__name__}")
     path = Path(path)
     if feature_names is None:
         feature_names = getattr(fitted, "feature_names", None)

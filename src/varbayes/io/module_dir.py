@@ -27,8 +27,10 @@ from torch import nn
 
 from varbayes import _atomic
 from varbayes.io.checks import read_header, read_json, read_tensors_into
+from varbayes.nn.heads import GaussianHead
+from varbayes.nn.sampling import variational_layers
 
-__all__ = ["MODULE_FORMAT", "load_module", "save_module"]
+__all__ = ["MODULE_FORMAT", "is_variational", "load_module", "read_module_config", "save_module"]
 
 MODULE_FORMAT = "varbayes-module"
 """Value of the ``format`` key of a saved module's ``config.json``."""
@@ -36,6 +38,12 @@ _VERSION = 1
 _CONFIG, _WEIGHTS = "config.json", "model.safetensors"
 _DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16",
            torch.bfloat16: "BF16", torch.int64: "I64", torch.int32: "I32", torch.bool: "BOOL"}
+
+
+def is_variational(module: object) -> bool:
+    """Whether ``module`` is a network with variational layers or a varbayes head."""
+    return isinstance(module, nn.Module) and (bool(variational_layers(module)) or any(
+        isinstance(m, GaussianHead) for m in module.modules()))
 
 
 def _class_name(module: nn.Module) -> str:
