@@ -1,4 +1,4 @@
-"""bayesianize: which layers, initialisation, priors, one warning, one code path with BayesianMLP."""
+"""bayesianize: which layers, init, priors, one warning, one code path with BayesianMLP."""
 
 from __future__ import annotations
 
