@@ -30,6 +30,7 @@ from varbayes.predictive import sample_outputs
 
 
 def cnn() -> nn.Module:
+    """The small CNN: two conv + pool blocks and a linear layer to 10 logits."""
     return nn.Sequential(
         nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -44,6 +45,7 @@ def mutual_information(probs: torch.Tensor) -> torch.Tensor:
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
+    """Train, convert, fine-tune; the mutual information on clean and shifted digits."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="few epochs and draws (CI)")
     parser.add_argument("--seed", type=int, default=0)
