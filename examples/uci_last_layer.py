@@ -97,7 +97,7 @@ def run_split(name: str, split: int, root: Path, quick: bool) -> dict[str, dict[
 
     start = time.perf_counter()
     plain = mlp(x.shape[1], data.n_hidden)
-    ivon = IVON(plain.parameters(), lr=0.05, ess=n, weight_decay=1.0 / n, hess_init=0.1,
+    ivon = IVON(plain.parameters(), lr=0.2, ess=n, weight_decay=1.0 / n, hess_init=0.3,
                 beta2=0.999, generator=torch.Generator().manual_seed(split))
     for _ in range(2 * epochs):
         with ivon.sampled_params(train=True):
