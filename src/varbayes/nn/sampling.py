@@ -100,7 +100,8 @@ def kl_divergence(module: nn.Module) -> Tensor:
         term = layer.kl_divergence()
         total = term if total is None else total + term
     if total is None:
-        raise ValueError(f"{type(module).__name__} contains no variational layer")
+        raise ValueError(f"{type(module).__name__} contains no variational layer (no "
+                         "BayesLinear, FoldedBayesLinear or BayesConv)")
     return total
 
 
