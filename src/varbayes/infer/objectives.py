@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from torch.distributions import Normal, kl_divergence
 
 from varbayes._checks_scalar import check_count, check_nonnegative, check_positive
+from varbayes.infer.generic import model_output
 from varbayes.likelihoods import Likelihood, get_likelihood
 from varbayes.likelihoods.gaussian import HALF_LOG_2PI, gaussian_log_prob
 
@@ -81,6 +82,10 @@ def _check_kl(kl: KL | str) -> KL:
 class ELBO:
     """Negative evidence lower bound for weight-space VI (Bayes by Backprop).
 
+    ``model`` is a varbayes model or any network of variational layers ending in a likelihood
+    head (:func:`varbayes.nn.bayesianize`, :class:`varbayes.nn.GaussianHead`); see
+    :mod:`varbayes.infer.generic`.
+
     Parameters
     ----------
     n_data : int
@@ -119,7 +124,7 @@ class ELBO:
         self, model: nn.Module, x: Tensor, y: Tensor, *, generator: torch.Generator | None = None
     ) -> ELBOTerms:
         """Evaluate the objective on a batch ``x`` of shape (B, d), ``y`` of shape (B,)."""
-        out = model(x, self.num_particles, generator=generator, kl=self.kl.value)
+        out = model_output(model, x, self.num_particles, generator=generator, kl=self.kl.value)
         nll = -self.likelihood.log_prob(y, out.params).mean()  # mean over particles and batch
         kl = out.kl.mean() if out.kl is not None else nll.new_zeros(())
         loss = nll + self.kl_weight * kl / self.n_data

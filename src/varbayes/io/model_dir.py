@@ -69,6 +69,7 @@ from varbayes.io.checks import (
     read_tensors_into,
 )
 from varbayes.io.checks import read_json as _read_json
+from varbayes.io.module_dir import MODULE_FORMAT, is_variational, load_module, save_module
 from varbayes.kinds import DEFAULTS, FittedModel, ModelKind, build_model, make_config
 
 __all__ = [
@@ -131,7 +132,7 @@ def is_model_dir(path: str | os.PathLike[str]) -> bool:
         doc = _read_json(config)
     except (OSError, ValueError):
         return False
-    return isinstance(doc, dict) and doc.get("format") == FORMAT
+    return isinstance(doc, dict) and doc.get("format") in (FORMAT, MODULE_FORMAT)
 
 
 def check_overwrite(path: Path, force: bool) -> bool:
@@ -192,8 +193,9 @@ def save(
 
     Parameters
     ----------
-    fitted : FittedModel
-        A trained model from :func:`varbayes.kinds.fit` (or :func:`load`).
+    fitted : FittedModel or nn.Module
+        A trained model from :func:`varbayes.kinds.fit` (or :func:`load`), or any network
+        (:func:`varbayes.io.module_dir.save_module`; load it with ``load(path, module=...)``).
     path : str or path-like
         Directory to create. Missing parent directories are created.
     force : bool, default=False
@@ -221,8 +223,11 @@ def save(
         If ``path`` holds a model and ``force`` is False, or holds anything that is not a
         varbayes model (never overwritten, even with ``force``).
     """
+    if not isinstance(fitted, FittedModel) and is_variational(fitted):
+        return save_module(fitted, path, force=force, metadata=metadata)  # any network
     if not isinstance(fitted, FittedModel):
-        raise TypeError(f"save expects a varbayes FittedModel, got {type(fitted).__name__}")
+        raise TypeError(f"save expects a varbayes FittedModel or a network with variational "
+                        f"layers (varbayes.nn), got {type(fitted).__name__}")
     path = Path(path)
     if feature_names is None:
         feature_names = getattr(fitted, "feature_names", None)
@@ -413,7 +418,8 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     return doc
 
 
-def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> FittedModel:
+def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu",
+         module: torch.nn.Module | None = None) -> Any:
     """Load a model directory written by :func:`save`, validating everything first.
 
     Parameters
@@ -422,6 +428,9 @@ def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cp
         The model directory.
     map_location : str or torch.device, default="cpu"
         Device to move the loaded model to.
+    module : nn.Module or None, default=None
+        For a network saved with ``save(net, path)``: a fresh instance of its class (converted
+        the same way), filled and returned (:func:`varbayes.io.module_dir.load_module`).
 
     Returns
     -------
@@ -446,6 +455,8 @@ def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cp
     the config's sizes must match the file's own tensor shapes before the model is built.
     """
     path = Path(path)
+    if module is not None:  # any network, saved by save(net, path): filled into this instance
+        return load_module(path, module, map_location=map_location)
     doc = read_config(path)
     config = doc["config"]
     file = path / WEIGHTS_FILE

@@ -1,15 +1,29 @@
-"""Neural-network building blocks: the mean-field variational linear layer and its parts."""
+"""Neural-network building blocks: mean-field variational layers, conversion, heads, draws."""
 
 from __future__ import annotations
 
-from varbayes.nn.layers import BayesLinear, Estimator, batched_linear, kl_divergence
+from varbayes.nn.conv import BayesConv
+from varbayes.nn.convert import bayesianize, convertible_layers
+from varbayes.nn.folded import FoldedBayesLinear
+from varbayes.nn.heads import GaussianHead
+from varbayes.nn.layers import BayesLinear, Estimator, batched_linear
 from varbayes.nn.parametrization import inverse_softplus, softplus_scale
+from varbayes.nn.sampling import batchable, draws, fold, kl_divergence, unfold
 
 __all__ = [
+    "BayesConv",
     "BayesLinear",
     "Estimator",
+    "FoldedBayesLinear",
+    "GaussianHead",
+    "batchable",
     "batched_linear",
+    "bayesianize",
+    "convertible_layers",
+    "draws",
+    "fold",
     "inverse_softplus",
     "kl_divergence",
     "softplus_scale",
+    "unfold",
 ]

@@ -20,9 +20,11 @@ from varbayes.predictive.draw import (
 )
 from varbayes.predictive.families import FamilyPrediction
 from varbayes.predictive.family_draw import family_predictive
+from varbayes.predictive.generic import MAX_CHUNK_BYTES, sample_outputs
 from varbayes.predictive.mixture import Prediction
 
 __all__ = [
+    "MAX_CHUNK_BYTES",
     "MAX_DRAW_BYTES",
     "ClassPrediction",
     "FamilyPrediction",
@@ -32,4 +34,5 @@ __all__ = [
     "family_predictive",
     "prediction_columns",
     "predictive",
+    "sample_outputs",
 ]

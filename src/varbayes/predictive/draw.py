@@ -9,6 +9,8 @@ from torch import Tensor, nn
 
 from varbayes._checks_scalar import check_count
 from varbayes._threads import intra_op_threads
+from varbayes.nn.sampling import is_native
+from varbayes.predictive.generic import ParameterPosterior, generic_predictive
 from varbayes.predictive.mixture import Prediction
 
 __all__ = [
@@ -71,13 +73,16 @@ def predictive(
     generator: torch.Generator | None = None,
     sample: bool = True,
     chunk_size: int | None = None,
+    posterior: ParameterPosterior | None = None,
 ) -> Prediction:
     """Draw the posterior predictive of ``model`` at ``x`` in one batched pass.
 
     Parameters
     ----------
     model : nn.Module
-        A :mod:`varbayes.models` model.
+        A :mod:`varbayes.models` model, or any network with variational layers
+        (:func:`varbayes.nn.bayesianize`) ending in :class:`varbayes.nn.GaussianHead`: S draws
+        batched where its layers allow, memory bounded (:mod:`varbayes.predictive.generic`).
     x : Tensor of shape (n, d)
         Standardised inputs.
     num_samples : int, default=1000
@@ -89,6 +94,10 @@ def predictive(
     chunk_size : int or None, default=None
         Process the rows in chunks of this size (the same weight draws for every chunk), so
         memory is ``O(S * chunk_size * width)`` rather than ``O(S * n * width)``.
+
+    posterior : ParameterPosterior or None, default=None
+        Draw the parameters of an unmodified network from this posterior (e.g. a
+        :class:`varbayes.optim.IVON` optimizer), see :mod:`varbayes.predictive.generic`.
 
     Returns
     -------
@@ -107,6 +116,9 @@ def predictive(
     computed or stored, and its training mode is restored.
     """
     num_samples = check_count(num_samples, "num_samples")
+    if posterior is not None or not is_native(model):  # any network: varbayes.nn layers, IVON
+        return generic_predictive(model, x, num_samples, generator=generator, sample=sample,
+                                  posterior=posterior)
     if x.dim() != 2:
         raise ValueError(f"predictive expects x of shape (n, d), got {tuple(x.shape)}")
     check_draw_budget(model, num_samples if sample else 1)  # before allocating any draw
