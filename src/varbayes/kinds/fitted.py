@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from varbayes._threads import intra_op_threads
 from varbayes._validation import (
     as_generator,
     check_array,
@@ -131,10 +132,12 @@ class FittedModel(nn.Module):
         # Back to data units in float64: a target of 1e9 + k, or a std of 1e30 (variance 1e60),
         # is held exactly where float32 would round it away or overflow.
         # Quantiles are resolved to the working dtype's precision, that of the inputs and weights.
-        wide = Prediction(pred.loc.double(), pred.scale.double(), working_dtype=WORKING_DTYPE)
-        if self.spread_factor != 1.0:
-            wide = stretch(wide, self.spread_factor)
-        return wide.affine(self.y_scaler.mean.double(), self.y_scaler.std.double())
+        with intra_op_threads(pred.loc.numel()):  # small chunks: one thread, no stalls
+            wide = Prediction(pred.loc.double(), pred.scale.double(),
+                              working_dtype=WORKING_DTYPE)
+            if self.spread_factor != 1.0:
+                wide = stretch(wide, self.spread_factor)
+            return wide.affine(self.y_scaler.mean.double(), self.y_scaler.std.double())
 
 
     def predict_calibrated(
