@@ -173,10 +173,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
     from varbayes import _atomic, io
+    from varbayes._heap import keep_freed_memory
     from varbayes.data.csvstream import CSVChunkReader, CSVChunkWriter, predict_chunk_rows
     from varbayes.predictive.columns import COLUMNS, prediction_columns
 
     _atomic.check_file_out(args.out, force=args.force)  # before any work
+    keep_freed_memory()  # every chunk reuses the last one's pages
     fitted = io.load(args.model_dir)
     if fitted.feature_names is None:
         raise UsageError("this model was saved without feature names; it cannot read a CSV")

@@ -220,8 +220,19 @@ def mixture_quantile(
             for start in starts:
                 work(start)
         else:
-            with ThreadPoolExecutor(max_workers=min(workers, len(starts))) as pool:
-                list(pool.map(work, starts))
+            list(_pool(workers).map(work, starts))
     finally:
         torch.set_num_threads(previous)
     return out
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A thread pool of ``workers`` threads, made once per process (streamed chunks reuse it)."""
+    pool = _POOLS.get(workers)
+    if pool is None:
+        pool = _POOLS[workers] = ThreadPoolExecutor(max_workers=workers,
+                                                    thread_name_prefix="varbayes-quantile")
+    return pool
