@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["ModelKind", "PriorName"]
+__all__ = ["DEVICE_NAMES", "ModelKind", "PriorName"]
+
+#: Values of the ``device`` option (``--device`` on the command line).
+DEVICE_NAMES = ("auto", "cpu", "cuda")
 
 
 class ModelKind(str, Enum):

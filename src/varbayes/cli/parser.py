@@ -83,7 +83,7 @@ def _names(text: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``varbayes`` command."""
     from varbayes import __version__
-    from varbayes._names import ModelKind, PriorName
+    from varbayes._names import DEVICE_NAMES, ModelKind, PriorName
 
     kinds = [k.value for k in ModelKind]
     parser = _Parser(prog="varbayes", description=DESCRIPTION)
@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validation checks without improvement before stopping (default 20)")
     p.add_argument("--calibration", choices=["scale", "isotonic", "conformal"],
                    help="fit this calibration map on a held-out part of the rows")
+    p.add_argument("--device", choices=DEVICE_NAMES, default="cpu",
+                   help="where to compute: cpu (default), cuda, or auto (cuda where available)")
     p.add_argument("--distributed", choices=["auto", "on", "off"], default="auto",
                    help="data-parallel training under torchrun: auto (when launched with several "
                         "processes), on, or off (default auto)")
@@ -150,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True,
                    help="CSV file to write; - for standard output (a FIFO or device is written "
                         "into, never replaced)")
+    p.add_argument("--device", choices=DEVICE_NAMES, default="cpu",
+                   help="where to compute: cpu (default), cuda, or auto (cuda where available)")
     p.add_argument("--force", action="store_true", help="overwrite an existing regular file")
 
     p = sub.add_parser("evaluate", help="score a model on a labelled CSV (data units)")
@@ -164,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print one JSON object (with coverage and width at 50/80/90/95/99%%)")
     p.add_argument("--plot", type=Path,
                    help="PNG file: reliability diagram and PIT histogram")
+    p.add_argument("--device", choices=DEVICE_NAMES, default="cpu",
+                   help="where to compute: cpu (default), cuda, or auto (cuda where available)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
 
     p = sub.add_parser("calibrate", help="fit a calibration map on held-out labelled rows")

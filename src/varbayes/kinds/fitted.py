@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from varbayes._device import generator_on, resolve_device
 from varbayes._threads import intra_op_threads
 from varbayes._validation import (
     as_generator,
@@ -101,6 +102,11 @@ class FittedModel(nn.Module):
         return int(self.config["in_features"])
 
     @property
+    def device(self) -> torch.device:
+        """Where the model computes (its inputs and generators must be there too)."""
+        return self.x_scaler.mean.device
+
+    @property
     def has_epistemic(self) -> bool:
         """Whether the model has weight uncertainty (an epistemic part)."""
         return get_kind(self.kind).has_epistemic
@@ -158,6 +164,13 @@ RESCALE_PRIOR_ROWS = 50
 WORKING_DTYPE = torch.float32
 
 
+def _on(device: torch.device, generator: torch.Generator | None) -> torch.Generator | None:
+    """``generator`` itself on the CPU; elsewhere a generator there, seeded from it."""
+    if device.type == "cpu" or generator is None:
+        return generator
+    return generator_on(device, int(torch.randint(0, 2**62, (1,), generator=generator)))
+
+
 def _standardised(scaler: Standardizer, t: Tensor, name: str) -> Tensor:
     """``scaler.transform(t)`` (float64 ``t``) cast to the working dtype, refusing overflow."""
     z = scaler.transform(t)
@@ -189,6 +202,7 @@ def fit(
     rescale: bool = True,
     calibration: str | None = None,
     calibration_samples: int = 200,
+    device: str | torch.device | None = "cpu",
     **overrides: Any,
 ) -> tuple[FittedModel, History]:
     """Standardise, build and train a model of ``kind`` on ``x`` (n, d) and ``y`` (n,).
@@ -229,6 +243,11 @@ def fit(
         :mod:`varbayes.kinds.calibrated`; :meth:`FittedModel.predict_calibrated` applies it.
     calibration_samples : int, default=200
         Weight draws of the predictive the map is fitted on.
+    device : {'cpu', 'auto', 'cuda'} or torch.device, default='cpu'
+        Where to train (see :func:`varbayes._device.resolve_device`); the fitted model stays
+        there. The initialisation is drawn on the CPU from ``generator``; on a GPU the training
+        noise comes from a CUDA generator seeded from it, so a GPU fit is reproducible on the
+        same GPU but not equal to the CPU fit.
     **overrides
         Any key of ``DEFAULTS[kind]`` (e.g. ``epochs=500``, ``hidden=[50]``).
 
@@ -247,6 +266,7 @@ def fit(
     """
     xa, ya = check_X_y(x, y, names=("x", "y"))
     nonfinite = check_enum(nonfinite, NonFinitePolicy, "nonfinite").value
+    dev = resolve_device(device)
     if generator is not None:
         generator = as_generator(generator, "generator")
     if check_method(calibration, allow_none=True) is not None:
@@ -256,9 +276,9 @@ def fit(
             nonfinite=nonfinite, feature_names=feature_names, target_name=target_name,
             distributed=distributed, early_stopping=early_stopping,
             validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
-            rescale=rescale, **overrides)
+            rescale=rescale, device=dev, **overrides)
         calibrate(fitted, xa[held.numpy()], ya[held.numpy()], calibration,
-                  num_samples=calibration_samples, generator=generator)
+                  num_samples=calibration_samples, generator=_on(dev, generator))
         return fitted, history
     # Standardise in float64, then cast the standardised values to the working dtype.
     xt, yt = to_tensor(xa, torch.float64), to_tensor(ya, torch.float64)
@@ -268,6 +288,7 @@ def fit(
                                    names=None if target_name is None else [target_name])
     xs = _standardised(x_scaler, xt, "x")
     ys = _standardised(y_scaler, yt[:, None], "y")[:, 0]
+    xs, ys = xs.to(dev), ys.to(dev)
     kind_spec = get_kind(config["kind"])
     plan = plan_validation(xs.shape[0], early_stopping, validation_fraction, n_iter_no_change,
                            int(config["epochs"]), generator)
@@ -275,7 +296,7 @@ def fit(
     if "init_rho" in config and config["init_rho"] is None:
         rows = xs.shape[0] if plan.fit_rows is None else int(plan.fit_rows.numel())
         config["init_rho"] = auto_init_rho(rows)
-    model = kind_spec.build(config, generator)
+    model = kind_spec.build(config, generator).to(dev)  # initialised on the CPU
     if plan.fit_rows is not None and plan.val_rows is not None:
         fit_x, fit_y = xs[plan.fit_rows], ys[plan.fit_rows]
         post_fit = kind_spec.post_fit
@@ -286,7 +307,8 @@ def fit(
     history = train(
         model, kind_spec.objective(config, fit_x.shape[0]), fit_x, fit_y,
         epochs=int(config["epochs"]), lr=float(config["lr"]), batch_size=config["batch_size"],
-        generator=generator, nonfinite=nonfinite, progress=progress, desc=config["kind"],
+        generator=_on(dev, generator), nonfinite=nonfinite, progress=progress,
+        desc=config["kind"],
         distributed=distributed, callback=monitor, callback_every=plan.check_every,
     )
     if monitor is not None:
@@ -295,10 +317,10 @@ def fit(
         kind_spec.post_fit(model, fit_x, fit_y)
     model.eval()
     fitted = FittedModel(config, model, x_scaler, y_scaler, feature_names=feature_names,
-                         target_name=target_name)
+                         target_name=target_name).to(dev)
     if monitor is not None and rescale and plan.val_rows is not None:
         val = predictive(model, xs[plan.val_rows], RESCALE_DRAWS,
-                         generator=torch.Generator().manual_seed(plan.seed))
+                         generator=generator_on(dev, plan.seed))
         factor = ScaleMap.fit(val, ys[plan.val_rows].double()).factor
         # Shrunk towards 1 as if RESCALE_PRIOR_ROWS more rows had found 1: on 20 rows the
         # NLL-optimal factor is too noisy to trust whole (docs/calibration.md).
