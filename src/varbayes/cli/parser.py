@@ -199,5 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--sizes", type=lambda t: [int(v) for v in t.split(",")],
                    help="comma-separated data sizes (default 150,10000,100000,1000000)")
     b.add_argument("--quick", action="store_true", help="smoke run: small sizes, few epochs")
+    b.add_argument("--predict-rows", type=_positive_int,
+                   help="rows of the predict-at-scale row (default 1000000; --quick: 5000)")
     b.add_argument("--out", help="JSON file for the results")
     return parser
