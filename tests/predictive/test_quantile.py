@@ -107,8 +107,17 @@ def test_rows_do_not_depend_on_the_batch_chunks_or_threads() -> None:
     for i in (0, 7, loc.shape[1] - 1):
         one = mixture_quantile(loc[:, i : i + 1], scale[:, i : i + 1], q, tol=tol)
         assert torch.equal(one[:, 0], full[:, i])
-    # and a level's value does not depend on the other levels asked for
+    # a level alone gets the value it gets among others (where they are apart, as here)
     assert torch.equal(mixture_quantile(loc, scale, q[1:2], tol=tol)[0], full[1])
+
+
+def test_levels_inside_one_spike_stay_ordered() -> None:
+    # A component far narrower than the float32 resolution holds the levels 0.25 .. 0.75.
+    loc = torch.zeros(2, 1, dtype=torch.float64)
+    scale = torch.tensor([[1e-9], [1.0]], dtype=torch.float64)
+    q = torch.tensor([0.625, 0.75, 0.3, 0.5], dtype=torch.float64)
+    got = mixture_quantile(loc, scale, q, tol=_tol(torch.float32))[:, 0]
+    assert (got[q.argsort()].diff() >= 0).all()
 
 
 def test_per_element_levels_and_non_finite_rows() -> None:

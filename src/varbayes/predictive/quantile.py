@@ -17,7 +17,8 @@ the resolution follows the mixture's width, not the magnitude of ``y`` (``y = 1e
 * **Stopping**, element by element: when the step is below the working dtype's resolution
   (``4 eps (1 + |u|)``) or within the CDF's rounding noise; the returned value then takes that
   last step, which makes the result independent of where exactly the iteration stopped. A row
-  whose bracket is that narrow stops at its midpoint.
+  whose bracket is that narrow stops at its midpoint. Finally the values are made
+  non-decreasing in the level (see :func:`_monotone`).
 
 Every element iterates on its own row's components only (converged elements leave the working
 set), so a row's quantile does not depend on the other rows of the batch. Rows are processed in
@@ -212,7 +213,7 @@ def mixture_quantile(
     if loc.device.type != "cpu":
         for start in starts:
             work(start)
-        return out
+        return _monotone(out, lv)
     previous = torch.get_num_threads()
     torch.set_num_threads(1)  # coarse-grained: each thread runs its chunks alone
     try:
@@ -223,16 +224,33 @@ def mixture_quantile(
             list(_pool(workers).map(work, starts))
     finally:
         torch.set_num_threads(previous)
-    return out
+    return _monotone(out, lv)
 
 
-_POOLS: dict[int, ThreadPoolExecutor] = {}
+def _monotone(values: Tensor, levels: Tensor) -> Tensor:
+    """``values`` (k, n) made non-decreasing in the level: a running maximum in level order.
+
+    Each value is within the resolution of its true quantile, and the true quantiles are
+    ordered, so the running maximum is within it too. Levels that share one narrow component
+    (a spike thinner than the resolution) may otherwise come out in either order.
+    """
+    if values.shape[0] == 1:
+        return values
+    order = levels.argsort(0)
+    return values.scatter(0, order, values.gather(0, order).cummax(0).values)
+
+
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
-    """A thread pool of ``workers`` threads, made once per process (streamed chunks reuse it)."""
-    pool = _POOLS.get(workers)
+    """A pool of ``workers`` threads, made once per process (streamed chunks reuse it).
+
+    Keyed by the process id too: a forked child has none of its parent's threads.
+    """
+    key = (os.getpid(), workers)
+    pool = _POOLS.get(key)
     if pool is None:
-        pool = _POOLS[workers] = ThreadPoolExecutor(max_workers=workers,
-                                                    thread_name_prefix="varbayes-quantile")
+        pool = _POOLS[key] = ThreadPoolExecutor(max_workers=workers,
+                                                thread_name_prefix="varbayes-quantile")
     return pool
