@@ -165,7 +165,7 @@ def test_every_output_path_is_checked_before_any_work(
 
 # --------------------------------------------------------------------------- item 7
 
-_BIG_ROWS = 200_000
+_BIG_ROWS = 600_000  # predict must still be running 0.2 s after it starts writing
 
 
 @pytest.fixture

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["LIKELIHOOD_NAMES", "ModelKind", "PriorName"]
+__all__ = ["DEVICE_NAMES", "LIKELIHOOD_NAMES", "ModelKind", "PriorName"]
 
 #: The likelihoods the front doors offer (``--likelihood``); all but ``gaussian`` train the
 #: ``family`` kind.
 LIKELIHOOD_NAMES = ("gaussian", "student_t", "poisson", "exponential", "bernoulli",
                     "categorical")
+
+#: Values of the ``device`` option (``--device`` on the command line).
+DEVICE_NAMES = ("auto", "cpu", "cuda")
 
 
 class ModelKind(str, Enum):

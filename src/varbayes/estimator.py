@@ -114,6 +114,9 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
     likelihood : {'gaussian', 'student_t', 'poisson', 'exponential'}, default='gaussian'
         Any but ``'gaussian'`` trains the ``family`` kind (:mod:`varbayes.kinds.family`) with
         that head; counts get integer interval bounds. ``calibration`` is Gaussian only.
+    device : {'cpu', 'auto', 'cuda'}, default='cpu'
+        Where to train and predict, resolved at :meth:`fit` (``'auto'``: CUDA where available).
+        :meth:`save` writes device-independent files; :meth:`load` restores to the CPU.
 
     Options that do not apply to the chosen ``model`` must be left ``None``; otherwise
     :meth:`fit` raises ``ValueError`` naming them.
@@ -182,6 +185,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         n_iter_no_change: int = 20,
         calibration: str | None = None,
         likelihood: str = "gaussian",
+        device: str | torch.device = "cpu",
     ) -> None:
         self.model = model
         self.hidden = hidden
@@ -200,6 +204,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.calibration = calibration
         self.likelihood = likelihood
+        self.device = device
 
     # ------------------------------------------------------------------ params
 
@@ -294,7 +299,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
             target_name=None if target is None else str(target),
             early_stopping=self.early_stopping, validation_fraction=self.validation_fraction,
             n_iter_no_change=self.n_iter_no_change, calibration=self.calibration,
-            calibration_samples=self.num_samples, **overrides,
+            calibration_samples=self.num_samples, device=self.device, **overrides,
         )
         return self
 
@@ -308,7 +313,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         validate_data(self, X, skip_check_array=True, reset=False)
         calibrate(self.model_, X, y, method, num_samples=self.num_samples,
-                  generator=torch.Generator().manual_seed(self.predict_seed_))
+                  generator=self._generator())
         return self
 
     # ------------------------------------------------------------------ predict
@@ -318,11 +323,15 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         num_samples = check_scalar(self.num_samples, "num_samples", kind=int, low=1)
         X_arr = check_array(X)
         validate_data(self, X, skip_check_array=True, reset=False)
-        generator = torch.Generator().manual_seed(self.predict_seed_)
+        generator = self._generator()
         if is_family(self.model_):  # a regressor's family is never a classifier's
             return cast(FamilyPrediction, predict_family(self.model_, X_arr, num_samples,
                                                          generator=generator))
         return self.model_.predict_calibrated(X_arr, num_samples, generator=generator)
+
+    def _generator(self) -> torch.Generator:
+        """The prediction generator, on the model's device."""
+        return torch.Generator(self.model_.device).manual_seed(self.predict_seed_)
 
     def predict(
         self, X: Any, return_std: bool = False
@@ -419,6 +428,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         for key in ("hidden", "epochs", "batch_size", "num_samples"):
             if isinstance(params[key], np.integer):
                 params[key] = int(params[key])
+        params["device"] = str(params["device"])
         rs = params["random_state"]
         params["random_state"] = int(rs) if isinstance(rs, int | np.integer) else None
         return params

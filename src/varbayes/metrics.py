@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from varbayes._checks_scalar import check_count
+from varbayes._threads import intra_op_threads
 from varbayes._validation import to_tensor
 from varbayes.likelihoods.gaussian import gaussian_log_prob
 from varbayes.predictive import Prediction
@@ -138,39 +139,103 @@ def crps_gaussian(y_true: Any, mean: Any, std: Any) -> float:
     return float(crps.mean())
 
 
-def crps_mixture(y_true: Any, loc: Any, scale: Any, *, max_pair_components: int | None = 256
+#: Grid step of the spread integral, in units of the row's smallest component scale.
+CRPS_GRID_STEP = 0.5
+#: Half-width of the integration range beyond the extreme components, in their scales.
+CRPS_GRID_REACH = 9.0
+#: Component values (rows x grid points x S) evaluated at once.
+_CRPS_CELLS = 1 << 18
+
+
+def _spread_term_grid(loc: Tensor, scale: Tensor, points: int) -> Tensor:
+    """:math:`\\int F(1 - F)` for rows ``loc``, ``scale`` (c, S) on ``points`` grid points."""
+    lo = (loc - CRPS_GRID_REACH * scale).min(1).values
+    hi = (loc + CRPS_GRID_REACH * scale).max(1).values
+    step = (hi - lo) / (points - 1)
+    grid = lo[:, None] + step[:, None] * torch.arange(points, dtype=loc.dtype)  # (c, G)
+    # F = (1 + mean erf(z / sqrt 2)) / 2 (how ndtr is computed), so F (1 - F) = (1 - e^2) / 4
+    half_var = scale[:, None] * math.sqrt(2.0)
+    e = torch.erf((grid[:, :, None] - loc[:, None]).div_(half_var)).mean(-1)
+    return (1 - e * e).sum(1) * step * 0.25
+
+
+def _spread_term_pairs(loc: Tensor, scale: Tensor) -> Tensor:
+    """The same as :func:`_spread_term_grid` from all S^2 pairs, (c, S) -> (c,)."""
+    var = scale * scale
+    out = []
+    step = max(1, _CRPS_CELLS // (loc.shape[1] ** 2))
+    for i in range(0, loc.shape[0], step):
+        mu, v = loc[i : i + step], var[i : i + step]
+        out.append(0.5 * _a(mu[:, :, None] - mu[:, None], v[:, :, None] + v[:, None]).mean((1, 2)))
+    return torch.cat(out)
+
+
+def _spread_term(loc: Tensor, scale: Tensor) -> Tensor:
+    """Half the mean absolute difference of two draws, :math:`\\frac12 E|X - X'|`, per row.
+
+    ``loc``, ``scale`` of shape (S, n); returns (n,). Equal to :math:`\\int F(1 - F)\\,dy`,
+    which is computed by the trapezoid rule on a grid of step ``CRPS_GRID_STEP`` times the
+    row's smallest scale, over the components' range widened by ``CRPS_GRID_REACH`` scales.
+    The integrand is analytic and vanishes at both ends, so the rule converges faster than any
+    power of the step: its error is of the order of ``exp(-pi^2 / CRPS_GRID_STEP^2)`` (1e-17)
+    relative, the rounding of float64. Rows whose grid would need more points than there are
+    twice as many points as there are components (scales tiny next to the spread of the means)
+    use all S^2 pairs instead.
+    """
+    rows_loc, rows_scale = loc.t().contiguous(), scale.t().contiguous()
+    s = rows_loc.shape[1]
+    width = ((rows_loc + CRPS_GRID_REACH * rows_scale).max(1).values
+             - (rows_loc - CRPS_GRID_REACH * rows_scale).min(1).values)
+    need = (width / (CRPS_GRID_STEP * rows_scale.min(1).values)).ceil() + 2
+    out = torch.empty(rows_loc.shape[0], dtype=torch.float64)
+    grid_rows = (need <= max(64, 2 * s)).nonzero()[:, 0]
+    pair_rows = (need > max(64, 2 * s)).nonzero()[:, 0]
+    if grid_rows.numel():  # rows with similar grids together, a chunk at a time
+        order = grid_rows[need[grid_rows].argsort()]
+        i = 0
+        while i < order.numel():
+            points = int(need[order[i]])
+            rows = max(1, _CRPS_CELLS // (points * s))
+            take = order[i : i + rows]
+            points = int(need[take].max())
+            out[take] = _spread_term_grid(rows_loc[take], rows_scale[take], points)
+            i += rows
+    if pair_rows.numel():
+        out[pair_rows] = _spread_term_pairs(rows_loc[pair_rows], rows_scale[pair_rows])
+    return out
+
+
+def crps_mixture(y_true: Any, loc: Any, scale: Any, *, max_pair_components: int | None = None
                  ) -> float:
-    """Mean CRPS of equal-weight Gaussian mixtures, in closed form.
+    """Mean CRPS of equal-weight Gaussian mixtures, exact.
 
     .. math:: \\mathrm{CRPS} = \\frac1S\\sum_s A(y - \\mu_s, \\sigma_s^2)
               - \\frac1{2S^2}\\sum_{s,t} A(\\mu_s - \\mu_t, \\sigma_s^2 + \\sigma_t^2)
 
     with :math:`A(\\mu, v) = E|X|` for :math:`X \\sim \\mathcal{N}(\\mu, v)` (Grimit et al. 2006).
+    The pair term, :math:`\\frac12 E|X - X'| = \\int F(1 - F)`, costs ``O(S^2)`` per row as
+    written; it is computed as that integral on a grid of ``O(S)`` points where the scales allow
+    (to float64 rounding, see :func:`_spread_term`) and from all pairs elsewhere.
 
     Parameters
     ----------
     y_true : array-like of shape (n,)
     loc, scale : array-like of shape (S, n) or (n,)
-    max_pair_components : int or None, default=256
-        The pair term costs ``O(S^2 n)``. When ``S`` exceeds this number, the pair term uses
-        this many evenly spaced components. The components of a posterior predictive are iid
-        draws, so the subset is itself a posterior predictive and the score changes only at the
-        Monte-Carlo level (about 1e-3 relative at S = 1000); ``None`` always uses all ``S``.
+    max_pair_components : int or None, default=None
+        ``None``: exact. An int ``m`` < ``S`` gives the estimate varbayes 0.1 used: the pair
+        term from ``m`` evenly spaced components only (a Monte-Carlo error of up to a few
+        percent when the means spread more than the scales).
     """
     y = _vec(y_true, "y_true")
     lt, st = _mixture(loc, scale)
     _same_length(y_true=y, loc=lt)
     var = st * st
     first = _a(y - lt, var).mean(0)
-    if max_pair_components is not None and lt.shape[0] > max_pair_components:
+    with intra_op_threads(_CRPS_CELLS):  # cache-sized chunks: one thread, no stalls
+        if max_pair_components is None or lt.shape[0] <= max_pair_components:
+            return float((first - _spread_term(lt, st)).mean())
         keep = torch.linspace(0, lt.shape[0] - 1, int(max_pair_components)).round().long()
-        lt, var = lt[keep], var[keep]
-    pair_sum = torch.zeros((), dtype=torch.float64)
-    chunk_size = max(1, 2_000_000 // (lt.shape[0] ** 2))
-    for i in range(0, y.shape[0], chunk_size):
-        mu, v = lt[:, i : i + chunk_size], var[:, i : i + chunk_size]
-        pair_sum = pair_sum + _a(mu[:, None] - mu[None], v[:, None] + v[None]).mean((0, 1)).sum()
-    return float((first.sum() - 0.5 * pair_sum) / y.shape[0])
+        return float((first - _spread_term_pairs(lt[keep].t(), st[keep].t())).mean())
 
 
 def coverage(y_true: Any, lower: Any, upper: Any) -> float:

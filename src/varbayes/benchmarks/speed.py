@@ -14,9 +14,8 @@ mini-batches beyond (one weight draw per batch, the post's ``KL / M`` weighting)
     Pyro (the ``bench`` extra): ``PyroModule`` with ``PyroSample`` weights, ``AutoNormal``,
     ``Trace_ELBO``, vectorised ``Predictive``; skipped with a note when Pyro is missing.
 ``varbayes`` / ``varbayes-local`` / ``varbayes-x20``
-    :func:`varbayes.infer.train` on the ``bbb`` recipe's model (``reparam``, closed-form KL),
-    the same with local reparameterisation, and 20 such models at once
-    (:func:`varbayes.train_many`); prediction with :func:`varbayes.predictive.predictive`.
+    :func:`varbayes.infer.train` on the ``bbb`` recipe's model (``reparam``, closed-form KL), with
+    local reparameterisation, and 20 models at once (:func:`varbayes.train_many`).
 
 Each run reports training time per epoch (wall and CPU) and per row-epoch, the time to draw 1000
 posterior samples of the network at 150 points, the peak resident memory it added, and -- so that
@@ -48,6 +47,7 @@ from torch import Tensor, nn
 from varbayes import _atomic
 from varbayes._fast.engine import train_many
 from varbayes._threads import intra_op_threads
+from varbayes.benchmarks.predict_scale import format_predict_scale, run_predict_scale
 from varbayes.data import load_toy
 from varbayes.infer import ELBO, train
 from varbayes.kinds import build_model, make_config
@@ -63,7 +63,6 @@ _NOISE, _LR = 0.1, 0.01
 
 
 # ----------------------------------------------------------------------------- the post's code
-
 
 class _PostLinearVariational(nn.Module):
     """The post's ``LinearVariational`` (its KL goes to the parent model, per instance)."""
@@ -253,8 +252,8 @@ def _varbayes_samples(model: nn.Module, x: Tensor, num: int) -> Tensor:
 
 def _gauss_kl(loc: Tensor, scale: Tensor) -> float:
     """Closed-form KL(N(loc, scale^2) || N(0, 1)) summed over elements."""
-    loc, scale = loc.detach().double(), scale.detach().double()
-    return float((0.5 * (scale**2 + loc**2) - scale.log() - 0.5).sum())
+    scale = scale.detach().double()
+    return float((0.5 * (scale**2 + loc.detach().double() ** 2) - scale.log() - 0.5).sum())
 
 
 def _status_kb(field: str) -> int | None:
@@ -482,7 +481,7 @@ def format_speed_table(report: dict[str, Any]) -> str:
 
 
 def run_speed_command(args: argparse.Namespace) -> int:
-    """Entry point of ``varbayes benchmark speed``: ``args.sizes``, ``args.quick``, ``args.out``."""
+    """``varbayes benchmark speed``: ``args.sizes``, ``quick``, ``out``, ``predict_rows``."""
     quick = bool(getattr(args, "quick", False))
     sizes = getattr(args, "sizes", None) or ((150, 1000) if quick else DEFAULT_SIZES)
     if any(int(s) < 2 for s in sizes):
@@ -493,6 +492,9 @@ def run_speed_command(args: argparse.Namespace) -> int:
     report = run_speed_benchmark(tuple(int(s) for s in sizes), quick=quick,
                                  log=lambda line: print(line, file=sys.stderr, flush=True))
     print(format_speed_table(report))
+    rows = getattr(args, "predict_rows", None) or (5000 if quick else 1_000_000)
+    print(format_predict_scale(scale := run_predict_scale(rows, 200 if quick else 1000)))
+    report["predict_at_scale"] = scale
     if out is not None:
         _atomic.write_text(out, json.dumps(report, indent=2) + "\n", parents=True)
     return 0

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from varbayes.predictive import Prediction
+from varbayes.predictive.quantile import mixture_quantile
 
 __all__ = ["CalibratedPrediction", "as_levels", "elementwise_quantile", "interp"]
 
@@ -30,17 +31,9 @@ def interp(x: Tensor, xp: Tensor, fp: Tensor) -> Tensor:
 
 
 def elementwise_quantile(pred: Prediction, p: Tensor) -> Tensor:
-    """Quantiles of ``pred`` at per-element levels ``p`` of shape (k, n), by bisection."""
-    loc, scale = pred.loc.double(), pred.scale.double()
-    zq = torch.special.ndtri(p.double().clamp(1e-12, 1 - 1e-12))  # (k, n)
-    comp = loc[None] + scale[None] * zq[:, None]  # (k, S, n): the answer is between the extremes
-    lo, hi = comp.min(1).values, comp.max(1).values
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        below = torch.special.ndtr((mid[:, None] - loc[None]) / scale[None]).mean(1) < p
-        lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
-    result: Tensor = 0.5 * (lo + hi)
-    return result
+    """Quantiles of ``pred`` at per-element levels ``p`` of shape (k, n), to float64 resolution."""
+    return mixture_quantile(pred.loc, pred.scale, p.double().clamp(1e-12, 1 - 1e-12),
+                            tol=4 * torch.finfo(torch.float64).eps)
 
 
 class CalibratedPrediction(ABC):

@@ -58,6 +58,13 @@ def _numeric_columns(
     return (numeric, text) if numeric else None
 
 
+def _device(args: argparse.Namespace) -> Any:
+    """The torch device of ``--device`` (a ``ValueError`` where CUDA is asked for and absent)."""
+    from varbayes._device import resolve_device
+
+    return resolve_device(getattr(args, "device", "cpu"))
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from varbayes.demo import format_table, run_demo
 
@@ -80,6 +87,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from varbayes.kinds import fit, make_config
 
     _require_model_out(args.out, args.force)
+    device = _device(args)  # before reading anything
     family: dict[str, Any] | None = None
     classes: list[str] | None = None
     if args.likelihood != "gaussian" and (args.data is None or args.model != "hetero"
@@ -139,7 +147,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
                                   validation_fraction=args.validation_fraction,
                                   n_iter_no_change=args.n_iter_no_change,
                                   calibration=args.calibration, calibration_samples=args.samples,
-                                  **overrides)
+                                  device=device, **overrides)
         except NonFiniteLossError as exc:
             raise TrainingError(str(exc).replace("nonfinite='skip'", "--nonfinite skip")
                                 .replace("(lr=", "(--lr ")) from exc
@@ -187,11 +195,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
     from varbayes import _atomic, io
+    from varbayes._heap import keep_freed_memory
     from varbayes.data.csvstream import CSVChunkReader, CSVChunkWriter, predict_chunk_rows
     from varbayes.predictive.columns import COLUMNS, prediction_columns
 
     _atomic.check_file_out(args.out, force=args.force)  # before any work
-    fitted = io.load(args.model_dir)
+    keep_freed_memory()  # every chunk reuses the last one's pages
+    fitted = io.load(args.model_dir, map_location=_device(args))
     if fitted.feature_names is None:
         raise UsageError("this model was saved without feature names; it cannot read a CSV")
     samples = _model_samples(args.model_dir, args.samples)
@@ -212,7 +222,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 # A fresh generator per chunk: every row sees the same weight draws.
                 pred = fitted.predict_calibrated(
                     x, samples, chunk_size=forward_rows,
-                    generator=torch.Generator().manual_seed(args.seed))
+                    generator=torch.Generator(fitted.device).manual_seed(args.seed))
                 # Non-finite predictions raise ValueError naming the row: exit 2, and the
                 # writer removes its temporary file, so nothing is left at --out.
                 where = [f"{args.input}, row {n}" for n in reader.chunk_lines]
@@ -233,7 +243,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.plot is not None:
         _atomic.check_file_out(args.plot, force=args.force)  # before any work
-    fitted = io.load(args.model_dir)
+    fitted = io.load(args.model_dir, map_location=_device(args))
     target = args.target or fitted.target_name
     if target is None:
         raise UsageError("this model was saved without a target name; pass --target")
@@ -247,7 +257,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     table = _load_inputs(fitted, _source(args.data), target=target)
     samples = _model_samples(args.model_dir, args.samples)
     pred = fitted.predict_calibrated(table.x, samples, chunk_size=4096,
-                                     generator=torch.Generator().manual_seed(args.seed))
+                                     generator=torch.Generator(fitted.device).manual_seed(args.seed))
     scores = evaluate(table.y, pred, level=args.level)
     pct = f"{100 * args.level:g}".replace(".", "_")
     scores = {"rmse": scores["rmse"], "nll": scores["nll"], "crps": scores["crps"],

@@ -83,7 +83,7 @@ def _names(text: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``varbayes`` command."""
     from varbayes import __version__
-    from varbayes._names import LIKELIHOOD_NAMES, ModelKind, PriorName
+    from varbayes._names import DEVICE_NAMES, LIKELIHOOD_NAMES, ModelKind, PriorName
 
     kinds = [k.value for k in ModelKind if k is not ModelKind.FAMILY]  # family: --likelihood
     parser = _Parser(prog="varbayes", description=DESCRIPTION)
@@ -140,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validation checks without improvement before stopping (default 20)")
     p.add_argument("--calibration", choices=["scale", "isotonic", "conformal"],
                    help="fit this calibration map on a held-out part of the rows")
+    p.add_argument("--device", choices=DEVICE_NAMES, default="cpu",
+                   help="where to compute: cpu (default), cuda, or auto (cuda where available)")
     p.add_argument("--distributed", choices=["auto", "on", "off"], default="auto",
                    help="data-parallel training under torchrun: auto (when launched with several "
                         "processes), on, or off (default auto)")
@@ -154,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True,
                    help="CSV file to write; - for standard output (a FIFO or device is written "
                         "into, never replaced)")
+    p.add_argument("--device", choices=DEVICE_NAMES, default="cpu",
+                   help="where to compute: cpu (default), cuda, or auto (cuda where available)")
     p.add_argument("--force", action="store_true", help="overwrite an existing regular file")
 
     p = sub.add_parser("evaluate", help="score a model on a labelled CSV (data units)")
@@ -168,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print one JSON object (with coverage and width at 50/80/90/95/99%%)")
     p.add_argument("--plot", type=Path,
                    help="PNG file: reliability diagram and PIT histogram")
+    p.add_argument("--device", choices=DEVICE_NAMES, default="cpu",
+                   help="where to compute: cpu (default), cuda, or auto (cuda where available)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
 
     p = sub.add_parser("calibrate", help="fit a calibration map on held-out labelled rows")
@@ -197,5 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--sizes", type=lambda t: [int(v) for v in t.split(",")],
                    help="comma-separated data sizes (default 150,10000,100000,1000000)")
     b.add_argument("--quick", action="store_true", help="smoke run: small sizes, few epochs")
+    b.add_argument("--predict-rows", type=_positive_int,
+                   help="rows of the predict-at-scale row (default 1000000; --quick: 5000)")
     b.add_argument("--out", help="JSON file for the results")
     return parser

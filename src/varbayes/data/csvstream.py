@@ -42,10 +42,11 @@ __all__ = [
 
 #: Rows of one streamed chunk at most.
 MAX_CHUNK_ROWS = 65_536
-#: Sample-row cells (samples x rows) of the predictive held at once. 2**18 cells keep each
-#: float64 work array of the interval bisection at 2 MB, small enough to stay in cache (about
-#: 4x faster than 2**21 cells) and to bound the extra memory of a chunk to a few tens of MB.
-SAMPLE_CELLS = 2**18
+#: Sample-row cells (samples x rows) of the predictive held at once: 2**20 cells are 8 MB per
+#: float64 array (the components' means and scales), which bounds a chunk's memory to a few
+#: tens of MB and keeps the per-chunk overhead small. The quantile search works through a
+#: chunk in cache-sized pieces of its own (``varbayes.predictive.quantile.CHUNK_CELLS``).
+SAMPLE_CELLS = 2**20
 #: Sample-row-unit cells (samples x rows x hidden width) of one forward pass (16 MB of float32).
 ACTIVATION_CELLS = 2**22
 

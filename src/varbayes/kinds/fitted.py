@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from varbayes._device import generator_on, resolve_device
+from varbayes._threads import intra_op_threads
 from varbayes._validation import (
     as_generator,
     check_array,
@@ -102,6 +104,11 @@ class FittedModel(nn.Module):
         return int(self.config["in_features"])
 
     @property
+    def device(self) -> torch.device:
+        """Where the model computes (its inputs and generators must be there too)."""
+        return self.x_scaler.mean.device
+
+    @property
     def has_epistemic(self) -> bool:
         """Whether the model has weight uncertainty (an epistemic part)."""
         return get_kind(self.kind).has_epistemic
@@ -137,10 +144,12 @@ class FittedModel(nn.Module):
         # Back to data units in float64: a target of 1e9 + k, or a std of 1e30 (variance 1e60),
         # is held exactly where float32 would round it away or overflow.
         # Quantiles are resolved to the working dtype's precision, that of the inputs and weights.
-        wide = Prediction(pred.loc.double(), pred.scale.double(), working_dtype=WORKING_DTYPE)
-        if self.spread_factor != 1.0:
-            wide = stretch(wide, self.spread_factor)
-        return wide.affine(self.y_scaler.mean.double(), self.y_scaler.std.double())
+        with intra_op_threads(pred.loc.numel()):  # small chunks: one thread, no stalls
+            wide = Prediction(pred.loc.double(), pred.scale.double(),
+                              working_dtype=WORKING_DTYPE)
+            if self.spread_factor != 1.0:
+                wide = stretch(wide, self.spread_factor)
+            return wide.affine(self.y_scaler.mean.double(), self.y_scaler.std.double())
 
 
     def predict_calibrated(
@@ -159,6 +168,13 @@ RESCALE_PRIOR_ROWS = 50
 
 #: The dtype the networks compute in; data are standardised in float64, then cast to it.
 WORKING_DTYPE = torch.float32
+
+
+def _on(device: torch.device, generator: torch.Generator | None) -> torch.Generator | None:
+    """``generator`` itself on the CPU; elsewhere a generator there, seeded from it."""
+    if device.type == "cpu" or generator is None:
+        return generator
+    return generator_on(device, int(torch.randint(0, 2**62, (1,), generator=generator)))
 
 
 def _standardised(scaler: Standardizer, t: Tensor, name: str) -> Tensor:
@@ -192,6 +208,7 @@ def fit(
     rescale: bool = True,
     calibration: str | None = None,
     calibration_samples: int = 200,
+    device: str | torch.device | None = "cpu",
     **overrides: Any,
 ) -> tuple[FittedModel, History]:
     """Standardise, build and train a model of ``kind`` on ``x`` (n, d) and ``y`` (n,).
@@ -234,6 +251,11 @@ def fit(
         :mod:`varbayes.kinds.calibrated`; :meth:`FittedModel.predict_calibrated` applies it.
     calibration_samples : int, default=200
         Weight draws of the predictive the map is fitted on.
+    device : {'cpu', 'auto', 'cuda'} or torch.device, default='cpu'
+        Where to train (see :func:`varbayes._device.resolve_device`); the fitted model stays
+        there. The initialisation is drawn on the CPU from ``generator``; on a GPU the training
+        noise comes from a CUDA generator seeded from it, so a GPU fit is reproducible on the
+        same GPU but not equal to the CPU fit.
     **overrides
         Any key of ``DEFAULTS[kind]`` (e.g. ``epochs=500``, ``hidden=[50]``).
 
@@ -262,6 +284,7 @@ def fit(
                           n_iter_no_change=n_iter_no_change, **overrides)
     xa, ya = check_X_y(x, y, names=("x", "y"))
     nonfinite = check_enum(nonfinite, NonFinitePolicy, "nonfinite").value
+    dev = resolve_device(device)
     if generator is not None:
         generator = as_generator(generator, "generator")
     if check_method(calibration, allow_none=True) is not None:
@@ -271,9 +294,9 @@ def fit(
             nonfinite=nonfinite, feature_names=feature_names, target_name=target_name,
             distributed=distributed, early_stopping=early_stopping,
             validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
-            rescale=rescale, **overrides)
+            rescale=rescale, device=dev, **overrides)
         calibrate(fitted, xa[held.numpy()], ya[held.numpy()], calibration,
-                  num_samples=calibration_samples, generator=generator)
+                  num_samples=calibration_samples, generator=_on(dev, generator))
         return fitted, history
     # Standardise in float64, then cast the standardised values to the working dtype.
     xt, yt = to_tensor(xa, torch.float64), to_tensor(ya, torch.float64)
@@ -283,6 +306,7 @@ def fit(
                                    names=None if target_name is None else [target_name])
     xs = _standardised(x_scaler, xt, "x")
     ys = _standardised(y_scaler, yt[:, None], "y")[:, 0]
+    xs, ys = xs.to(dev), ys.to(dev)
     kind_spec = get_kind(config["kind"])
     plan = plan_validation(xs.shape[0], early_stopping, validation_fraction, n_iter_no_change,
                            int(config["epochs"]), generator)
@@ -290,7 +314,7 @@ def fit(
     if "init_rho" in config and config["init_rho"] is None:
         rows = xs.shape[0] if plan.fit_rows is None else int(plan.fit_rows.numel())
         config["init_rho"] = auto_init_rho(rows)
-    model = kind_spec.build(config, generator)
+    model = kind_spec.build(config, generator).to(dev)  # initialised on the CPU
     if plan.fit_rows is not None and plan.val_rows is not None:
         fit_x, fit_y = xs[plan.fit_rows], ys[plan.fit_rows]
         post_fit = kind_spec.post_fit
@@ -301,7 +325,8 @@ def fit(
     history = train(
         model, kind_spec.objective(config, fit_x.shape[0]), fit_x, fit_y,
         epochs=int(config["epochs"]), lr=float(config["lr"]), batch_size=config["batch_size"],
-        generator=generator, nonfinite=nonfinite, progress=progress, desc=config["kind"],
+        generator=_on(dev, generator), nonfinite=nonfinite, progress=progress,
+        desc=config["kind"],
         distributed=distributed, callback=monitor, callback_every=plan.check_every,
     )
     if monitor is not None:
@@ -310,10 +335,10 @@ def fit(
         kind_spec.post_fit(model, fit_x, fit_y)
     model.eval()
     fitted = FittedModel(config, model, x_scaler, y_scaler, feature_names=feature_names,
-                         target_name=target_name)
+                         target_name=target_name).to(dev)
     if monitor is not None and rescale and plan.val_rows is not None:
         val = predictive(model, xs[plan.val_rows], RESCALE_DRAWS,
-                         generator=torch.Generator().manual_seed(plan.seed))
+                         generator=generator_on(dev, plan.seed))
         factor = ScaleMap.fit(val, ys[plan.val_rows].double()).factor
         # Shrunk towards 1 as if RESCALE_PRIOR_ROWS more rows had found 1: on 20 rows the
         # NLL-optimal factor is too noisy to trust whole (docs/calibration.md).

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from varbayes._threads import intra_op_threads
 from varbayes.predictive.mixture import Prediction
 
 __all__ = ["COLUMNS", "prediction_columns"]
@@ -83,6 +84,14 @@ def prediction_columns(
     unknown = sorted(set(wanted) - set(COLUMNS))
     if unknown:
         raise ValueError(f"unknown prediction column(s) {unknown}; expected some of {COLUMNS}")
+    # Rows x samples decides the threads, as for the forward pass (the quantiles share their
+    # chunks among all cores themselves).
+    with intra_op_threads(pred.loc.numel()):
+        return _columns(pred, level, wanted, row_names)
+
+
+def _columns(pred: Prediction | Any, level: float, wanted: list[str],
+             row_names: Sequence[str] | None) -> dict[str, np.ndarray]:
     # A calibrated predictive (varbayes.calibration) already works in float64.
     wide = Prediction(pred.loc.double(), pred.scale.double(),
                       pred.working_dtype or pred.loc.dtype) if isinstance(pred, Prediction) \
@@ -90,10 +99,14 @@ def prediction_columns(
     mean, std = wide.mean, wide.std
     _first_nonfinite({"mean": mean, "std": std}, row_names)  # before bisecting on NaN
     out: dict[str, Tensor] = {"mean": mean, "std": std}
-    if "lower" in wanted or "upper" in wanted:
-        out["lower"], out["upper"] = wide.interval(level)
-    if "median" in wanted:
-        out["median"] = wide.quantile(0.5)
+    # Every requested quantile in one pass; each level's value does not depend on the others.
+    names = [c for c in ("lower", "upper", "median") if c in wanted]
+    if names:
+        if not 0.0 < float(level) < 1.0:
+            raise ValueError(f"level must lie in (0, 1), got {level!r}")
+        at = {"lower": (1 - level) / 2, "upper": (1 + level) / 2, "median": 0.5}
+        values = wide.quantile(torch.tensor([at[c] for c in names], dtype=torch.float64))
+        out.update(zip(names, values, strict=True))
     if "aleatoric_std" in wanted:
         out["aleatoric_std"] = wide.aleatoric_var.sqrt()
     if "epistemic_std" in wanted:

@@ -13,9 +13,10 @@ with
       + \\underbrace{\\frac1S\\sum_s (\\mu_s - \\bar\\mu)^2}_{\\text{epistemic}}.
 
 The epistemic part uses the population variance (divisor ``S``), so the identity is exact for any
-``S`` and ``S = 1`` gives 0, never NaN. Quantiles are those of the mixture itself, found by
-bisection on its CDF (to the resolution of the prediction's dtype), not empirical quantiles of a
-finite number of ``y`` draws. The blog post's 1000 forward passes in a Python loop become one
+``S`` and ``S = 1`` gives 0, never NaN. Quantiles are those of the mixture itself, solved on its
+CDF to the resolution of the prediction's dtype (safeguarded Halley steps, see
+:mod:`varbayes.predictive.quantile`), not empirical quantiles of a finite number of ``y``
+draws. The blog post's 1000 forward passes in a Python loop become one
 call with a leading sample dimension.
 """
 
@@ -31,6 +32,7 @@ from torch import Tensor
 from varbayes._checks_scalar import check_count
 from varbayes._validation import to_tensor
 from varbayes.likelihoods.gaussian import gaussian_log_prob
+from varbayes.predictive.quantile import mixture_quantile
 
 __all__ = ["Prediction"]
 
@@ -119,36 +121,8 @@ class Prediction:
         qt = qt.reshape(-1)
         if not bool(((qt > 0) & (qt < 1)).all()):
             raise ValueError(f"quantile levels must lie in (0, 1), got {qt.tolist()}")
-        loc, scale = self.loc.double(), self.scale.double()
-        if self.num_samples == 1:
-            z = torch.special.ndtri(qt)[:, None]
-            result: Tensor = loc[0] + scale[0] * z
-        else:
-            # Bisect in units of each row's own spread, u = (y - centre) / spread, so that the
-            # resolution follows the mixture's width, not the magnitude of y (y = 1e9 + k).
-            centre = loc.mean(0)
-            spread = ((scale * scale).mean(0) + loc.var(0, correction=0)).sqrt()
-            spread = spread.clamp_min(torch.finfo(torch.float64).tiny)
-            loc, scale = (loc - centre) / spread, scale / spread
-            # Every quantile lies between the smallest and largest component quantile.
-            zq = torch.special.ndtri(qt)[:, None, None]
-            comp_q = loc + scale * zq  # (k, S, n)
-            lo, hi = comp_q.min(1).values, comp_q.max(1).values
-            target = qt[:, None]
-            # Bisect until the bracket is below the resolution of the working dtype (about 24
-            # halvings for float32 components, 50 for float64), not a fixed number of times.
-            tol = 4 * torch.finfo(self.working_dtype or self.loc.dtype).eps
-            # A row whose bracket is narrow enough stops moving, so its result does not depend
-            # on the other rows of the batch.
-            for _ in range(200):
-                mid = 0.5 * (lo + hi)
-                active = (hi - lo) > tol * (1 + mid.abs())
-                if not bool(active.any()):
-                    break
-                below = torch.special.ndtr((mid.unsqueeze(1) - loc) / scale).mean(1) < target
-                lo = torch.where(active & below, mid, lo)
-                hi = torch.where(active & ~below, mid, hi)
-            result = centre + spread * (0.5 * (lo + hi))
+        tol = 4 * torch.finfo(self.working_dtype or self.loc.dtype).eps
+        result = mixture_quantile(self.loc, self.scale, qt, tol=tol)
         result = result.to(self.loc.dtype)
         return result[0] if scalar else result
 
