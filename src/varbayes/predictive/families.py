@@ -34,6 +34,7 @@ from torch import Tensor
 from varbayes._checks_scalar import check_count
 from varbayes._validation import to_tensor
 from varbayes.likelihoods import get_likelihood, student_t_cdf
+from varbayes.predictive.moments import VarianceSplit
 
 __all__ = ["FamilyPrediction"]
 
@@ -51,7 +52,7 @@ def _levels(q: float | Tensor) -> tuple[Tensor, bool]:
 
 
 @dataclass(frozen=True)
-class FamilyPrediction:
+class FamilyPrediction(VarianceSplit):
     """Mixture predictive of ``n`` inputs over ``S`` draws of a Student-t, Poisson or exponential.
 
     Attributes
@@ -106,30 +107,19 @@ class FamilyPrediction:
         """Component standard deviations, shape (S, n)."""
         return self.component_var.sqrt()
 
+
     @property
-    def mean(self) -> Tensor:
-        """Predictive mean, shape (n,)."""
-        return self.loc.mean(0)
+    def component_means(self) -> Tensor:
+        """The means of the mixture's components, shape (S, n)."""
+        return self.loc
 
     @property
     def aleatoric_var(self) -> Tensor:
         """Expected variance of the components, shape (n,)."""
         return self.component_var.mean(0)
 
-    @property
-    def epistemic_var(self) -> Tensor:
-        """Variance of the component means (population variance), shape (n,)."""
-        return self.loc.var(0, correction=0)
 
-    @property
-    def var(self) -> Tensor:
-        """Total predictive variance, shape (n,)."""
-        return self.aleatoric_var + self.epistemic_var
 
-    @property
-    def std(self) -> Tensor:
-        """Total predictive standard deviation, shape (n,)."""
-        return self.var.sqrt()
 
     # ------------------------------------------------------------------ distribution
 

@@ -32,13 +32,14 @@ from torch import Tensor
 from varbayes._checks_scalar import check_count
 from varbayes._validation import to_tensor
 from varbayes.likelihoods.gaussian import gaussian_log_prob
+from varbayes.predictive.moments import VarianceSplit
 from varbayes.predictive.quantile import mixture_quantile
 
 __all__ = ["Prediction"]
 
 
 @dataclass(frozen=True)
-class Prediction:
+class Prediction(VarianceSplit):
     """Gaussian-mixture predictive for ``n`` inputs.
 
     Attributes
@@ -69,30 +70,19 @@ class Prediction:
         """Number of mixture components ``S``."""
         return self.loc.shape[0]
 
+
     @property
-    def mean(self) -> Tensor:
-        """Predictive mean, shape (n,)."""
-        return self.loc.mean(0)
+    def component_means(self) -> Tensor:
+        """The means of the mixture's components, shape (S, n)."""
+        return self.loc
 
     @property
     def aleatoric_var(self) -> Tensor:
         """Expected noise variance :math:`\\frac1S\\sum_s\\sigma_s^2`, shape (n,)."""
         return (self.scale * self.scale).mean(0)
 
-    @property
-    def epistemic_var(self) -> Tensor:
-        """Variance of the component means (population variance), shape (n,)."""
-        return self.loc.var(0, correction=0)
 
-    @property
-    def var(self) -> Tensor:
-        """Total predictive variance, aleatoric + epistemic, shape (n,)."""
-        return self.aleatoric_var + self.epistemic_var
 
-    @property
-    def std(self) -> Tensor:
-        """Total predictive standard deviation, shape (n,)."""
-        return self.var.sqrt()
 
     def cdf(self, y: Tensor) -> Tensor:
         """Mixture CDF at ``y`` of shape (n,) (or broadcastable to (k, n)); returns that shape."""

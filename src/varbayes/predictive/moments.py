@@ -1,0 +1,52 @@
+"""The moments every mixture predictive over weight draws shares: the mean and the variance split.
+
+For components with means :math:`\\mu_s` and variances :math:`v_s` over ``S`` draws,
+
+.. math:: \\operatorname{Var}[y] = \\underbrace{\\tfrac1S\\textstyle\\sum_s v_s}_{\\text{aleatoric}}
+          + \\underbrace{\\tfrac1S\\textstyle\\sum_s (\\mu_s - \\bar\\mu)^2}_{\\text{epistemic}},
+
+with the population variance (divisor ``S``), so ``S = 1`` gives an epistemic part of 0.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+__all__ = ["VarianceSplit"]
+
+
+class VarianceSplit:
+    """Mean, variance split and std of a mixture over draws.
+
+    A subclass gives ``component_means`` and ``aleatoric_var``.
+    """
+
+    @property
+    def component_means(self) -> Tensor:
+        """Component means, shape (S, n)."""
+        raise NotImplementedError
+
+    @property
+    def aleatoric_var(self) -> Tensor:
+        """Expected variance of the components, shape (n,)."""
+        raise NotImplementedError
+
+    @property
+    def mean(self) -> Tensor:
+        """Predictive mean, shape (n,)."""
+        return self.component_means.mean(0)
+
+    @property
+    def epistemic_var(self) -> Tensor:
+        """Variance of the component means (population variance), shape (n,)."""
+        return self.component_means.var(0, correction=0)
+
+    @property
+    def var(self) -> Tensor:
+        """Total predictive variance, aleatoric + epistemic, shape (n,)."""
+        return self.aleatoric_var + self.epistemic_var
+
+    @property
+    def std(self) -> Tensor:
+        """Total predictive standard deviation, shape (n,)."""
+        return self.var.sqrt()
