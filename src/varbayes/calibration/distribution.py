@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from varbayes.predictive import Prediction
+from varbayes.predictive.moments import central_interval
 from varbayes.predictive.quantile import mixture_quantile
 
 __all__ = ["CalibratedPrediction", "as_levels", "elementwise_quantile", "interp"]
@@ -81,11 +82,7 @@ class CalibratedPrediction(ABC):
 
     def interval(self, level: float = 0.9) -> tuple[Tensor, Tensor]:
         """Central interval of probability ``level``."""
-        if not 0.0 < float(level) < 1.0:
-            raise ValueError(f"level must lie in (0, 1), got {level!r}")
-        bounds = self.quantile(torch.tensor([(1 - level) / 2, (1 + level) / 2],
-                                            dtype=torch.float64))
-        return bounds[0], bounds[1]
+        return central_interval(self.quantile, level)
 
     def _grid(self) -> Tensor:
         u = (torch.arange(self.GRID, dtype=torch.float64) + 0.5) / self.GRID

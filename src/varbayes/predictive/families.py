@@ -34,7 +34,7 @@ from torch import Tensor
 from varbayes._checks_scalar import check_count
 from varbayes._validation import to_tensor
 from varbayes.likelihoods import get_likelihood, student_t_cdf
-from varbayes.predictive.moments import VarianceSplit
+from varbayes.predictive.moments import VarianceSplit, central_interval
 
 __all__ = ["FamilyPrediction"]
 
@@ -188,11 +188,7 @@ class FamilyPrediction(VarianceSplit):
 
     def interval(self, level: float = 0.9) -> tuple[Tensor, Tensor]:
         """Central interval of probability ``level`` (integer bounds for counts)."""
-        if not 0.0 < float(level) < 1.0:
-            raise ValueError(f"level must lie in (0, 1), got {level!r}")
-        bounds = self.quantile(torch.tensor([(1 - level) / 2, (1 + level) / 2],
-                                            dtype=torch.float64))
-        return bounds[0], bounds[1]
+        return central_interval(self.quantile, level)
 
     def sample(self, num: int = 1, *, generator: torch.Generator | None = None) -> Tensor:
         """Draw ``num`` values of ``y`` per input from the mixture; shape (num, n)."""

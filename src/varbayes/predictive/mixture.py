@@ -32,7 +32,7 @@ from torch import Tensor
 from varbayes._checks_scalar import check_count
 from varbayes._validation import to_tensor
 from varbayes.likelihoods.gaussian import gaussian_log_prob
-from varbayes.predictive.moments import VarianceSplit
+from varbayes.predictive.moments import VarianceSplit, central_interval
 from varbayes.predictive.quantile import mixture_quantile
 
 __all__ = ["Prediction"]
@@ -118,11 +118,7 @@ class Prediction(VarianceSplit):
 
     def interval(self, level: float = 0.9) -> tuple[Tensor, Tensor]:
         """Central interval of probability ``level``: the (1-level)/2 and (1+level)/2 quantiles."""
-        if not 0.0 < float(level) < 1.0:
-            raise ValueError(f"level must lie in (0, 1), got {level!r}")
-        probs = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)
-        bounds = self.quantile(probs)
-        return bounds[0], bounds[1]
+        return central_interval(self.quantile, level)
 
     def sample(self, num: int = 1, *, generator: torch.Generator | None = None) -> Tensor:
         """Draw ``num`` values of ``y`` per input from the mixture; shape (num, n)."""

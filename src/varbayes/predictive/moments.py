@@ -10,9 +10,26 @@ with the population variance (divisor ``S``), so ``S = 1`` gives an epistemic pa
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import torch
 from torch import Tensor
 
-__all__ = ["VarianceSplit"]
+__all__ = ["VarianceSplit", "central_interval"]
+
+
+def central_interval(quantile: Callable[[Tensor], Tensor], level: float) -> tuple[Tensor, Tensor]:
+    """The ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles, from one ``quantile`` call.
+
+    Raises
+    ------
+    ValueError
+        If ``level`` is not in (0, 1).
+    """
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    bounds = quantile(torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64))
+    return bounds[0], bounds[1]
 
 
 class VarianceSplit:
