@@ -26,16 +26,16 @@ from varbayes._validation import (
 from varbayes.calibration import (
     CalibratedPrediction,
     CalibrationMap,
-    ScaleMap,
     check_method,
     stretch,
 )
 from varbayes.data.transforms import Standardizer
-from varbayes.infer import History, NonFinitePolicy, train
+from varbayes.infer import History, NonFinitePolicy
 from varbayes.kinds.calibrated import calibrate, calibration_rows
 from varbayes.kinds.config import make_config
-from varbayes.kinds.registry import ModelKind, auto_init_rho, get_kind
-from varbayes.kinds.stopping import plan_validation
+from varbayes.kinds.members import spread_factor, train_networks
+from varbayes.kinds.registry import ModelKind, get_kind, hetero_init_rho
+from varbayes.kinds.stopping import MIN_ROWS, plan_validation
 from varbayes.predictive import Prediction, predictive
 
 __all__ = [
@@ -160,11 +160,6 @@ class FittedModel(nn.Module):
         pred = self.predict(x, num_samples, generator=generator, chunk_size=chunk_size)
         return pred if self.calibration is None else self.calibration.apply(pred)
 
-
-#: Weight draws of the validation predictive that ``rescale`` fits its factor on.
-RESCALE_DRAWS = 100
-#: Pseudo-rows at factor 1 that the fitted spread factor is shrunk with (geometrically).
-RESCALE_PRIOR_ROWS = 50
 
 #: The dtype the networks compute in; data are standardised in float64, then cast to it.
 WORKING_DTYPE = torch.float32
@@ -308,44 +303,21 @@ def fit(
     ys = _standardised(y_scaler, yt[:, None], "y")[:, 0]
     xs, ys = xs.to(dev), ys.to(dev)
     kind_spec = get_kind(config["kind"])
+    members = int(config.get("n_members", 1))
     plan = plan_validation(xs.shape[0], early_stopping, validation_fraction, n_iter_no_change,
-                           int(config["epochs"]), generator)
-    fit_x, fit_y, monitor = xs, ys, None
+                           int(config["epochs"]), generator, members)
     if "init_rho" in config and config["init_rho"] is None:
-        rows = xs.shape[0] if plan.fit_rows is None else int(plan.fit_rows.numel())
-        config["init_rho"] = auto_init_rho(rows)
-    model = kind_spec.build(config, generator).to(dev)  # initialised on the CPU
-    if plan.fit_rows is not None and plan.val_rows is not None:
-        fit_x, fit_y = xs[plan.fit_rows], ys[plan.fit_rows]
-        post_fit = kind_spec.post_fit
-        refresh = None if post_fit is None else (
-            lambda: post_fit(model, fit_x, fit_y))  # e.g. the MLE's residual std
-        monitor = plan.monitor(model, xs[plan.val_rows], ys[plan.val_rows],
-                               float(y_scaler.std.double().log()), refresh)
-    history = train(
-        model, kind_spec.objective(config, fit_x.shape[0]), fit_x, fit_y,
-        epochs=int(config["epochs"]), lr=float(config["lr"]), batch_size=config["batch_size"],
-        generator=_on(dev, generator), nonfinite=nonfinite, progress=progress,
-        desc=config["kind"],
-        distributed=distributed, callback=monitor, callback_every=plan.check_every,
-    )
-    if monitor is not None:
-        monitor.restore()
-    if kind_spec.post_fit is not None:
-        kind_spec.post_fit(model, fit_x, fit_y)
-    model.eval()
+        config["init_rho"] = hetero_init_rho(xs.shape[0], config, MIN_ROWS)
+    model, history, info = train_networks(
+        kind_spec, config, xs, ys, plan, generator=generator,  # initialised on the CPU
+        train_generator=_on(dev, generator), log_y_std=float(y_scaler.std.double().log()),
+        nonfinite=nonfinite, progress=progress, distributed=distributed)
     fitted = FittedModel(config, model, x_scaler, y_scaler, feature_names=feature_names,
                          target_name=target_name).to(dev)
-    if monitor is not None and rescale and plan.val_rows is not None:
-        val = predictive(model, xs[plan.val_rows], RESCALE_DRAWS,
-                         generator=generator_on(dev, plan.seed))
-        factor = ScaleMap.fit(val, ys[plan.val_rows].double()).factor
-        # Shrunk towards 1 as if RESCALE_PRIOR_ROWS more rows had found 1: on 20 rows the
-        # NLL-optimal factor is too noisy to trust whole (docs/calibration.md).
-        n_val = plan.val_rows.numel()
-        fitted.spread_factor = factor ** (n_val / (n_val + RESCALE_PRIOR_ROWS))
-    fitted.fit_info = plan.info(monitor)
-    if monitor is not None:
+    fitted.fit_info = info
+    if plan.val_rows is not None:
+        if rescale:
+            fitted.spread_factor = spread_factor(model, xs, ys, plan)
         fitted.fit_info["spread_factor"] = fitted.spread_factor
     fitted.validation_rows = plan.val_rows  # not saved: which rows the callers may reuse
     return fitted, history
