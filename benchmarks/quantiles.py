@@ -29,6 +29,7 @@ from _bisection import bisection_quantile  # type: ignore[import-not-found]  # n
 from varbayes import metrics  # noqa: E402
 from varbayes.data import load_toy  # noqa: E402
 from varbayes.kinds import fit  # noqa: E402
+from varbayes.kinds.registry import LEGACY_HETERO  # noqa: E402
 from varbayes.metrics import crps_mixture  # noqa: E402
 from varbayes.predictive.quantile import mixture_quantile  # noqa: E402
 
@@ -51,7 +52,7 @@ def main() -> None:
     args = ap.parse_args()
     toy = load_toy()
     fitted, _ = fit("hetero", toy.x_train, toy.y_train[:, 0], epochs=300,
-                    generator=torch.Generator().manual_seed(0))
+                    generator=torch.Generator().manual_seed(0), **LEGACY_HETERO)
     x = np.random.default_rng(1).uniform(toy.x_train.min(), toy.x_train.max(), (args.rows, 1))
     pred = fitted.predict(x, args.samples, generator=torch.Generator().manual_seed(0))
     loc, scale = pred.loc, pred.scale

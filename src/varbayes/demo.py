@@ -19,7 +19,7 @@ import torch
 from varbayes._atomic import OutputFile, check_file_out, write_text
 from varbayes.data import ToyData, load_toy
 from varbayes.kinds import KINDS, FittedModel, fit, get_kind
-from varbayes.kinds.registry import FIXED_INIT_RHO
+from varbayes.kinds.registry import FIXED_INIT_RHO, LEGACY_HETERO
 from varbayes.metrics import evaluate
 from varbayes.plots import new_figure, plot_calibration, plot_data, plot_fit, plot_uncertainty
 
@@ -33,8 +33,7 @@ __all__ = [
 DEMO_MODELS: tuple[str, ...] = tuple(k for k in KINDS if k != "family")  # regression only
 #: Settings of the demo's models where the library's defaults have moved on from the post's.
 _POST_SETTINGS: dict[str, dict[str, Any]] = {
-    "hetero": {"init_rho": FIXED_INIT_RHO, "hidden": [20], "n_members": 1,
-               "warmup_fraction": 0.0},
+    "hetero": {**LEGACY_HETERO, "init_rho": FIXED_INIT_RHO},
 }
 
 

@@ -18,7 +18,7 @@ def _members(m: int = 3) -> list[BayesianMLP]:
 def test_member_draws_split_the_samples() -> None:
     assert member_draws(10, 3) == [4, 3, 3]
     assert member_draws(9, 3) == [3, 3, 3]
-    assert member_draws(1, 3) == [1, 1, 1]  # every member keeps a component
+    assert member_draws(2, 3) == [1, 1, 0]  # S < M: the first S members draw one each
     assert member_draws(5, 1) == [5]
 
 

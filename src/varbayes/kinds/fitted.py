@@ -87,7 +87,7 @@ class FittedModel(nn.Module):
         #: The calibration map (:mod:`varbayes.calibration`) applied by
         #: :meth:`predict_calibrated`, or ``None``. Saved with the model.
         self.calibration: CalibrationMap | None = None
-        #: Factor on the predictive spread fitted on the early-stopping validation part (1: none),
+        #: Factor on the predictive spread fitted on the early-stopping validation parts (1: none),
         #: applied by :meth:`predict`; saved with the model.
         self.spread_factor = 1.0
         #: Labels of the class indices of a classifier (``family`` kind), saved with the model.
@@ -229,17 +229,19 @@ def fit(
         Hold out a validation part of the rows and stop at the best validation log predictive
         density (see :mod:`varbayes.kinds.stopping`); ``epochs`` becomes the most epochs. The
         estimator and the CLI turn it on by default. Skipped (recorded in
-        ``fitted.fit_info``) when there are too few rows for a validation part.
+        ``fitted.fit_info``) when there are too few rows for a validation part. The members
+        of a ``hetero`` ensemble (``n_members``) get disjoint validation parts and keep their
+        best checkpoints; their noise warm-up (``warmup_fraction``) and training are
+        :mod:`varbayes.kinds.members`'s.
     validation_fraction : float in (0, 1), default=0.1
         Share of the rows in the validation part (at least
         :data:`~varbayes.kinds.stopping.MIN_VALIDATION` rows).
     n_iter_no_change : int, default=20
         Validation checks without improvement before training stops.
     rescale : bool, default=True
-        With early stopping: after restoring the best checkpoint, fit one factor on the
-        predictive spread by the validation part's NLL (:class:`~varbayes.calibration.ScaleMap`)
-        and keep it as ``fitted.spread_factor``, shrunk towards 1 on small validation parts
-        (``factor ** (n_val / (n_val + 50))``).
+        With early stopping: after restoring the best checkpoints, fit one factor on the
+        predictive spread so that the members' 90 % intervals cover 90 % of their validation
+        rows (:func:`varbayes.kinds.members.spread_factor`), kept as ``fitted.spread_factor``.
     calibration : {None, 'scale', 'isotonic', 'conformal'}, default=None
         Hold out a calibration part (``validation_fraction`` of the rows, apart from the
         validation part) and fit this map of :mod:`varbayes.calibration` on it, see

@@ -25,6 +25,7 @@ parts, each part predicted by the member that did not train on it.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -32,7 +33,6 @@ import torch
 from torch import Tensor, nn
 
 from varbayes._device import generator_on
-from varbayes.calibration import ScaleMap
 from varbayes.infer import History, train
 from varbayes.infer.early_stopping import EarlyStopping
 from varbayes.kinds.registry import Kind
@@ -40,12 +40,12 @@ from varbayes.kinds.stopping import ValidationPlan
 from varbayes.models import BayesianMLP, Ensemble
 from varbayes.predictive import Prediction, predictive
 
-__all__ = ["RESCALE_DRAWS", "RESCALE_PRIOR_ROWS", "spread_factor", "train_networks"]
+__all__ = ["RESCALE_DRAWS", "SPREAD_LEVEL", "spread_factor", "train_networks"]
 
 #: Weight draws of the validation predictive that :func:`spread_factor` fits its factor on.
 RESCALE_DRAWS = 100
-#: Pseudo-rows at factor 1 that the fitted spread factor is shrunk with (geometrically).
-RESCALE_PRIOR_ROWS = 50
+#: The level whose held-out coverage :func:`spread_factor` sets: the interval users read most.
+SPREAD_LEVEL = 0.9
 
 
 def members_of(model: nn.Module) -> list[nn.Module]:
@@ -145,7 +145,7 @@ def train_networks(
     """
     model = kind.build(config, generator).to(xs.device)
     members = members_of(model)
-    folds = plan.folds or [(None, None)] * len(members)
+    folds: list[tuple[Tensor | None, Tensor | None]] = list(plan.folds) or [(None, None)]
 
     def run(net: nn.Module, objective: Any, x: Tensor, y: Tensor, *, epochs: int,
             callback: Callable[[int], bool] | None, desc: str) -> History:
@@ -153,7 +153,8 @@ def train_networks(
                      batch_size=config["batch_size"], generator=train_generator, desc=desc,
                      callback=callback, callback_every=plan.check_every, **options)
 
-    histories, records = [], []
+    histories: list[History] = []
+    records: list[tuple[dict[str, Any], EarlyStopping | None]] = []
     for m, member in enumerate(members):
         fit_rows, val_rows = folds[m % len(folds)]
         x, y = (xs, ys) if fit_rows is None else (xs[fit_rows], ys[fit_rows])
@@ -187,12 +188,16 @@ def _info(plan: ValidationPlan, records: list[tuple[dict[str, Any], EarlyStoppin
 
 
 def spread_factor(model: nn.Module, xs: Tensor, ys: Tensor, plan: ValidationPlan) -> float:
-    """One factor on the predictive spread, by the NLL of the members' validation parts.
+    """One factor on the predictive spread: the members' held-out 90 % intervals cover 90 %.
 
-    Each member predicts its own validation part (rows it did not train on); the factor
-    (:class:`~varbayes.calibration.ScaleMap`) is shrunk towards 1 as if
-    :data:`RESCALE_PRIOR_ROWS` more rows had found 1: on 20 rows the NLL-optimal factor is too
-    noisy to trust whole (``docs/calibration.md``).
+    Each member predicts its own validation part (rows it did not train on); the factor ``s``
+    is the smallest for which the stretched predictive (:func:`~varbayes.calibration.stretch`,
+    every quantile ``s`` times further from the mean) puts :data:`SPREAD_LEVEL` of these rows
+    inside its central :data:`SPREAD_LEVEL` interval: the empirical quantile of
+    ``(y - mean) / (upper - mean)`` (``(mean - y) / (mean - lower)`` below the mean). Chosen
+    by coverage rather than by the NLL, whose optimum over- or under-covers where the shape of
+    the predictive is off (``docs/calibration.md`` measures both). ``1`` when the quantile is not
+    a positive finite number.
     """
     locs, scales, targets = [], [], []
     for member, (_, val_rows) in zip(members_of(model), plan.folds, strict=False):
@@ -202,6 +207,10 @@ def spread_factor(model: nn.Module, xs: Tensor, ys: Tensor, plan: ValidationPlan
         scales.append(pred.scale)
         targets.append(ys[val_rows])
     pooled = Prediction(torch.cat(locs, 1), torch.cat(scales, 1))
-    factor = ScaleMap.fit(pooled, torch.cat(targets).double()).factor
-    n_val = pooled.loc.shape[1]
-    return float(factor ** (n_val / (n_val + RESCALE_PRIOR_ROWS)))
+    lower, upper = (b.double() for b in pooled.interval(SPREAD_LEVEL))
+    mean, y = pooled.mean.double(), torch.cat(targets).double()
+    tiny = torch.finfo(torch.float64).tiny
+    ratio = torch.where(y >= mean, (y - mean) / (upper - mean).clamp_min(tiny),
+                        (mean - y) / (mean - lower).clamp_min(tiny))
+    factor = float(torch.quantile(ratio, SPREAD_LEVEL))
+    return factor if math.isfinite(factor) and factor > 0 else 1.0

@@ -37,6 +37,7 @@ from varbayes.priors import GaussianPrior, Prior, ScaleMixturePrior
 __all__ = [
     "FIXED_INIT_RHO",
     "KINDS",
+    "LEGACY_HETERO",
     "Kind",
     "ModelKind",
     "PriorName",
@@ -106,6 +107,13 @@ def auto_init_rho(n_rows: int) -> float:
     """
     scale = min(0.3, 1.2 / math.sqrt(max(1, n_rows)))
     return float(math.log(math.expm1(scale)))
+
+
+#: ``hetero`` as one network of 20 units without the noise warm-up: its defaults before the
+#: ensemble (issue 11). The demo and the speed, quantile and distributed benchmarks train it, so
+#: that their figures (``docs/performance.md``) stay comparable.
+LEGACY_HETERO: Mapping[str, Any] = MappingProxyType(
+    {"hidden": [20], "n_members": 1, "warmup_fraction": 0.0})
 
 
 def hetero_init_rho(n_rows: int, config: Config, min_rows: int) -> float:
