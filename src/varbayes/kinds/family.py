@@ -27,8 +27,10 @@ from varbayes._validation import as_generator, check_array, check_X_y, to_tensor
 from varbayes.data.transforms import Standardizer
 from varbayes.infer import History, train
 from varbayes.infer.early_stopping import EarlyStopping
-from varbayes.kinds.config import make_config
+from varbayes.infer.ivon_train import train_ivon
+from varbayes.kinds.config import build_model, make_config
 from varbayes.kinds.fitted import WORKING_DTYPE, FittedModel, _standardised
+from varbayes.kinds.ivon import is_ivon
 from varbayes.kinds.registry import auto_init_rho, get_kind
 from varbayes.kinds.stopping import VALIDATION_DRAWS, plan_validation
 from varbayes.likelihoods import CLASSIFICATION, get_likelihood
@@ -114,7 +116,7 @@ def fit_family(
         fit_x, fit_y = xs[plan.fit_rows], ys[plan.fit_rows]
     if config["init_rho"] is None:
         config["init_rho"] = auto_init_rho(fit_x.shape[0])
-    model = cast(FamilyMLP, kind.build(config, generator))
+    model = cast(FamilyMLP, build_model(config, generator))
     if lik.name != "student_t":
         model.set_output_bias(_output_bias(lik.name, fit_y, int(config["n_classes"])))
     monitor = None
@@ -129,7 +131,7 @@ def fit_family(
 
         monitor = EarlyStopping(model, score, check_every=plan.check_every,
                                 n_iter_no_change=plan.n_iter_no_change)
-    history = train(
+    history = (train_ivon if is_ivon(config) else train)(
         model, kind.objective(config, fit_x.shape[0]), fit_x, fit_y,
         epochs=int(config["epochs"]), lr=float(config["lr"]), batch_size=config["batch_size"],
         generator=generator, nonfinite=nonfinite, progress=progress,
