@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BayesianClassifier"]
 
-_OPTIONS = ("hidden", "epochs", "lr", "batch_size", "kl", "prior", "prior_scale")
+_OPTIONS = ("hidden", "epochs", "lr", "batch_size", "kl", "prior", "prior_scale", "method")
 #: Rows above which the default is mini-batches of :data:`DEFAULT_BATCH` rows.
 FULL_BATCH_ROWS = 512
 DEFAULT_BATCH = 128
@@ -71,6 +71,9 @@ class BayesianClassifier(ClassifierMixin, BaseEstimator):
         best validation log-likelihood.
     validation_fraction : float in (0, 1), default=0.1
     n_iter_no_change : int, default=20
+    method : {'bbb', 'ivon'}, default='bbb'
+        ``'ivon'``: train the network by the IVON optimiser and draw from its posterior
+        (:mod:`varbayes.kinds.ivon`).
 
     Attributes
     ----------
@@ -102,6 +105,7 @@ class BayesianClassifier(ClassifierMixin, BaseEstimator):
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 20,
+        method: str = "bbb",
     ) -> None:
         self.hidden = hidden
         self.epochs = epochs
@@ -116,6 +120,7 @@ class BayesianClassifier(ClassifierMixin, BaseEstimator):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.method = method
 
     def __sklearn_tags__(self) -> Any:
         """Single-output multi-class classifier on dense finite data."""

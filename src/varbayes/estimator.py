@@ -117,6 +117,8 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
     device : {'cpu', 'auto', 'cuda'}, default='cpu'
         Where to train and predict, resolved at :meth:`fit` (``'auto'``: CUDA where available).
         :meth:`save` writes device-independent files; :meth:`load` restores to the CPU.
+    method : {'bbb', 'ivon'}, default='bbb'
+        ``'ivon'``: trained by the IVON optimiser, predicting from its posterior (kinds.ivon).
 
     Options that do not apply to the chosen ``model`` must be left ``None``; otherwise
     :meth:`fit` raises ``ValueError`` naming them.
@@ -139,16 +141,12 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
     -----
     scikit-learn's ``parametrize_with_checks`` passes (``tests/test_estimator.py``), including
     ``check_methods_subset_invariance``: the networks train in float32 but predict in float64
-    (:data:`varbayes.models.PREDICT_DTYPE`), with the mixture summaries and the map back to
-    data units in float64 too, so a row predicted alone and the same row in a batch agree to
-    ~1e-15 (in float32 the batch-size-dependent BLAS kernels made them differ by an ulp).
+    (:data:`varbayes.models.PREDICT_DTYPE`), mixture summaries and units included, so a row
+    predicted alone and in a batch agree to ~1e-15 (in float32 BLAS made them differ by an ulp).
 
     The checks that pin scikit-learn's error wording pass because varbayes's shared input
     validation (:mod:`varbayes._validation`) includes that wording next to its own (the row,
-    column or argument at fault): complex data raises ``ValueError('Complex data not
-    supported: ...')``, a 1-D ``X`` asks to "Reshape your data", 0 columns reports "0
-    feature(s) ... while a minimum of 1 is required", and an object cell that is not a number
-    or string raises float()'s ``TypeError``.
+    column or argument at fault), e.g. "Complex data not supported" or "Reshape your data".
 
     ``check_array_api_input`` is skipped by scikit-learn unless ``SCIPY_ARRAY_API=1``; the
     estimator takes NumPy, pandas or torch input and does not claim array-API support.
@@ -186,6 +184,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         calibration: str | None = None,
         likelihood: str = "gaussian",
         device: str | torch.device = "cpu",
+        method: str = "bbb",
     ) -> None:
         self.model = model
         self.hidden = hidden
@@ -205,6 +204,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         self.calibration = calibration
         self.likelihood = likelihood
         self.device = device
+        self.method = method
 
     # ------------------------------------------------------------------ params
 
@@ -212,6 +212,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         """Resolve the parameters into a model kind and ``recipes.fit`` overrides."""
         kind, overrides = resolve_likelihood(check_enum(self.model, ModelKind, "model").value,
                                              self.likelihood)
+        overrides["method"] = self.method
         for name in _OPTIONS:
             value = getattr(self, name)
             if value is None:
@@ -229,7 +230,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
             overrides["noise_std"] = check_scalar(noise, "noise", low=0.0, low_inclusive=False)
         # The shared option checks (types, ranges, allowed strings), before any data is read.
         config = make_config(kind, 1, **overrides)
-        overrides = {key: config[key] for key in overrides}
+        overrides = {key: config.get(key, value) for key, value in overrides.items()}
         check_scalar(self.num_samples, "num_samples", kind=int, low=1)
         if not isinstance(self.progress, bool):
             raise TypeError(f"progress must be a bool, got {self.progress!r}")
@@ -273,9 +274,8 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         """
         kind, overrides = self._recipe()
         if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None"
-            )
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
+                             "is None")
         X_arr, y_arr = check_X_y(X, y)
         if _ndim(y) == 2:
             warnings.warn(
@@ -474,7 +474,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
             params.update({k: config[k] for k in ("kl", "prior", "prior_scale") if k in config})
             if "noise" in config:
                 params["noise"] = config["noise_std"] if config["noise"] == "fixed" else "learned"
-            params["model"], seed = config["kind"], 0
+            params["model"], params["method"], seed = config["kind"], config.get("method", "bbb"), 0
             if config["kind"] == "family":
                 params["model"], params["likelihood"] = "hetero", config["likelihood"]
         elif isinstance(meta, dict) and isinstance(meta.get("params"), dict):
