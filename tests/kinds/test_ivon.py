@@ -33,7 +33,7 @@ def test_method_options_are_checked() -> None:
     assert "method" not in make_config("hetero", 2)  # Bayes by Backprop: configs as before
     assert make_config("hetero", 2, method="bbb") == make_config("hetero", 2)
     config = make_config("hetero", 2, method="ivon")
-    assert config["method"] == "ivon" and config["lr"] == IVON_DEFAULTS["lr"]
+    assert config["method"] == "ivon" and config["lr"] == IVON_DEFAULTS["hetero"]["lr"]
     assert {k: config[k] for k in IVON_OPTIONS} == IVON_OPTIONS
     assert make_config("bbb", 2, method="ivon", lr=0.5, ivon_mc_samples=2)["lr"] == 0.5
     with pytest.raises(ValueError, match=r"unknown method 'adam'; allowed values are 'bbb', "):

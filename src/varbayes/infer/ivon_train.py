@@ -94,7 +94,7 @@ def train_ivon(
     held = held_parameters(model)
     opt = IVON([p for _, p in held], lr=lr, ess=ess, hess_init=posterior.hess_init,
                beta2=posterior.beta2, weight_decay=decay, mc_samples=posterior.mc_samples,
-               generator=generator)
+               clip_radius=posterior.clip_radius, generator=generator)
     for name, p in held:  # IVON updates the model's buffers: they are saved and restored
         opt.state[p]["hess"] = posterior.hessian(name)
     history = History()

@@ -23,6 +23,8 @@ as the kind predicts them.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -57,7 +59,7 @@ class IVONPosterior(nn.Module):
         :math:`\\delta = 1 / (ess \\cdot prior\\_scale^2)` once ``ess`` is known (:meth:`start`).
     ess : float or None
         Effective sample size; ``None``: the number of training rows, set by :meth:`start`.
-    beta2, mc_samples
+    beta2, mc_samples, clip_radius
         IVON's settings for training (kept in the model's ``config``, not in the buffers).
     """
 
@@ -66,11 +68,12 @@ class IVONPosterior(nn.Module):
 
     def __init__(self, shapes: dict[str, tuple[int, ...]], *, hess_init: float,
                  prior_scale: float, ess: float | None = None, beta2: float = 0.999,
-                 mc_samples: int = 1) -> None:
+                 mc_samples: int = 1, clip_radius: float = math.inf) -> None:
         super().__init__()
         self.names = list(shapes)
         self.hess_init, self.prior_scale = float(hess_init), float(prior_scale)
         self.fixed_ess, self.beta2, self.mc_samples = ess, float(beta2), int(mc_samples)
+        self.clip_radius = float(clip_radius)
         for name, shape in shapes.items():
             self.register_buffer(_key(name), torch.full(shape, self.hess_init))
         self.register_buffer("ess", torch.tensor(1.0 if ess is None else float(ess)))
