@@ -53,13 +53,13 @@ def test_method_options_are_checked() -> None:
 
 
 def test_fit_keeps_the_ivon_posterior_in_the_model() -> None:
-    fitted = _fit(prior_scale=0.5, ivon_hess_init=0.5, early_stopping=True)
+    fitted = _fit(prior_scale=2.0, ivon_hess_init=0.5, early_stopping=True, epochs=1000)
     model = fitted.model
     posterior = posterior_of(model)
     assert posterior is not None
     n = 120 - fitted.fit_info["n_validation"]  # ess: the rows it trained on
     assert float(posterior.ess) == n
-    assert float(posterior.weight_decay) == pytest.approx(1 / (n * 0.5**2))
+    assert float(posterior.weight_decay) == pytest.approx(1 / (n * 2.0**2))
     # IVON holds the means and the head, not the layers' rho (those follow from its posterior)
     held = dict(held_parameters(model))
     assert "layers.0.weight_loc" in held and "noise_net.0.weight" in held
@@ -71,11 +71,11 @@ def test_fit_keeps_the_ivon_posterior_in_the_model() -> None:
             assert not torch.equal(posterior.hessian(f"{name}.weight_loc"),
                                    torch.full_like(layer.weight_loc, 0.5))  # it was trained
     assert check_posterior(model) == []
-    pred = fitted.predict(X[:10], 50, generator=torch.Generator().manual_seed(0))
+    pred = fitted.predict(X, 50, generator=torch.Generator().manual_seed(0))
     assert bool((pred.loc.std(0) > 0).all())  # the weight draws differ: an epistemic part
-    rmse = float(np.sqrt(np.mean((pred.mean.numpy() - Y[:10]) ** 2)))
-    assert rmse < 0.8 * Y.std()  # it learnt something in 80 epochs
-    again = _fit(prior_scale=0.5, ivon_hess_init=0.5, early_stopping=True)  # reproducible
+    rmse = float(np.sqrt(np.mean((pred.mean.numpy() - Y) ** 2)))
+    assert rmse < 0.8 * Y.std()  # learnt: a constant gives 1 (seeds 0-4 give 0.30-0.67)
+    again = _fit(prior_scale=2.0, ivon_hess_init=0.5, early_stopping=True, epochs=1000)
     assert torch.equal(again.model.layers[0].weight_loc, model.layers[0].weight_loc)
 
 
