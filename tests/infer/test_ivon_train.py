@@ -1,18 +1,14 @@
-"""The training loop of ``method='ivon'``: the posterior it leaves, callbacks, NaN, DDP."""
+"""train() of a model built with ``method='ivon'``: IVON's step, callbacks, NaN steps, DDP."""
 
 from __future__ import annotations
-
-import os
-import socket
-import tempfile
 
 import numpy as np
 import pytest
 import torch
-import torch.multiprocessing as mp
 
-from varbayes.infer import ELBO, NonFiniteLossError
-from varbayes.infer.ivon_train import train_ivon
+from _spawn import on_two_ranks
+from varbayes.infer import ELBO, NonFiniteLossError, train
+from varbayes.infer.ivon_train import IVONStep
 from varbayes.kinds import build_model, fit, make_config
 from varbayes.models import BayesianMLP
 from varbayes.optim.posterior import check_posterior, posterior_of
@@ -26,11 +22,15 @@ def _model(**kw: object) -> torch.nn.Module:
     return build_model(config, torch.Generator().manual_seed(0))
 
 
-def test_a_model_without_the_posterior_is_refused() -> None:
+def test_ivon_needs_the_posterior_and_no_adam_options() -> None:
     with pytest.raises(TypeError, match="method='ivon'"):
-        train_ivon(BayesianMLP(1, (4,)), ELBO(64), X, Y, epochs=2, lr=0.1)
+        IVONStep(BayesianMLP(1, (4,)), ELBO(64), 0.1, None)
+    with pytest.raises(ValueError, match="leave weight_decay=0 and fast=None"):
+        train(_model(), ELBO(64), X, Y, epochs=2, lr=0.1, weight_decay=0.1)
+    with pytest.raises(ValueError, match="leave weight_decay=0 and fast=None"):
+        train(_model(), ELBO(64), X, Y, epochs=2, lr=0.1, fast=True)
     with pytest.raises(ValueError, match="epochs"):
-        train_ivon(_model(), ELBO(64), X, Y, epochs=0, lr=0.1)
+        train(_model(), ELBO(64), X, Y, epochs=0, lr=0.1)
 
 
 def test_callbacks_see_the_posterior_and_the_loss_falls() -> None:
@@ -41,7 +41,7 @@ def test_callbacks_see_the_posterior_and_the_loss_falls() -> None:
         seen.append(check_posterior(model))  # the layers' scales follow from the Hessian
         return done >= 300
 
-    history = train_ivon(model, ELBO(64), X, Y, epochs=1000, lr=0.2, callback=callback,
+    history = train(model, ELBO(64), X, Y, epochs=1000, lr=0.2, callback=callback,
                          callback_every=100, generator=torch.Generator().manual_seed(1))
     assert len(history.loss) == 300 and seen == [[]] * 3
     assert history.kl == [0.0] * 300 and history.nll == history.loss
@@ -54,44 +54,26 @@ def test_nonfinite_steps_raise_or_are_skipped_and_forgotten() -> None:
     y = Y.clone()
     y[5] = float("nan")
     with pytest.raises(NonFiniteLossError, match="epoch 1, step"):
-        train_ivon(_model(), ELBO(64), X, y, epochs=3, lr=0.1, batch_size=16,
+        train(_model(), ELBO(64), X, y, epochs=3, lr=0.1, batch_size=16,
                    generator=torch.Generator().manual_seed(0))
     model = _model()
-    history = train_ivon(model, ELBO(64), X, y, epochs=3, lr=0.1, batch_size=16,
+    history = train(model, ELBO(64), X, y, epochs=3, lr=0.1, batch_size=16,
                          nonfinite="skip", generator=torch.Generator().manual_seed(0))
     assert history.skipped_steps == 3  # one batch of four in each epoch holds the NaN
     assert all(bool(torch.isfinite(t).all()) for t in model.state_dict().values())
     assert check_posterior(model) == []
 
 
-def _worker(rank: int, path: str, port: int) -> None:
-    import torch.distributed as dist
-
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
-    try:
-        x = np.linspace(-2, 2, 60)[:, None]
-        fitted, _ = fit("hetero", x, np.sin(2 * x[:, 0]), method="ivon", hidden=[6], epochs=20,
-                        distributed="on", generator=torch.Generator().manual_seed(0))
-        torch.save(fitted.state_dict(), f"{path}/rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+def _worker(rank: int) -> dict[str, torch.Tensor]:
+    x = np.linspace(-2, 2, 60)[:, None]
+    fitted, _ = fit("hetero", x, np.sin(2 * x[:, 0]), method="ivon", hidden=[6], epochs=20,
+                    distributed="on", generator=torch.Generator().manual_seed(0))
+    return dict(fitted.state_dict())
 
 
 @pytest.mark.distributed
 def test_ranks_stay_identical_and_ess_is_the_global_row_count() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        for attempt in range(3):  # a free port can be taken between probing and binding it
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-            try:
-                mp.spawn(_worker, args=(tmp, port), nprocs=2, join=True)
-                break
-            except mp.ProcessRaisedException:
-                if attempt == 2:
-                    raise
-        states = [torch.load(f"{tmp}/rank{r}.pt") for r in range(2)]
+    states = on_two_ranks(_worker)
     assert float(states[0]["model.ivon.ess"]) == 60  # global rows, though each rank saw 30
     for key, value in states[0].items():
         torch.testing.assert_close(states[1][key], value, rtol=0, atol=0, msg=key)

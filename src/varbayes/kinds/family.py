@@ -27,10 +27,8 @@ from varbayes._validation import as_generator, check_array, check_X_y, to_tensor
 from varbayes.data.transforms import Standardizer
 from varbayes.infer import History, train
 from varbayes.infer.early_stopping import EarlyStopping
-from varbayes.infer.ivon_train import train_ivon
 from varbayes.kinds.config import build_model, make_config
 from varbayes.kinds.fitted import WORKING_DTYPE, FittedModel, _standardised
-from varbayes.kinds.ivon import is_ivon
 from varbayes.kinds.registry import auto_init_rho, get_kind
 from varbayes.kinds.stopping import VALIDATION_DRAWS, plan_validation
 from varbayes.likelihoods import CLASSIFICATION, get_likelihood
@@ -131,7 +129,7 @@ def fit_family(
 
         monitor = EarlyStopping(model, score, check_every=plan.check_every,
                                 n_iter_no_change=plan.n_iter_no_change)
-    history = (train_ivon if is_ivon(config) else train)(
+    history = train(
         model, kind.objective(config, fit_x.shape[0]), fit_x, fit_y,
         epochs=int(config["epochs"]), lr=float(config["lr"]), batch_size=config["batch_size"],
         generator=generator, nonfinite=nonfinite, progress=progress,

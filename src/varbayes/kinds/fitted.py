@@ -32,10 +32,8 @@ from varbayes.calibration import (
 )
 from varbayes.data.transforms import Standardizer
 from varbayes.infer import History, NonFinitePolicy, train
-from varbayes.infer.ivon_train import train_ivon
 from varbayes.kinds.calibrated import calibrate, calibration_rows
 from varbayes.kinds.config import build_model, make_config
-from varbayes.kinds.ivon import is_ivon
 from varbayes.kinds.registry import ModelKind, auto_init_rho, get_kind
 from varbayes.kinds.stopping import plan_validation
 from varbayes.predictive import Prediction, predictive
@@ -324,7 +322,7 @@ def fit(
             lambda: post_fit(model, fit_x, fit_y))  # e.g. the MLE's residual std
         monitor = plan.monitor(model, xs[plan.val_rows], ys[plan.val_rows],
                                float(y_scaler.std.double().log()), refresh)
-    history = (train_ivon if is_ivon(config) else train)(
+    history = train(
         model, kind_spec.objective(config, fit_x.shape[0]), fit_x, fit_y,
         epochs=int(config["epochs"]), lr=float(config["lr"]), batch_size=config["batch_size"],
         generator=_on(dev, generator), nonfinite=nonfinite, progress=progress,
