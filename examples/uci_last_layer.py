@@ -132,6 +132,18 @@ def run_split(name: str, split: int, root: Path, quick: bool) -> dict[str, dict[
     return results
 
 
+def _summary(rows: list[dict[str, float]]) -> dict[str, Any]:
+    """Mean of each figure over the splits, its standard error (``_se``) and the splits' values."""
+    out: dict[str, Any] = {}
+    for key in rows[0]:
+        values = np.array([r[key] for r in rows])
+        out[key] = float(values.mean())
+        se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
+        out[f"{key}_se"] = float(se)
+        out[f"{key}_splits"] = values.tolist()
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the data sets and splits asked for; print a row per method."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -145,13 +157,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report: dict[str, Any] = {}
     for name in names:
         runs = [run_split(name, i, args.root, args.quick) for i in range(args.splits)]
-        report[name] = {method: {key: float(np.mean([r[method][key] for r in runs]))
-                                 for key in runs[0][method]} for method in runs[0]}
+        report[name] = {method: _summary([r[method] for r in runs]) for method in runs[0]}
         report[name]["splits"] = args.splits
         for method, row in report[name].items():
             if isinstance(row, dict):
-                print(f"{name:18s} {method:14s} LL {row['ll']:7.3f}  RMSE {row['rmse']:7.3f}  "
-                      f"cov90 {row['coverage_90']:.2f}  {row['seconds']:6.1f} s")
+                print(f"{name:18s} {method:14s} LL {row['ll']:7.3f} ± {row['ll_se']:.3f}  RMSE "
+                      f"{row['rmse']:7.3f} ± {row['rmse_se']:.3f}  cov90 {row['coverage_90']:.2f}"
+                      f"  {row['seconds']:6.1f} s")
     if args.out is not None:
         args.out.write_text(json.dumps(report, indent=1))
     return report
