@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -25,6 +25,8 @@ from torch import Tensor
 from torch.distributions import Distribution, Exponential, Poisson, constraints
 
 __all__ = ["Likelihood", "RateLikelihood", "raise_at_first"]
+
+_Rate = TypeVar("_Rate", Poisson, Exponential)
 
 
 def raise_at_first(bad: np.ndarray, y: np.ndarray, name: str, problem: str) -> None:
@@ -78,7 +80,7 @@ class Likelihood(ABC):
         return f"{type(self).__name__}()"
 
 
-class RateLikelihood(Likelihood):
+class RateLikelihood(Likelihood, Generic[_Rate]):
     """A likelihood of one ``rate`` (from a log-rate head), a ``torch.distributions`` family.
 
     A subclass names the :attr:`family`; the rate's constraint and the support are the
@@ -86,7 +88,7 @@ class RateLikelihood(Likelihood):
     """
 
     params: ClassVar[tuple[str, ...]] = ("rate",)
-    family: ClassVar[type[Poisson] | type[Exponential]]
+    family: type[_Rate]  # a class attribute (ClassVar cannot hold a type variable)
     """The distribution class, called with the rate."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -96,7 +98,7 @@ class RateLikelihood(Likelihood):
         if "support" not in vars(cls):
             cls.support = cls.family.support
 
-    def distribution(self, params: Mapping[str, Tensor]) -> Poisson | Exponential:
+    def distribution(self, params: Mapping[str, Tensor]) -> _Rate:
         """:attr:`family` of the rate."""
         return self.family(params["rate"], validate_args=False)
 

@@ -12,7 +12,7 @@ from varbayes.likelihoods.base import RateLikelihood, raise_at_first
 __all__ = ["ExponentialLikelihood"]
 
 
-class ExponentialLikelihood(RateLikelihood):
+class ExponentialLikelihood(RateLikelihood[Exponential]):
     """:math:`y \\sim \\mathrm{Exp}(rate(x))`, mean ``1 / rate``; targets are not standardised."""
 
     name: ClassVar[str] = "exponential"

@@ -20,7 +20,7 @@ def check_counts(y: np.ndarray, name: str, likelihood: str) -> None:
     raise_at_first(y != np.round(y), y, name, f"is not an integer count; {needs}")
 
 
-class PoissonLikelihood(RateLikelihood):
+class PoissonLikelihood(RateLikelihood[Poisson]):
     """:math:`y \\sim \\mathrm{Poisson}(rate(x))`, ``rate = exp(log_rate)`` from the head."""
 
     name: ClassVar[str] = "poisson"
