@@ -37,7 +37,7 @@ from varbayes.predictive import ClassPrediction
 
 __all__ = ["BayesianClassifier"]
 
-_OPTIONS = ("hidden", "epochs", "lr", "batch_size", "kl", "prior", "prior_scale")
+_OPTIONS = ("hidden", "epochs", "lr", "batch_size", "kl", "prior", "prior_scale", "method")
 #: Rows above which the default is mini-batches of :data:`DEFAULT_BATCH` rows.
 FULL_BATCH_ROWS = 512
 DEFAULT_BATCH = 128
@@ -67,6 +67,9 @@ class BayesianClassifier(ClassifierMixin, EstimatorBase):
         best validation log-likelihood.
     validation_fraction : float in (0, 1), default=0.1
     n_iter_no_change : int, default=20
+    method : {'bbb', 'ivon'}, default='bbb'
+        ``'ivon'``: train the network by the IVON optimiser and draw from its posterior
+        (:mod:`varbayes.kinds.ivon`).
 
     Attributes
     ----------
@@ -94,6 +97,7 @@ class BayesianClassifier(ClassifierMixin, EstimatorBase):
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 20,
+        method: str = "bbb",
     ) -> None:
         self._store(locals())
 

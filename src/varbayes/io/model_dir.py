@@ -71,6 +71,8 @@ from varbayes.io.checks import (
 from varbayes.io.checks import read_json as _read_json
 from varbayes.io.module_dir import MODULE_FORMAT, is_variational, load_module, save_module
 from varbayes.kinds import DEFAULTS, FittedModel, ModelKind, build_model, make_config
+from varbayes.kinds.ivon import is_ivon
+from varbayes.optim.posterior import check_posterior
 
 __all__ = [
     "CONFIG_FILE",
@@ -482,6 +484,8 @@ def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cp
         target_name=doc.get("target_name"),
     )
     read_tensors_into(fitted.state_dict(), file, path / CONFIG_FILE)
+    if is_ivon(config) and (problems := check_posterior(model)):  # method='ivon'
+        raise ValueError(f"{file} does not match {path / CONFIG_FILE}: " + "; ".join(problems))
     fitted.eval()
     fitted.metadata = doc["metadata"]
     fit_info = doc["metadata"].get("fit")

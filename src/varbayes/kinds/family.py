@@ -27,7 +27,7 @@ from varbayes._validation import as_generator, check_array, check_X_y, to_tensor
 from varbayes.data.transforms import Standardizer
 from varbayes.infer import History, train
 from varbayes.infer.early_stopping import EarlyStopping
-from varbayes.kinds.config import make_config
+from varbayes.kinds.config import build_model, make_config
 from varbayes.kinds.fitted import WORKING_DTYPE, FittedModel, _standardised
 from varbayes.kinds.registry import auto_init_rho, get_kind
 from varbayes.kinds.stopping import VALIDATION_DRAWS, plan_validation
@@ -114,7 +114,7 @@ def fit_family(
         fit_x, fit_y = xs[plan.fit_rows], ys[plan.fit_rows]
     if config["init_rho"] is None:
         config["init_rho"] = auto_init_rho(fit_x.shape[0])
-    model = cast(FamilyMLP, kind.build(config, generator))
+    model = cast(FamilyMLP, build_model(config, generator))
     if lik.name != "student_t":
         model.set_output_bias(_output_bias(lik.name, fit_y, int(config["n_classes"])))
     monitor = None

@@ -33,7 +33,7 @@ from varbayes.calibration import (
 from varbayes.data.transforms import Standardizer
 from varbayes.infer import History, NonFinitePolicy, train
 from varbayes.kinds.calibrated import calibrate, calibration_rows
-from varbayes.kinds.config import make_config
+from varbayes.kinds.config import build_model, make_config
 from varbayes.kinds.registry import ModelKind, auto_init_rho, get_kind
 from varbayes.kinds.stopping import plan_validation
 from varbayes.predictive import Prediction, predictive
@@ -314,7 +314,7 @@ def fit(
     if "init_rho" in config and config["init_rho"] is None:
         rows = xs.shape[0] if plan.fit_rows is None else int(plan.fit_rows.numel())
         config["init_rho"] = auto_init_rho(rows)
-    model = kind_spec.build(config, generator).to(dev)  # initialised on the CPU
+    model = build_model(config, generator).to(dev)  # initialised on the CPU
     if plan.fit_rows is not None and plan.val_rows is not None:
         fit_x, fit_y = xs[plan.fit_rows], ys[plan.fit_rows]
         post_fit = kind_spec.post_fit
