@@ -1,7 +1,8 @@
 """Every fast path equals the plain autograd path on fixed noise (nothing here is timed).
 
-``_fast_helpers.library_noise`` replays the noise :class:`~varbayes.models.BayesianMLP`'s layers draw from a
-generator (per layer, in their order and shapes) in the layout of the hand-derived engine
+``_fast_helpers.library_noise`` replays the noise :class:`~varbayes.models.BayesianMLP`'s
+layers draw from a generator (per layer, in their order and shapes) in the layout of the
+hand-derived engine
 (:mod:`varbayes._fast.stack`); the tests compare losses, gradients and whole training runs with
 autograd through the library's layers and :class:`~varbayes.ELBO`, the vectorised training of
 many models with separate runs, and the flat Adam with ``torch.optim.Adam``.
