@@ -56,7 +56,7 @@ class BayesianClassifier(ClassifierMixin, EstimatorBase):
         Adam learning rate (``None``: 0.01).
     batch_size : int or None, default=None
         ``None``: full batch up to 512 rows, else mini-batches of 128.
-    num_samples : int, default=100
+    num_samples : int, default=1000
         Weight draws averaged by every prediction.
     kl, prior, prior_scale
         As for :class:`~varbayes.BayesianRegressor` (``None``: the kind's defaults).
@@ -90,7 +90,7 @@ class BayesianClassifier(ClassifierMixin, EstimatorBase):
         epochs: int | None = None,
         lr: float | None = None,
         batch_size: int | None = None,
-        num_samples: int = 100,
+        num_samples: int = 1000,
         kl: str | None = None, prior: str | None = None, prior_scale: float | None = None,
         random_state: int | np.random.Generator | torch.Generator | None = None,
         progress: bool = False,
