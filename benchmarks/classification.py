@@ -75,6 +75,9 @@ def run(splits: int) -> list[dict[str, object]]:
                 proba = model.predict_proba(xte)  # type: ignore[attr-defined]
                 rows.append({"dataset": name, "split": seed, "model": model_name,
                              "seconds": time.perf_counter() - start, **_scores(yte, proba)})
+                if isinstance(model, BayesianClassifier):  # what the validation part chose
+                    rows[-1]["temperature"] = model.model_.temperature
+                    rows[-1]["best_epoch"] = model.model_.fit_info.get("best_epoch")
                 print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -94,7 +97,21 @@ def table(rows: list[dict[str, object]]) -> str:
             lines.append(f"| {name} (n splits {len(sel)}) | {model} | {cell('accuracy', '.4f')} "
                          f"| {cell('nll', '.4f')} | {cell('ece', '.4f')} "
                          f"| {np.mean([float(r['seconds']) for r in sel]):.1f} |")  # type: ignore[arg-type]
+        lines.append(_paired(rows, name))
     return "\n".join(lines)
+
+
+def _paired(rows: list[dict[str, object]], name: str) -> str:
+    """Table row: BayesianClassifier minus MLPClassifier per split, mean / standard error."""
+    by = {(r["model"], r["split"]): r for r in rows if r["dataset"] == name}
+    splits = sorted({s for m, s in by if m == "BayesianClassifier" and ("MLPClassifier", s) in by})
+    cells = []
+    for key in ("accuracy", "nll", "ece"):
+        d = np.array([float(by["BayesianClassifier", s][key])  # type: ignore[arg-type]
+                      - float(by["MLPClassifier", s][key]) for s in splits])  # type: ignore[arg-type]
+        se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+        cells.append(f"{d.mean():+.4f} ({d.mean() / se:+.1f} SE)")
+    return f"| {name} | Bayes - MLP, paired | " + " | ".join(cells) + " | |"
 
 
 #: (label, likelihood, classes, fast engine) of the speed runs; Gaussian first (the reference).

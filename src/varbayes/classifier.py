@@ -63,8 +63,10 @@ class BayesianClassifier(ClassifierMixin, EstimatorBase):
     random_state : int, numpy / torch generator or None, default=None
     progress : bool, default=False
     early_stopping : bool, default=True
-        Hold out ``validation_fraction`` of the rows (from 80 rows on) and keep the epoch of the
-        best validation log-likelihood.
+        Hold out ``validation_fraction`` of the rows (from 80 rows on), keep the epoch of the
+        best validation log-likelihood, and fit a temperature on those rows that calibrates
+        the predicted probabilities (``model_.temperature``, see
+        :mod:`varbayes.calibration.temperature`; the entropy split stays the posterior's).
     validation_fraction : float in (0, 1), default=0.1
     n_iter_no_change : int, default=20
     method : {'bbb', 'ivon'}, default='bbb'
