@@ -16,9 +16,8 @@ loads) is the calibration map of
 :mod:`varbayes.calibration` (``{"method": "scale", "factor": ...}``, the isotonic knots or the
 sorted conformal scores): a few numbers to a few thousand, kept in the JSON so the weights file
 stays the model's ``state_dict``. ``metadata.fit`` records early stopping (chosen epochs, the
-validation curve); ``spread_factor`` (optional, default 1) the factor on the predictive
-spread that early stopping fitted on its validation part, and ``temperature`` (optional,
-default 1) a classifier's temperature fitted there (:mod:`varbayes.calibration.temperature`).
+validation curve); ``spread_factor`` and ``temperature`` (optional, default 1) the factor on the
+predictive spread and a classifier's temperature that early stopping fitted on its validation part.
 
 Writing is atomic: both files go into a hidden temporary sibling directory
 (``.MODEL_DIR.PID.HEX.tmpdir``), are fsynced, and the directory is renamed into place, so
