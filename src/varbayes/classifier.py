@@ -56,15 +56,17 @@ class BayesianClassifier(ClassifierMixin, EstimatorBase):
         Adam learning rate (``None``: 0.01).
     batch_size : int or None, default=None
         ``None``: full batch up to 512 rows, else mini-batches of 128.
-    num_samples : int, default=100
+    num_samples : int, default=1000
         Weight draws averaged by every prediction.
     kl, prior, prior_scale
         As for :class:`~varbayes.BayesianRegressor` (``None``: the kind's defaults).
     random_state : int, numpy / torch generator or None, default=None
     progress : bool, default=False
     early_stopping : bool, default=True
-        Hold out ``validation_fraction`` of the rows (from 80 rows on) and keep the epoch of the
-        best validation log-likelihood.
+        Hold out ``validation_fraction`` of the rows (from 80 rows on), keep the epoch of the
+        best validation log-likelihood, and fit a temperature on those rows that calibrates
+        the predicted probabilities (``model_.temperature``, see
+        :mod:`varbayes.calibration.temperature`; the entropy split stays the posterior's).
     validation_fraction : float in (0, 1), default=0.1
     n_iter_no_change : int, default=20
     method : {'bbb', 'ivon'}, default='bbb'
@@ -90,7 +92,7 @@ class BayesianClassifier(ClassifierMixin, EstimatorBase):
         epochs: int | None = None,
         lr: float | None = None,
         batch_size: int | None = None,
-        num_samples: int = 100,
+        num_samples: int = 1000,
         kl: str | None = None, prior: str | None = None, prior_scale: float | None = None,
         random_state: int | np.random.Generator | torch.Generator | None = None,
         progress: bool = False,
