@@ -90,6 +90,9 @@ class FittedModel(nn.Module):
         #: Factor on the predictive spread fitted on the early-stopping validation parts (1: none),
         #: applied by :meth:`predict`; saved with the model.
         self.spread_factor = 1.0
+        #: Temperature of a classifier's predictive fitted on the early-stopping validation part
+        #: (1: none), applied by :func:`~varbayes.kinds.predict_family`; saved with the model.
+        self.temperature = 1.0
         #: Labels of the class indices of a classifier (``family`` kind), saved with the model.
         self.classes: list[Any] | None = None
 
@@ -241,7 +244,9 @@ def fit(
     rescale : bool, default=True
         With early stopping: after restoring the best checkpoints, fit one factor on the
         predictive spread so that the members' 90 % intervals cover 90 % of their validation
-        rows (:func:`varbayes.kinds.members.spread_factor`), kept as ``fitted.spread_factor``.
+        rows (:func:`varbayes.kinds.members.spread_factor`), kept as ``fitted.spread_factor``;
+        a classifier (``family`` kind) fits its temperature there instead
+        (:mod:`varbayes.calibration.temperature`).
     calibration : {None, 'scale', 'isotonic', 'conformal'}, default=None
         Hold out a calibration part (``validation_fraction`` of the rows, apart from the
         validation part) and fit this map of :mod:`varbayes.calibration` on it, see
@@ -278,7 +283,7 @@ def fit(
                           feature_names=feature_names, target_name=target_name,
                           distributed=distributed, early_stopping=early_stopping,
                           validation_fraction=validation_fraction,
-                          n_iter_no_change=n_iter_no_change, **overrides)
+                          n_iter_no_change=n_iter_no_change, rescale=rescale, **overrides)
     xa, ya = check_X_y(x, y, names=("x", "y"))
     nonfinite = check_enum(nonfinite, NonFinitePolicy, "nonfinite").value
     dev = resolve_device(device)

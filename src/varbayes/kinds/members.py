@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from varbayes._device import generator_on
 from varbayes.infer import History, train
 from varbayes.infer.early_stopping import EarlyStopping
+from varbayes.kinds.config import build_model
 from varbayes.kinds.registry import Kind
 from varbayes.kinds.stopping import ValidationPlan
 from varbayes.models import BayesianMLP, Ensemble
@@ -143,7 +144,7 @@ def train_networks(
     the training noise. Returns the model (in eval mode), the first member's history and the
     ``fit_info`` record.
     """
-    model = kind.build(config, generator).to(xs.device)
+    model = build_model(config, generator).to(xs.device)
     members = members_of(model)
     folds: list[tuple[Tensor | None, Tensor | None]] = list(plan.folds) or [(None, None)]
 

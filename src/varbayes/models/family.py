@@ -17,8 +17,9 @@ categorical  K        ``logits``
 
 Log-rates are clipped to [-40, 40] before the exponential, so a rate never overflows float32.
 ``ModelOutput.loc`` and ``scale`` are each component's mean and standard deviation (NaN for a
-categorical head). The fast engine refuses these models (it needs the exact type
-``BayesianMLP`` and a Gaussian likelihood), so they train on autograd.
+categorical head). The fast engine (:mod:`varbayes._fast`) trains the Bernoulli and
+categorical heads (its whitelist ``CLASS_HEADS``); it refuses the others, which train on
+autograd.
 """
 
 from __future__ import annotations
@@ -75,20 +76,11 @@ class FamilyMLP(BayesianMLP):
     df_rho: nn.Parameter  # student_t only
 
     def __init__(
-        self,
-        in_features: int,
-        hidden: Sequence[int] = (50,),
-        *,
-        likelihood: str = "student_t",
-        n_classes: int = 2,
-        min_scale: float = 1e-3,
-        init_df: float = 10.0,
-        prior: Prior | None = None,
-        estimator: Estimator | str = Estimator.REPARAM,
-        init_loc_std: float | None = None,
-        init_rho: float = -5.0,
-        init_rho_bias: float | None = None,
-        generator: torch.Generator | None = None,
+        self, in_features: int, hidden: Sequence[int] = (50,), *, likelihood: str = "student_t",
+        n_classes: int = 2, min_scale: float = 1e-3, init_df: float = 10.0,
+        prior: Prior | None = None, estimator: Estimator | str = Estimator.REPARAM,
+        init_loc_std: float | None = None, init_rho: float = -5.0,
+        init_rho_bias: float | None = None, generator: torch.Generator | None = None,
     ) -> None:
         name = get_likelihood(likelihood).name
         if name not in FAMILY_LIKELIHOODS:
