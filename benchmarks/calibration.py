@@ -43,7 +43,7 @@ from varbayes.kinds import fit
 from varbayes.metrics import evaluate
 
 #: (rows, features, seeds) of the generator problems.
-GEN_CASES = ((100, 1, 3), (600, 5, 3), (2000, 10, 2), (20000, 20, 1))
+GEN_CASES = ((100, 1, 5), (600, 5, 5), (2000, 10, 3), (20000, 20, 2))
 LEVEL = 0.9
 
 

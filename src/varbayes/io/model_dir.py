@@ -340,9 +340,7 @@ def _rebuild_config(raw: Any, where: Path) -> dict[str, Any]:
         raise ValueError(
             f"{where}: config key 'in_features' must be a positive integer, got {in_features!r}"
         )
-    for key, value in get_kind(kind).absent.items():  # options newer than the directory
-        rest.setdefault(key, value)
-    defaults = DEFAULTS[kind]
+    rest, defaults = {**get_kind(kind).absent, **rest}, DEFAULTS[kind]  # Kind.absent: see there
     for key, value in rest.items():
         if key in defaults and not _type_ok(value, defaults[key]):
             raise ValueError(
