@@ -193,6 +193,7 @@ def group_tiny(seeds: int, epochs: tuple[int, ...] = (50, 100, 200, 1500)) -> li
                     yt = f(xt) + 0.3 * rng.normal(size=xt.size)
                     lo, hi = reg.predict_interval(xt[:, None], LEVEL)
                     row[f"coverage_{where}"] = float(np.mean((yt >= lo) & (yt <= hi)))
+                    row[f"width_{where}"] = float(np.mean(hi - lo))
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
     return rows
@@ -233,14 +234,17 @@ def table(rows: list[dict[str, Any]]) -> str:
     tiny = [r for r in rows if r["problem"].startswith("tiny")]
     if tiny:
         lines += ["", "| problem | epochs | seeds | coverage among (min / mean) | "
-                  "coverage away (min / mean) |", "|---|---|---|---|---|"]
+                  "coverage away (min / mean) | mean width among / away |",
+                  "|---|---|---|---|---|---|"]
         for p in dict.fromkeys(r["problem"] for r in tiny):
             for ep in sorted({r["epochs"] for r in tiny}):
                 rs = [r for r in tiny if r["problem"] == p and r["epochs"] == ep]
                 a = [r["coverage_among"] for r in rs]
                 b = [r["coverage_away"] for r in rs]
+                widths = " / ".join(f"{np.mean([r.get(f'width_{w}', np.nan) for r in rs]):.3g}"
+                                    for w in ("among", "away"))
                 lines.append(f"| {p} | {ep} | {len(rs)} | {min(a):.3f} / {np.mean(a):.3f} | "
-                             f"{min(b):.3f} / {np.mean(b):.3f} |")
+                             f"{min(b):.3f} / {np.mean(b):.3f} | {widths} |")
     return "\n".join(lines)
 
 
