@@ -176,7 +176,8 @@ def group_uci(root: str, splits: int, ablation_splits: int, maps_splits: int
     return rows
 
 
-def group_tiny(seeds: int, epochs: tuple[int, ...] = (50, 100, 200, 1500)) -> list[dict[str, Any]]:
+def group_tiny(seeds: int, epochs: tuple[int, ...] = (50, 100, 200, 300, 500, 1500)
+               ) -> list[dict[str, Any]]:
     fns = {"sin": lambda x: np.sin(2 * x) + 0.5 * x, "quad": lambda x: 0.3 * x**2 - x}
     rows = []
     for fname, f in fns.items():

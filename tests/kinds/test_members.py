@@ -70,21 +70,13 @@ def test_fit_trains_every_member_with_a_warm_up() -> None:
     assert isinstance(none.model, BayesianMLP)
 
 
-def test_small_data_defaults() -> None:
-    """Below 80 rows the hidden layer is 20 units unless the caller sets it."""
-    x, y = _data(100)
-    assert fit("hetero", x, y, epochs=2, n_members=1)[0].config["hidden"] == [50]
-    assert fit("hetero", x[:40], y[:40], epochs=2, n_members=1)[0].config["hidden"] == [20]
-    assert fit("hetero", x[:40], y[:40], epochs=2, n_members=1,
-               hidden=[8])[0].config["hidden"] == [8]
-
-
-@pytest.mark.parametrize("epochs", [50, 100])
+@pytest.mark.parametrize("epochs", [50, 300])
 def test_fifteen_points_are_covered_away_from_the_data(epochs: int) -> None:
     """Issue 11: on 15 points, whatever ``epochs`` >= 50, the 90 % interval covers >= 0.85.
 
     Deterministic given the seeds (no false positives); measured 1.000 among and away for
-    these seeds (``docs/calibration.md``, ``tiny quad``), so the 0.85 bar has a wide margin.
+    these seeds (``docs/calibration.md``, ``tiny quad``; 300 epochs is where 20 hidden units
+    instead of 50 fell to 0.71 away on one seed of five).
     """
     f = lambda x: 0.3 * x**2 - x  # noqa: E731
     rng = np.random.default_rng([0, 15])

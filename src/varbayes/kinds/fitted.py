@@ -8,7 +8,6 @@ takes and returns data in the user's units. Everything a fitted model needs is i
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -311,9 +310,6 @@ def fit(
     ys = _standardised(y_scaler, yt[:, None], "y")[:, 0]
     xs, ys = xs.to(dev), ys.to(dev)
     kind_spec = get_kind(config["kind"])
-    if xs.shape[0] < MIN_ROWS:  # no validation part: the kind's small-data defaults
-        config.update({k: copy.deepcopy(v) for k, v in kind_spec.small_data.items()
-                       if overrides.get(k) is None})
     members = int(config.get("n_members", 1))
     plan = plan_validation(xs.shape[0], early_stopping, validation_fraction, n_iter_no_change,
                            int(config["epochs"]), generator, members)

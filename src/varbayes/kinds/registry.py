@@ -78,9 +78,6 @@ class Kind:
     absent : Mapping
         Options added after a model directory's format: the value a saved configuration
         *without* the key had (``io.load`` fills them in, not today's defaults).
-    small_data : Mapping
-        Defaults on data too small for a validation part (:func:`varbayes.kinds.fit`, fewer
-        than ``MIN_ROWS`` rows), for the options the caller leaves unset.
     """
 
     name: str
@@ -92,7 +89,6 @@ class Kind:
     post_fit: Callable[[nn.Module, Tensor, Tensor], None] | None = None
     noise_warmup: bool = False
     absent: Mapping[str, Any] = field(default_factory=dict)
-    small_data: Mapping[str, Any] = field(default_factory=dict)
 
 
 #: ``init_rho`` of a model built from a configuration that leaves it ``None`` outside
@@ -241,9 +237,6 @@ KINDS: Mapping[str, Kind] = MappingProxyType({k.name: k for k in (
          "n_members": 3, "warmup_fraction": 2 / 3},
         build=_build_hetero, objective=_elbo, has_epistemic=True, noise_warmup=True,
         absent=MappingProxyType({"n_members": 1, "warmup_fraction": 0.0}),
-        # 20 units below 80 rows: on 15 rows the posterior stays near the prior, and 50 units
-        # gave 90 % intervals 2.5x as wide as 20 (docs/calibration.md).
-        small_data=MappingProxyType({"hidden": [20]}),
     ),
     Kind(
         "family", "Bayes by Backprop with a non-Gaussian likelihood head",
