@@ -50,6 +50,25 @@ def test_hand_over_keeps_the_predictive() -> None:
     torch.testing.assert_close(a.scale, b.scale)
 
 
+def test_the_monitor_scores_the_model_it_holds() -> None:
+    """The warm-up hands the monitor its twin: the checks must score the twin, not the member."""
+    member = BayesianMLP(2, (8,), head="heteroscedastic", noise_hidden=(4,), estimator="local",
+                         generator=torch.Generator().manual_seed(0))
+    twin = _twin(member)
+    with torch.no_grad():
+        twin.noise_rho.fill_(-3.0)  # a noise level the member's noise network does not give
+    plan = plan_validation(100, True, 0.2, 5, 100, torch.Generator().manual_seed(0))
+    x = torch.randn(100, 2, generator=torch.Generator().manual_seed(1))
+    y = x[:, 0].sin()
+    monitor = plan.monitor(member, x[plan.val_rows], y[plan.val_rows], 0.0)
+    as_member = monitor.score()
+    monitor.model = twin
+    assert monitor.score() != as_member
+    _hand_over(twin, member)
+    assert monitor.score() == pytest.approx(plan.monitor(member, x[plan.val_rows],
+                                                         y[plan.val_rows], 0.0).score())
+
+
 def test_fit_trains_every_member_with_a_warm_up() -> None:
     x, y = _data(200)
     fitted, history = fit("hetero", x, y, epochs=90, early_stopping=True, n_iter_no_change=2,

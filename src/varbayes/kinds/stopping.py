@@ -58,21 +58,24 @@ class ValidationPlan:
 
     def monitor(self, model: nn.Module, x_val: Tensor, y_val: Tensor, log_y_std: float,
                 refresh: Callable[[], None] | None = None) -> EarlyStopping:
-        """The callback scoring ``model`` on standardised validation rows, in data units.
+        """The callback scoring its model on standardised validation rows, in data units.
 
-        ``refresh()``, when given, runs before each score (the MLE sets its residual noise).
+        It scores the model it holds at each check (``model`` until a caller sets
+        ``stopper.model``, as the ``hetero`` warm-up does for its twin). ``refresh()``, when
+        given, runs before each score (the MLE sets its residual noise).
         """
         seed = self.seed
 
         def score() -> float:
             if refresh is not None:
                 refresh()
-            pred = predictive(model, x_val, VALIDATION_DRAWS,
+            pred = predictive(stopper.model, x_val, VALIDATION_DRAWS,
                               generator=torch.Generator(x_val.device).manual_seed(seed))
             return float(pred.log_prob(y_val).double().mean()) - log_y_std
 
-        return EarlyStopping(model, score, check_every=self.check_every,
-                             n_iter_no_change=self.n_iter_no_change)
+        stopper = EarlyStopping(model, score, check_every=self.check_every,
+                                n_iter_no_change=self.n_iter_no_change)
+        return stopper
 
     def info(self, monitor: EarlyStopping | None) -> dict[str, Any]:
         """JSON record of what was done, for ``FittedModel.fit_info``."""
