@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from varbayes import BayesianRegressor
+from varbayes import BayesianRegressor, io
+from varbayes.cli import main
 from varbayes.infer import ELBO, train
 from varbayes.kinds import fit
 from varbayes.kinds.members import _hand_over, _twin, members_of
@@ -107,3 +110,17 @@ def test_fifteen_points_are_covered_away_from_the_data(epochs: int) -> None:
         yt = f(xt) + 0.3 * rng.normal(size=xt.size)
         lo, hi = reg.predict_interval(xt[:, None], 0.9)
         assert np.mean((yt >= lo) & (yt <= hi)) >= 0.85
+
+
+def test_estimator_and_cli_share_the_defaults(tmp_path: Path) -> None:
+    """``BayesianRegressor()`` and ``varbayes fit`` train the same default model."""
+    x, y = _data(120)
+    np.savetxt(tmp_path / "d.csv", np.c_[x, y], delimiter=",", header="a,b,y", comments="")
+    assert main(["fit", str(tmp_path / "d.csv"), "--target", "y", "--epochs", "30",
+                 "--samples", "20", "--out", str(tmp_path / "m")]) == 0
+    cli = io.load(tmp_path / "m")
+    est = BayesianRegressor(epochs=30, num_samples=20, random_state=0).fit(x, y).model_
+    for key in ("n_members", "hidden", "noise_hidden", "warmup_fraction", "init_rho", "lr"):
+        assert cli.config[key] == est.config[key], key
+    assert est.config["n_members"] == 3 and est.config["hidden"] == [50]
+    assert len(cli.fit_info["members"]) == len(est.fit_info["members"]) == 3
