@@ -220,6 +220,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             raise UsageError(f"{reader.name} already has column(s) {clash}; rename them first")
         with CSVChunkWriter(args.out, [*reader.header, *out_names], force=args.force) as writer:
             for x, rows in reader.chunks():
+                _atomic.check_terminated()
                 # A fresh generator per chunk: every row sees the same weight draws.
                 pred = fitted.predict_calibrated(
                     x, samples, chunk_size=forward_rows,
