@@ -20,6 +20,7 @@ from varbayes.models.base import (
 )
 from varbayes.nn.layers import BayesLinear, Estimator, batched_linear
 from varbayes.nn.parametrization import inverse_softplus, softplus_scale
+from varbayes.nn.rowblocks import augmented, block_pass, rows_independent
 from varbayes.priors import Prior
 
 __all__ = ["BayesianMLP"]
@@ -132,9 +133,14 @@ class BayesianMLP(nn.Module):
         """Prediction pass (eval mode, no autograd): ``num`` weight draws, chunked over draws.
 
         All weights are drawn first, layer by layer, exactly as the batched pass draws them (the
-        same float32 random numbers, or the means when ``sample`` is False); the network is then
-        applied in :data:`PREDICT_DTYPE` to a few dozen draws at a time so that the activations
-        of a chunk stay in the CPU cache. Returns (num, n, out).
+        same float32 random numbers, or the means when ``sample`` is False). On the CPU the
+        network then runs in the weights' dtype in fixed row blocks
+        (:func:`varbayes.nn.rowblocks.block_pass`), where this machine's matrix product is
+        checked to compute each row on its own (:func:`~varbayes.nn.rowblocks.rows_independent`):
+        a row's outputs are then bitwise the same in any batch. Elsewhere, or where the check
+        fails, it runs in :data:`PREDICT_DTYPE` (float64), a few dozen draws at a time so that
+        the activations of a chunk stay in the CPU cache. Returns (num, n, out) in
+        :data:`PREDICT_DTYPE`.
         """
         first = self.layers[0]
         if x.dim() != 2 or x.shape[-1] != first.in_features:
@@ -147,17 +153,25 @@ class BayesianMLP(nn.Module):
         else:
             draws = [(layer.weight_loc[None], None if layer.bias_loc is None
                       else layer.bias_loc[None, None]) for layer in self.layers]
+        dtype = torch.promote_types(x.dtype, draws[0][0].dtype)
+        out = torch.empty((num, x.shape[0], self.layers[-1].out_features), dtype=PREDICT_DTYPE,
+                          device=x.device)
+        last = len(draws) - 1
+        weights = [augmented(w.to(dtype), None if b is None else b.to(dtype), ones=i < last)
+                   for i, (w, b) in enumerate(draws)] if x.device.type == "cpu" else []
+        if weights and all(rows_independent(w.shape[1], w.shape[2], dtype) for w in weights):
+            return block_pass(x.to(dtype), weights, out)
         width = max(layer.out_features for layer in self.layers)
         step = max(1, (1 << 16) // max(1, x.shape[0] * width))  # ~0.5 MB of float64 per layer
-        last, chunks, x = len(draws) - 1, [], x.to(PREDICT_DTYPE)
+        x = x.to(PREDICT_DTYPE)
         for start in range(0, num, step):
             h = x
             for i, (w, b) in enumerate(draws):
                 h = batched_linear(h, w[start : start + step].to(PREDICT_DTYPE),
                                    None if b is None else b[start : start + step].to(PREDICT_DTYPE))
                 h = h.relu_() if i < last else h
-            chunks.append(h)
-        return torch.cat(chunks) if len(chunks) > 1 else chunks[0]
+            out[start : start + step] = h
+        return out
 
     def forward(
         self, x: Tensor, num_samples: int = 1, *, generator: torch.Generator | None = None,
