@@ -20,7 +20,7 @@ from varbayes.models.base import (
 )
 from varbayes.nn.layers import BayesLinear, Estimator, batched_linear
 from varbayes.nn.parametrization import inverse_softplus, softplus_scale
-from varbayes.nn.rowblocks import augmented, block_pass, rows_independent
+from varbayes.nn.rowblocks import augmented_buffer, block_pass, block_pass_independent
 from varbayes.priors import Prior
 
 __all__ = ["BayesianMLP"]
@@ -136,7 +136,8 @@ class BayesianMLP(nn.Module):
         same float32 random numbers, or the means when ``sample`` is False). On the CPU the
         network then runs in the weights' dtype in fixed row blocks
         (:func:`varbayes.nn.rowblocks.block_pass`), where this machine's matrix product is
-        checked to compute each row on its own (:func:`~varbayes.nn.rowblocks.rows_independent`):
+        checked to compute each row on its own
+        (:func:`~varbayes.nn.rowblocks.block_pass_independent`):
         a row's outputs are then bitwise the same in any batch. Elsewhere, or where the check
         fails, it runs in :data:`PREDICT_DTYPE` (float64), a few dozen draws at a time so that
         the activations of a chunk stay in the CPU cache. Returns (num, n, out) in
@@ -148,27 +149,37 @@ class BayesianMLP(nn.Module):
                 f"BayesLinear expected inputs with {first.in_features} features in the last "
                 f"dimension, got shape {tuple(x.shape)}"
             )
-        if sample:
-            draws = [layer.sample_weights(num, generator) for layer in self.layers]
-        else:
-            draws = [(layer.weight_loc[None], None if layer.bias_loc is None
-                      else layer.bias_loc[None, None]) for layer in self.layers]
-        dtype = torch.promote_types(x.dtype, draws[0][0].dtype)
+        # [W^T | b] of every draw (varbayes.nn.rowblocks.augmented), W and b drawn into it.
+        last, augs, draws = len(self.layers) - 1, [], []
+        for i, layer in enumerate(self.layers):
+            aug, w, b = augmented_buffer(num, layer.in_features, layer.out_features, i < last,
+                                         layer.weight_loc.dtype, x.device)
+            bias = None if layer.bias_loc is None else b
+            if sample:
+                layer.sample_weights(num, generator, out=(w, bias))
+            else:
+                w.copy_(layer.weight_loc)
+                if layer.bias_loc is not None:
+                    b.copy_(layer.bias_loc)
+            if bias is None:
+                b.zero_()
+            augs.append(aug)
+            draws.append((w, bias))
+        dtype = torch.promote_types(x.dtype, augs[0].dtype)
         out = torch.empty((num, x.shape[0], self.layers[-1].out_features), dtype=PREDICT_DTYPE,
                           device=x.device)
-        last = len(draws) - 1
-        weights = [augmented(w.to(dtype), None if b is None else b.to(dtype), ones=i < last)
-                   for i, (w, b) in enumerate(draws)] if x.device.type == "cpu" else []
-        if weights and all(rows_independent(w.shape[1], w.shape[2], dtype) for w in weights):
+        weights = [a.to(dtype) for a in augs]
+        if x.device.type == "cpu" and block_pass_independent(weights):
             return block_pass(x.to(dtype), weights, out)
         width = max(layer.out_features for layer in self.layers)
         step = max(1, (1 << 16) // max(1, x.shape[0] * width))  # ~0.5 MB of float64 per layer
         x = x.to(PREDICT_DTYPE)
         for start in range(0, num, step):
             h = x
-            for i, (w, b) in enumerate(draws):
-                h = batched_linear(h, w[start : start + step].to(PREDICT_DTYPE),
-                                   None if b is None else b[start : start + step].to(PREDICT_DTYPE))
+            for i, (wd, bd) in enumerate(draws):
+                piece = slice(start, start + step)
+                h = batched_linear(h, wd[piece].to(PREDICT_DTYPE),
+                                   None if bd is None else bd[piece].to(PREDICT_DTYPE))
                 h = h.relu_() if i < last else h
             out[start : start + step] = h
         return out

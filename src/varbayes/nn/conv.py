@@ -134,6 +134,8 @@ class BayesConv(VariationalLayer):
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Means ~ N(0, init_loc_std^2) (default ``1/sqrt(fan_in)``), rho constant + jitter."""
+        if self.weight_loc.is_meta:  # shapes only: see BayesLinear.reset_parameters
+            return
         fan_in = self.weight_loc[0].numel()
         std = self.init_loc_std if self.init_loc_std is not None else 1.0 / math.sqrt(fan_in)
         self.weight_loc.normal_(0.0, std, generator=generator)
