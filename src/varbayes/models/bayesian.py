@@ -57,6 +57,9 @@ class BayesianMLP(nn.Module):
         Random source for the initialisation.
     """
 
+    #: The prediction pass works through the draws and the rows in cache-sized pieces, so
+    #: :func:`~varbayes.predictive.predictive` need not split the rows (``chunk_size``).
+    bounded_prediction = True
     layers: Sequence[BayesLinear]  # an nn.ModuleList at run time, typed by its elements
     noise_std: Tensor  # buffer, head='fixed' only
     noise_net: nn.Sequential  # head='heteroscedastic' with noise_hidden only
@@ -172,16 +175,18 @@ class BayesianMLP(nn.Module):
         if x.device.type == "cpu" and block_pass_independent(weights):
             return block_pass(x.to(dtype), weights, out)
         width = max(layer.out_features for layer in self.layers)
-        step = max(1, (1 << 16) // max(1, x.shape[0] * width))  # ~0.5 MB of float64 per layer
+        rows = max(1, (1 << 16) // width)  # ~0.5 MB of float64 per layer and step
         x = x.to(PREDICT_DTYPE)
-        for start in range(0, num, step):
-            h = x
-            for i, (wd, bd) in enumerate(draws):
-                piece = slice(start, start + step)
-                h = batched_linear(h, wd[piece].to(PREDICT_DTYPE),
-                                   None if bd is None else bd[piece].to(PREDICT_DTYPE))
-                h = h.relu_() if i < last else h
-            out[start : start + step] = h
+        for r0 in range(0, x.shape[0], rows):
+            xr = x[r0 : r0 + rows]
+            step = max(1, (1 << 16) // (xr.shape[0] * width))
+            for start in range(0, num, step):
+                h, piece = xr, slice(start, start + step)
+                for i, (wd, bd) in enumerate(draws):
+                    h = batched_linear(h, wd[piece].to(PREDICT_DTYPE),
+                                       None if bd is None else bd[piece].to(PREDICT_DTYPE))
+                    h = h.relu_() if i < last else h
+                out[piece, r0 : r0 + rows] = h
         return out
 
     def forward(
