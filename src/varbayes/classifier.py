@@ -19,25 +19,21 @@ Examples
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.exceptions import DataConversionWarning
+from sklearn.base import ClassifierMixin
 from sklearn.utils import assert_all_finite
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from varbayes import io
-from varbayes._validation import as_generator, check_array, check_scalar
+from varbayes._estimator_base import EstimatorBase
+from varbayes._validation import check_array
 from varbayes.kinds import fit, make_config, predict_family
 from varbayes.predictive import ClassPrediction
-
-if TYPE_CHECKING:
-    from varbayes.infer import History
 
 __all__ = ["BayesianClassifier"]
 
@@ -47,7 +43,7 @@ FULL_BATCH_ROWS = 512
 DEFAULT_BATCH = 128
 
 
-class BayesianClassifier(ClassifierMixin, BaseEstimator):
+class BayesianClassifier(ClassifierMixin, EstimatorBase):
     """Bayesian neural-network classifier with an epistemic / aleatoric entropy split.
 
     Parameters
@@ -84,8 +80,6 @@ class BayesianClassifier(ClassifierMixin, BaseEstimator):
         When ``X`` was a DataFrame with string column names.
     """
 
-    history_: History | None  # fitted attribute, declared for type checkers only
-
     def __init__(
         self,
         *,
@@ -94,36 +88,19 @@ class BayesianClassifier(ClassifierMixin, BaseEstimator):
         lr: float | None = None,
         batch_size: int | None = None,
         num_samples: int = 100,
-        kl: str | None = None,
-        prior: str | None = None,
-        prior_scale: float | None = None,
+        kl: str | None = None, prior: str | None = None, prior_scale: float | None = None,
         random_state: int | np.random.Generator | torch.Generator | None = None,
         progress: bool = False,
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 20,
     ) -> None:
-        self.hidden = hidden
-        self.epochs = epochs
-        self.lr = lr
-        self.batch_size = batch_size
-        self.num_samples = num_samples
-        self.kl = kl
-        self.prior = prior
-        self.prior_scale = prior_scale
-        self.random_state = random_state
-        self.progress = progress
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
+        self._store(locals())
 
     def __sklearn_tags__(self) -> Any:
         """Single-output multi-class classifier on dense finite data."""
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
-        tags.input_tags.sparse = False
         tags.classifier_tags.multi_class = True
-        tags.non_deterministic = False
         return tags
 
     def _overrides(self, n_rows: int) -> dict[str, Any]:
@@ -136,9 +113,7 @@ class BayesianClassifier(ClassifierMixin, BaseEstimator):
         if "batch_size" not in overrides and n_rows > FULL_BATCH_ROWS:
             overrides["batch_size"] = DEFAULT_BATCH
         make_config("family", 1, likelihood="categorical", **overrides)  # the option checks
-        check_scalar(self.num_samples, "num_samples", kind=int, low=1)
-        if not isinstance(self.progress, bool):
-            raise TypeError(f"progress must be a bool, got {self.progress!r}")
+        self._check_run_options()
         return overrides
 
     def fit(self, X: Any, y: Any) -> BayesianClassifier:
@@ -150,15 +125,11 @@ class BayesianClassifier(ClassifierMixin, BaseEstimator):
             For invalid data, a continuous target ("Unknown label type"), a single class, or
             invalid parameters.
         """
-        if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
-                             "is None")
+        self._require_y(y)
         X_arr = check_array(X)
         y_raw = np.asarray(y)
         if y_raw.ndim == 2 and y_raw.shape[1] == 1:
-            warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
-                          "change the shape of y to (n_samples,), for example using ravel().",
-                          DataConversionWarning, stacklevel=2)
+            self._warn_column_y()
         y_arr = column_or_1d(y_raw, warn=False)
         if y_arr.shape[0] != X_arr.shape[0]:
             raise ValueError(f"y has {y_arr.shape[0]} samples but X has {X_arr.shape[0]} rows; "
@@ -174,25 +145,19 @@ class BayesianClassifier(ClassifierMixin, BaseEstimator):
                              "at least 2 classes in the training data")
         self.classes_ = classes
         likelihood = "bernoulli" if len(classes) == 2 else "categorical"
-        generator = as_generator(self.random_state)
-        self.predict_seed_ = int(torch.randint(0, 2**62, (1,), generator=generator).item())
-        names = getattr(self, "feature_names_in_", None)
+        generator = self._fit_generator()
         self.model_, self.history_ = fit(
             "family", X_arr, index.astype(np.float64), generator=generator,
             progress=self.progress, likelihood=likelihood, n_classes=len(classes),
-            feature_names=None if names is None else [str(n) for n in names],
+            feature_names=self._feature_names(),
             early_stopping=self.early_stopping, validation_fraction=self.validation_fraction,
             n_iter_no_change=self.n_iter_no_change, classes=list(classes), **overrides)
         return self
 
     def _prediction(self, X: Any) -> ClassPrediction:
-        check_is_fitted(self)
-        num_samples = check_scalar(self.num_samples, "num_samples", kind=int, low=1)
-        X_arr = check_array(X)
-        validate_data(self, X, skip_check_array=True, reset=False)
-        generator = torch.Generator().manual_seed(self.predict_seed_)
+        X_arr, num_samples = self._checked_X(X)
         return cast(ClassPrediction, predict_family(self.model_, X_arr, num_samples,
-                                                    generator=generator))
+                                                    generator=self._generator()))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities averaged over the weight draws, shape (n_samples, n_classes)."""
@@ -238,17 +203,17 @@ class BayesianClassifier(ClassifierMixin, BaseEstimator):
         self.check_labels(y)
         return float(super().score(X, y, sample_weight))
 
-    def save(self, path: str | os.PathLike[str], force: bool = False) -> Path:
-        """Save as a varbayes model directory (labels in ``config.json``'s ``classes``)."""
-        check_is_fitted(self)
-        params = self.get_params()
+    def _json_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = self.get_params()
         params["random_state"] = params["random_state"] if isinstance(
             params["random_state"], int) else None
         if params["hidden"] is not None and not isinstance(params["hidden"], int):
             params["hidden"] = [int(h) for h in params["hidden"]]
-        metadata = {"estimator": {"class": type(self).__name__, "params": params,
-                                  "predict_seed": self.predict_seed_}}
-        return io.save(self.model_, path, force=force, metadata=metadata)
+        return params
+
+    def save(self, path: str | os.PathLike[str], force: bool = False) -> Path:
+        """Save as a varbayes model directory (labels in ``config.json``'s ``classes``)."""
+        return self._save(path, force)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> BayesianClassifier:
@@ -261,9 +226,8 @@ class BayesianClassifier(ClassifierMixin, BaseEstimator):
             meta.get("params"), dict) else {}
         seed = meta.get("predict_seed", 0) if isinstance(meta, dict) else 0
         est = cls(**params)
-        est.model_, est.history_, est.predict_seed_ = fitted, None, int(seed)
+        est._restore(fitted, int(seed))
         est.classes_ = np.asarray(fitted.classes)
-        est.n_features_in_ = fitted.in_features
         if fitted.feature_names is not None and meta is not None and "feature_names_in" in meta:
             est.feature_names_in_ = np.asarray(fitted.feature_names, dtype=object)
         return est

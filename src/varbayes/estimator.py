@@ -18,20 +18,18 @@ Examples
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.exceptions import DataConversionWarning
+from sklearn.base import RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from varbayes import io
+from varbayes._estimator_base import EstimatorBase
 from varbayes._validation import (
     as_generator,
-    check_array,
     check_enum,
     check_probability_level,
     check_scalar,
@@ -42,16 +40,9 @@ from varbayes.kinds import DEFAULTS, ModelKind, calibrate, fit, make_config
 from varbayes.kinds.family import is_family, predict_family, resolve_likelihood
 from varbayes.predictive import FamilyPrediction, Prediction, prediction_columns
 
-if TYPE_CHECKING:
-    from varbayes.infer import History
-
 __all__ = ["BayesianRegressor"]
 
 _OPTIONS = ("hidden", "epochs", "lr", "batch_size", "kl", "prior", "prior_scale", "noise")
-
-
-def _numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().numpy().astype(np.float64)
 
 
 def _ndim(a: Any) -> int:
@@ -64,7 +55,7 @@ def _ndim(a: Any) -> int:
     return int(ndim)
 
 
-class BayesianRegressor(RegressorMixin, BaseEstimator):
+class BayesianRegressor(RegressorMixin, EstimatorBase):
     """Neural-network regression with predictive uncertainty, as a scikit-learn estimator.
 
     Parameters
@@ -163,7 +154,11 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
     True
     """
 
-    history_: History | None  # fitted attribute, declared for type checkers only
+    model: str
+    noise: str | float | None
+    calibration: str | None
+    likelihood: str
+    device: str | torch.device
 
     def __init__(
         self,
@@ -187,24 +182,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         likelihood: str = "gaussian",
         device: str | torch.device = "cpu",
     ) -> None:
-        self.model = model
-        self.hidden = hidden
-        self.epochs = epochs
-        self.lr = lr
-        self.batch_size = batch_size
-        self.num_samples = num_samples
-        self.kl = kl
-        self.prior = prior
-        self.prior_scale = prior_scale
-        self.noise = noise
-        self.random_state = random_state
-        self.progress = progress
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.calibration = calibration
-        self.likelihood = likelihood
-        self.device = device
+        self._store(locals())
 
     # ------------------------------------------------------------------ params
 
@@ -230,9 +208,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         # The shared option checks (types, ranges, allowed strings), before any data is read.
         config = make_config(kind, 1, **overrides)
         overrides = {key: config[key] for key in overrides}
-        check_scalar(self.num_samples, "num_samples", kind=int, low=1)
-        if not isinstance(self.progress, bool):
-            raise TypeError(f"progress must be a bool, got {self.progress!r}")
+        self._check_run_options()
         return kind, overrides
 
     def __sklearn_tags__(self) -> Any:
@@ -241,9 +217,6 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         tags.target_tags.required = True
         tags.target_tags.single_output = True
         tags.target_tags.multi_output = False
-        tags.input_tags.allow_nan = False
-        tags.input_tags.sparse = False
-        tags.non_deterministic = False
         return tags
 
     # ------------------------------------------------------------------ fit
@@ -272,22 +245,12 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
             For parameters or data of the wrong type (sparse matrices included).
         """
         kind, overrides = self._recipe()
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None"
-            )
+        self._require_y(y)
         X_arr, y_arr = check_X_y(X, y)
         if _ndim(y) == 2:
-            warnings.warn(
-                "A column-vector y was passed when a 1d array was expected. Please change the "
-                "shape of y to (n_samples,), for example using ravel().",
-                DataConversionWarning,
-                stacklevel=2,
-            )
+            self._warn_column_y()
         validate_data(self, X, skip_check_array=True, reset=True)
-        generator = as_generator(self.random_state)
-        self.predict_seed_ = int(torch.randint(0, 2**62, (1,), generator=generator).item())
-        names = getattr(self, "feature_names_in_", None)
+        generator = self._fit_generator()
         target = getattr(y, "name", None)
         self.model_, self.history_ = fit(
             kind,
@@ -295,7 +258,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
             y_arr,
             generator=generator,
             progress=self.progress,
-            feature_names=None if names is None else [str(n) for n in names],
+            feature_names=self._feature_names(),
             target_name=None if target is None else str(target),
             early_stopping=self.early_stopping, validation_fraction=self.validation_fraction,
             n_iter_no_change=self.n_iter_no_change, calibration=self.calibration,
@@ -319,19 +282,12 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------------ predict
 
     def _prediction(self, X: Any) -> Prediction | CalibratedPrediction | FamilyPrediction:
-        check_is_fitted(self)
-        num_samples = check_scalar(self.num_samples, "num_samples", kind=int, low=1)
-        X_arr = check_array(X)
-        validate_data(self, X, skip_check_array=True, reset=False)
+        X_arr, num_samples = self._checked_X(X)
         generator = self._generator()
         if is_family(self.model_):  # a regressor's family is never a classifier's
             return cast(FamilyPrediction, predict_family(self.model_, X_arr, num_samples,
                                                          generator=generator))
         return self.model_.predict_calibrated(X_arr, num_samples, generator=generator)
-
-    def _generator(self) -> torch.Generator:
-        """The prediction generator, on the model's device."""
-        return torch.Generator(self.model_.device).manual_seed(self.predict_seed_)
 
     def predict(
         self, X: Any, return_std: bool = False
@@ -417,7 +373,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         n_samples = check_scalar(n_samples, "n_samples", kind=int, low=1)
         pred = self._prediction(X)
         draws = pred.sample(n_samples, generator=as_generator(random_state))
-        return _numpy(draws.T)
+        return draws.T.detach().cpu().numpy().astype(np.float64)
 
     # ------------------------------------------------------------------ persistence
 
@@ -446,15 +402,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
         FileExistsError
             If ``path`` holds a model and ``force`` is False, or holds anything else.
         """
-        check_is_fitted(self)
-        metadata = {
-            "estimator": {
-                "class": type(self).__name__,
-                "params": self._json_params(),
-                "predict_seed": self.predict_seed_,
-            }
-        }
-        return io.save(self.model_, path, force=force, metadata=metadata)
+        return self._save(path, force)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> BayesianRegressor:
@@ -493,8 +441,7 @@ class BayesianRegressor(RegressorMixin, BaseEstimator):
                 f"{where}: estimator model {params.get('model')!r} does not match the saved "
                 f"model kind {fitted.kind.value!r}"
             )
-        est.model_, est.history_, est.predict_seed_ = fitted, None, seed
-        est.n_features_in_ = fitted.in_features
+        est._restore(fitted, seed)
         if fitted.feature_names is not None:
             est.feature_names_in_ = np.asarray(fitted.feature_names, dtype=object)
         return est

@@ -59,14 +59,8 @@ def plot_data(x: Any, y: Any, *, ax: Axes | None = None, label: str = "data",
 
 
 def plot_fit(
-    x: Any,
-    prediction: Prediction,
-    *,
-    x_data: Any = None,
-    y_data: Any = None,
-    level: float | None = 0.9,
-    mean_band: bool = False,
-    ax: Axes | None = None,
+    x: Any, prediction: Prediction, *, x_data: Any = None, y_data: Any = None,
+    level: float | None = 0.9, mean_band: bool = False, ax: Axes | None = None,
     title: str | None = None,
 ) -> Axes:
     """The post's figure: data, predictive mean and central credible band of ``y``.

@@ -80,6 +80,18 @@ def _names(text: str) -> list[str]:
     return names
 
 
+def _add_device(p: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
+    p.add_argument("--device", choices=names, default="cpu",
+                   help="where to compute: cpu (default), cuda, or auto (cuda where available)")
+
+
+def _add_labelled_data(p: argparse.ArgumentParser, data_help: str) -> None:
+    """MODEL_DIR, DATA (a CSV with the target column) and --target: evaluate and calibrate."""
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("data", type=Path, help=data_help)
+    p.add_argument("--target", help="target column (default: the one used in fit)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``varbayes`` command."""
     from varbayes import __version__
@@ -140,8 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validation checks without improvement before stopping (default 20)")
     p.add_argument("--calibration", choices=["scale", "isotonic", "conformal"],
                    help="fit this calibration map on a held-out part of the rows")
-    p.add_argument("--device", choices=DEVICE_NAMES, default="cpu",
-                   help="where to compute: cpu (default), cuda, or auto (cuda where available)")
+    _add_device(p, DEVICE_NAMES)
     p.add_argument("--distributed", choices=["auto", "on", "off"], default="auto",
                    help="data-parallel training under torchrun: auto (when launched with several "
                         "processes), on, or off (default auto)")
@@ -156,15 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True,
                    help="CSV file to write; - for standard output (a FIFO or device is written "
                         "into, never replaced)")
-    p.add_argument("--device", choices=DEVICE_NAMES, default="cpu",
-                   help="where to compute: cpu (default), cuda, or auto (cuda where available)")
+    _add_device(p, DEVICE_NAMES)
     p.add_argument("--force", action="store_true", help="overwrite an existing regular file")
 
     p = sub.add_parser("evaluate", help="score a model on a labelled CSV (data units)")
-    p.add_argument("model_dir", type=Path)
-    p.add_argument("data", type=Path, help="CSV with the feature and target columns "
-                                            "('-': standard input)")
-    p.add_argument("--target", help="target column (default: the one used in fit)")
+    _add_labelled_data(p, "CSV with the feature and target columns ('-': standard input)")
     p.add_argument("--samples", type=_positive_int)
     p.add_argument("--level", type=_level, default=0.9)
     p.add_argument("--seed", type=_nonneg_int, default=0)
@@ -172,15 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print one JSON object (with coverage and width at 50/80/90/95/99%%)")
     p.add_argument("--plot", type=Path,
                    help="PNG file: reliability diagram and PIT histogram")
-    p.add_argument("--device", choices=DEVICE_NAMES, default="cpu",
-                   help="where to compute: cpu (default), cuda, or auto (cuda where available)")
+    _add_device(p, DEVICE_NAMES)
     p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
 
     p = sub.add_parser("calibrate", help="fit a calibration map on held-out labelled rows")
-    p.add_argument("model_dir", type=Path)
-    p.add_argument("data", type=Path, help="CSV with the feature and target columns, rows the "
-                                            "model was not trained on ('-': standard input)")
-    p.add_argument("--target", help="target column (default: the one used in fit)")
+    _add_labelled_data(p, "CSV with the feature and target columns, rows the model was not "
+                          "trained on ('-': standard input)")
     p.add_argument("--method", choices=["scale", "isotonic", "conformal"], default="conformal")
     p.add_argument("--samples", type=_positive_int)
     p.add_argument("--seed", type=_nonneg_int, default=0)

@@ -252,22 +252,13 @@ class Standardizer(torch.nn.Module):
         -------
         torch.Tensor of the same shape
         """
-        self._check_shape(s, "s")
-        _, std, dtype = self._params(s)
-        return (s.to(std.dtype) * std).to(dtype)
+        return self._rescale(s, "s", squared=False)
 
     def inverse_var(self, v: Tensor) -> Tensor:
-        """Map variances back to data units: ``v * std**2``.
+        """Map variances back to data units: ``v * std**2`` (shapes as :meth:`inverse_scale`)."""
+        return self._rescale(v, "v", squared=True)
 
-        Parameters
-        ----------
-        v : torch.Tensor of shape (..., num_features)
-            Variances in standardised units (any shape if ``num_features == 1``).
-
-        Returns
-        -------
-        torch.Tensor of the same shape
-        """
-        self._check_shape(v, "v")
-        _, std, dtype = self._params(v)
-        return (v.to(std.dtype) * std**2).to(dtype)
+    def _rescale(self, t: Tensor, name: str, *, squared: bool) -> Tensor:
+        self._check_shape(t, name)
+        _, std, dtype = self._params(t)
+        return (t.to(std.dtype) * (std**2 if squared else std)).to(dtype)

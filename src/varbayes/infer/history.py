@@ -19,6 +19,10 @@ __all__ = [
 ]
 
 
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss."""
+
+
 class NonFinitePolicy(str, Enum):
     """What to do when a training step produces a NaN or infinite loss."""
 
@@ -26,10 +30,6 @@ class NonFinitePolicy(str, Enum):
     """Stop with :class:`NonFiniteLossError` (default)."""
     SKIP = "skip"
     """Skip the step (no parameter update) and go on."""
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN or infinite loss."""
 
 
 @dataclass

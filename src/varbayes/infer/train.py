@@ -70,23 +70,12 @@ def _threads_by_problem_size(fn: Callable[_P, History]) -> Callable[_P, History]
 
 @_threads_by_problem_size
 def train(
-    model: nn.Module,
-    objective: Objective,
-    x: Tensor,
-    y: Tensor,
-    *,
-    epochs: int,
-    lr: float,
-    batch_size: int | None = None,
-    generator: torch.Generator | None = None,
-    nonfinite: NonFinitePolicy | str = NonFinitePolicy.RAISE,
-    progress: bool = False,
-    desc: str | None = None,
-    weight_decay: float = 0.0,
-    distributed: DistributedMode | str = DistributedMode.AUTO,
-    fast: bool | None = None,
-    callback: Callable[[int], bool] | None = None,
-    callback_every: int = 1,
+    model: nn.Module, objective: Objective, x: Tensor, y: Tensor, *, epochs: int, lr: float,
+    batch_size: int | None = None, generator: torch.Generator | None = None,
+    nonfinite: NonFinitePolicy | str = NonFinitePolicy.RAISE, progress: bool = False,
+    desc: str | None = None, weight_decay: float = 0.0,
+    distributed: DistributedMode | str = DistributedMode.AUTO, fast: bool | None = None,
+    callback: Callable[[int], bool] | None = None, callback_every: int = 1,
 ) -> History:
     """Minimise ``objective(model, x_batch, y_batch)`` with Adam.
 

@@ -278,6 +278,15 @@ def save(
     except OSError as exc:  # e.g. a parent is a regular file, or not writable
         raise type(exc)(exc.errno, f"cannot create model directory {path}: {exc.strerror}",
                         exc.filename) from None
+    return _write_dir(path, tensors, doc, replace)
+
+
+def _write_dir(path: Path, tensors: dict[str, torch.Tensor], doc: dict[str, Any],
+               replace: bool) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` into ``path`` by temp dir and rename.
+
+    The one writer of both directory formats (fitted models and :func:`save_module`).
+    """
     tmp = _atomic.new_temp_dir(path, _MODEL_FILES)  # stale ones of dead processes go first
     try:
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})

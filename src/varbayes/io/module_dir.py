@@ -22,10 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
-from varbayes import _atomic
 from varbayes.io.checks import read_header, read_json, read_tensors_into
 from varbayes.nn.heads import GaussianHead
 from varbayes.nn.sampling import variational_layers
@@ -64,7 +62,7 @@ def save_module(module: nn.Module, path: str | os.PathLike[str], *, force: bool 
     FileExistsError
         As :func:`varbayes.io.save`.
     """
-    from varbayes.io.model_dir import _exchange, check_overwrite  # the one overwrite rule
+    from varbayes.io.model_dir import _write_dir, check_overwrite  # the one overwrite rule
 
     if not isinstance(module, nn.Module):
         raise TypeError(f"save expects an nn.Module or a FittedModel, got {type(module).__name__}")
@@ -88,19 +86,7 @@ def save_module(module: nn.Module, path: str | os.PathLike[str], *, force: bool 
     path = Path(path)
     replace = check_overwrite(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _atomic.new_temp_dir(path, {_CONFIG, _WEIGHTS})
-    try:
-        save_file(tensors, str(tmp / _WEIGHTS), metadata={"format": "pt"})
-        _atomic.fsync_path(tmp / _WEIGHTS)
-        with open(tmp / _CONFIG, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=2, allow_nan=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        _atomic.commit_dir(tmp, path, replace=replace, exchange=_exchange)
-    finally:
-        _atomic.discard(tmp)
-    return path
+    return _write_dir(path, tensors, doc, replace)
 
 
 def read_module_config(path: Path) -> dict[str, Any]:

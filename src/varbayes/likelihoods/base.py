@@ -17,14 +17,23 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor
-from torch.distributions import Distribution, constraints
+from torch.distributions import Distribution, Exponential, Poisson, constraints
 
-__all__ = ["Likelihood"]
+__all__ = ["Likelihood", "RateLikelihood", "raise_at_first"]
+
+_Rate = TypeVar("_Rate", Poisson, Exponential)
+
+
+def raise_at_first(bad: np.ndarray, y: np.ndarray, name: str, problem: str) -> None:
+    """Raise ``ValueError("{name}[row] = value {problem}")`` for the first ``row`` where ``bad``."""
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name}[{row}] = {float(y[row])!r} {problem}")
 
 
 class Likelihood(ABC):
@@ -38,7 +47,7 @@ class Likelihood(ABC):
     """Constraint of each parameter (checked by :meth:`check_params`)."""
     support: ClassVar[constraints.Constraint]
     """Where the target lives."""
-    standardize_target: ClassVar[bool]
+    standardize_target: ClassVar[bool] = False
     """Whether the target is standardised before training (location-scale families only)."""
 
     @abstractmethod
@@ -64,13 +73,34 @@ class Likelihood(ABC):
     def check_target(self, y: np.ndarray, name: str = "y") -> None:
         """Raise ``ValueError`` naming the first row of ``y`` outside :attr:`support`."""
         inside = np.asarray(self.support.check(_as_tensor(y)))
-        if not inside.all():
-            row = int(np.flatnonzero(~inside)[0])
-            raise ValueError(f"{name}[{row}] = {float(y[row])!r} is outside the support of the "
-                             f"{self.name} likelihood ({self.support})")
+        raise_at_first(~inside, y, name, f"is outside the support of the {self.name} likelihood "
+                       f"({self.support})")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+class RateLikelihood(Likelihood, Generic[_Rate]):
+    """A likelihood of one ``rate`` (from a log-rate head), a ``torch.distributions`` family.
+
+    A subclass names the :attr:`family`; the rate's constraint and the support are the
+    family's unless the subclass declares its own.
+    """
+
+    params: ClassVar[tuple[str, ...]] = ("rate",)
+    family: type[_Rate]  # a class attribute (ClassVar cannot hold a type variable)
+    """The distribution class, called with the rate."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "arg_constraints" not in vars(cls):
+            cls.arg_constraints = {"rate": cls.family.arg_constraints["rate"]}
+        if "support" not in vars(cls):
+            cls.support = cls.family.support
+
+    def distribution(self, params: Mapping[str, Tensor]) -> _Rate:
+        """:attr:`family` of the rate."""
+        return self.family(params["rate"], validate_args=False)
 
 
 def _as_tensor(y: np.ndarray) -> Tensor:

@@ -29,7 +29,6 @@ class ClassLikelihood(Likelihood):
         "logits": constraints.real_vector,
     }
     support: ClassVar[constraints.Constraint] = constraints.nonnegative_integer
-    standardize_target: ClassVar[bool] = False
 
     def distribution(self, params: Mapping[str, Tensor]) -> Categorical:
         """:class:`torch.distributions.Categorical` of the logits."""

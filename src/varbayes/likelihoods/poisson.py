@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
-from torch import Tensor
-from torch.distributions import Poisson, constraints
+from torch.distributions import Poisson
 
-from varbayes.likelihoods.base import Likelihood
+from varbayes.likelihoods.base import RateLikelihood, raise_at_first
 
 __all__ = ["PoissonLikelihood", "check_counts"]
 
@@ -17,32 +15,16 @@ __all__ = ["PoissonLikelihood", "check_counts"]
 def check_counts(y: np.ndarray, name: str, likelihood: str) -> None:
     """Raise ``ValueError`` naming the first row of ``y`` that is not a non-negative integer."""
     y = np.asarray(y, dtype=np.float64)
-    negative = y < 0
-    if negative.any():
-        row = int(np.flatnonzero(negative)[0])
-        raise ValueError(f"{name}[{row}] = {float(y[row])!r} is a negative count; the "
-                         f"{likelihood} likelihood needs non-negative integer targets")
-    fraction = y != np.round(y)
-    if fraction.any():
-        row = int(np.flatnonzero(fraction)[0])
-        raise ValueError(f"{name}[{row}] = {float(y[row])!r} is not an integer count; the "
-                         f"{likelihood} likelihood needs non-negative integer targets")
+    needs = f"the {likelihood} likelihood needs non-negative integer targets"
+    raise_at_first(y < 0, y, name, f"is a negative count; {needs}")
+    raise_at_first(y != np.round(y), y, name, f"is not an integer count; {needs}")
 
 
-class PoissonLikelihood(Likelihood):
+class PoissonLikelihood(RateLikelihood[Poisson]):
     """:math:`y \\sim \\mathrm{Poisson}(rate(x))`, ``rate = exp(log_rate)`` from the head."""
 
     name: ClassVar[str] = "poisson"
-    params: ClassVar[tuple[str, ...]] = ("rate",)
-    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {
-        "rate": constraints.nonnegative,
-    }
-    support: ClassVar[constraints.Constraint] = constraints.nonnegative_integer
-    standardize_target: ClassVar[bool] = False
-
-    def distribution(self, params: Mapping[str, Tensor]) -> Poisson:
-        """:class:`torch.distributions.Poisson` of the rate."""
-        return Poisson(params["rate"], validate_args=False)
+    family = Poisson  # rate >= 0, support: the non-negative integers
 
     def check_target(self, y: np.ndarray, name: str = "y") -> None:
         """Raise ``ValueError`` naming the first row that is negative or not an integer."""

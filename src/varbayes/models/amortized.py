@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from varbayes.models.base import ModelOutput, _check_sizes, _mlp, _run_mlp
+from varbayes.models.base import ModelOutput, _PointMLPs, _run_mlp
 
 __all__ = ["AmortizedVI"]
 
 
-class AmortizedVI(nn.Module):
+class AmortizedVI(_PointMLPs):
     """The post's variational regression: :math:`Q(y|x) = \\mathcal{N}(\\mu(x), \\sigma^2(x))`.
 
     Two separate MLPs (the post: 1-20-10-1 each) give :math:`\\mu(x)` and
@@ -30,11 +30,9 @@ class AmortizedVI(nn.Module):
         self, in_features: int, hidden: Sequence[int] = (20, 10), *,
         generator: torch.Generator | None = None,
     ) -> None:
-        super().__init__()
-        self.hidden = _check_sizes(in_features, hidden)
-        self.in_features = int(in_features)
-        self.loc_net = _mlp((self.in_features, *self.hidden, 1), generator)
-        self.log_var_net = _mlp((self.in_features, *self.hidden, 1), generator)
+        super().__init__(in_features, hidden)
+        self.loc_net = self._mlp(generator)
+        self.log_var_net = self._mlp(generator)
 
     def forward(
         self, x: Tensor, num_samples: int = 1, *, generator: torch.Generator | None = None,

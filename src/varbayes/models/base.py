@@ -146,3 +146,16 @@ def _check_sizes(in_features: int, hidden: Sequence[int]) -> tuple[int, ...]:
     if any(h < 1 for h in hidden):
         raise ValueError(f"hidden layer sizes must be >= 1, got {hidden}")
     return hidden
+
+
+class _PointMLPs(nn.Module):
+    """Base of the models of point-estimate MLPs: checked sizes, MLPs ``in -> hidden -> 1``."""
+
+    def __init__(self, in_features: int, hidden: Sequence[int]) -> None:
+        super().__init__()
+        self.hidden = _check_sizes(in_features, hidden)
+        self.in_features = int(in_features)
+
+    def _mlp(self, generator: torch.Generator | None) -> nn.Sequential:
+        """An MLP of the model's sizes and one output, initialised from ``generator``."""
+        return _mlp((self.in_features, *self.hidden, 1), generator)

@@ -75,20 +75,11 @@ class FamilyMLP(BayesianMLP):
     df_rho: nn.Parameter  # student_t only
 
     def __init__(
-        self,
-        in_features: int,
-        hidden: Sequence[int] = (50,),
-        *,
-        likelihood: str = "student_t",
-        n_classes: int = 2,
-        min_scale: float = 1e-3,
-        init_df: float = 10.0,
-        prior: Prior | None = None,
-        estimator: Estimator | str = Estimator.REPARAM,
-        init_loc_std: float | None = None,
-        init_rho: float = -5.0,
-        init_rho_bias: float | None = None,
-        generator: torch.Generator | None = None,
+        self, in_features: int, hidden: Sequence[int] = (50,), *, likelihood: str = "student_t",
+        n_classes: int = 2, min_scale: float = 1e-3, init_df: float = 10.0,
+        prior: Prior | None = None, estimator: Estimator | str = Estimator.REPARAM,
+        init_loc_std: float | None = None, init_rho: float = -5.0,
+        init_rho_bias: float | None = None, generator: torch.Generator | None = None,
     ) -> None:
         name = get_likelihood(likelihood).name
         if name not in FAMILY_LIKELIHOODS:

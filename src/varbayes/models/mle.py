@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from varbayes.models.base import ModelOutput, _check_sizes, _mlp, _run_mlp
+from varbayes.models.base import ModelOutput, _PointMLPs, _run_mlp
 
 __all__ = ["MLPRegressor"]
 
 
-class MLPRegressor(nn.Module):
+class MLPRegressor(_PointMLPs):
     """Maximum-likelihood MLP (the post's baseline): ``x -> mu(x)``, ReLU hidden layers.
 
     Parameters
@@ -36,10 +36,8 @@ class MLPRegressor(nn.Module):
         self, in_features: int, hidden: Sequence[int] = (20,), *,
         generator: torch.Generator | None = None,
     ) -> None:
-        super().__init__()
-        self.hidden = _check_sizes(in_features, hidden)
-        self.in_features = int(in_features)
-        self.net = _mlp((self.in_features, *self.hidden, 1), generator)
+        super().__init__(in_features, hidden)
+        self.net = self._mlp(generator)
         self.register_buffer("noise_std", torch.ones(()))
 
     def forward(

@@ -23,20 +23,18 @@ whole weights:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from varbayes._checks_scalar import check_positive
-from varbayes.nn.folded import centred_kl
 from varbayes.nn.layers import Estimator
-from varbayes.nn.parametrization import softplus_scale
+from varbayes.nn.meanfield import MeanField
 from varbayes.nn.sampling import VariationalLayer
-from varbayes.priors import GaussianPrior, Prior
+from varbayes.priors import Prior
 
 __all__ = ["BayesConv"]
 
@@ -50,7 +48,7 @@ def _tuple(value: int | Sequence[int], dims: int, name: str) -> tuple[int, ...]:
     return out
 
 
-class BayesConv(VariationalLayer):
+class BayesConv(MeanField, VariationalLayer):
     """Convolution over ``dims`` spatial dimensions with a mean-field Gaussian posterior.
 
     Parameters
@@ -77,8 +75,6 @@ class BayesConv(VariationalLayer):
     bias_loc, bias_rho : Parameter of shape (out_channels,) or None
     """
 
-    bias_loc: nn.Parameter | None
-    bias_rho: nn.Parameter | None
     weight_prior_loc: Tensor | None
     bias_prior_loc: Tensor | None
 
@@ -113,54 +109,19 @@ class BayesConv(VariationalLayer):
         if isinstance(self.padding, str) and self.padding not in ("same", "valid"):
             raise ValueError(f"padding must be 'same', 'valid' or integers, got {padding!r}")
         self.groups = int(groups)
-        self.prior = prior if prior is not None else GaussianPrior(0.0, 1.0)
-        self.min_scale = check_positive(min_scale, "min_scale")
-        self.init_loc_std = init_loc_std
-        self.init_rho = float(init_rho)
-        self.init_rho_bias = float(init_rho if init_rho_bias is None else init_rho_bias)
         shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
-        self.weight_loc = nn.Parameter(torch.empty(shape))
-        self.weight_rho = nn.Parameter(torch.empty(shape))
-        if bias:
-            self.bias_loc = nn.Parameter(torch.empty(self.out_channels))
-            self.bias_rho = nn.Parameter(torch.empty(self.out_channels))
-        else:
-            self.register_parameter("bias_loc", None)
-            self.register_parameter("bias_rho", None)
-        self.register_buffer("weight_prior_loc", None)
-        self.register_buffer("bias_prior_loc", None)
-        self.reset_parameters(generator)
+        self._mean_field(shape, self.out_channels, bias, prior=prior,
+                         min_scale=check_positive(min_scale, "min_scale"),
+                         init_loc_std=init_loc_std, init_rho=init_rho,
+                         init_rho_bias=init_rho_bias, generator=generator)
+        self._register_prior_centres()
 
-    @torch.no_grad()
-    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Means ~ N(0, init_loc_std^2) (default ``1/sqrt(fan_in)``), rho constant + jitter."""
-        if self.weight_loc.is_meta:  # shapes only: see BayesLinear.reset_parameters
-            return
-        fan_in = self.weight_loc[0].numel()
-        std = self.init_loc_std if self.init_loc_std is not None else 1.0 / math.sqrt(fan_in)
-        self.weight_loc.normal_(0.0, std, generator=generator)
-        self.weight_rho.normal_(self.init_rho, 1e-3, generator=generator)
-        if self.bias_loc is not None and self.bias_rho is not None:
-            self.bias_loc.zero_()
-            self.bias_rho.fill_(self.init_rho_bias)
-
-    @property
-    def weight_scale(self) -> Tensor:
-        """Posterior standard deviation of the weights."""
-        return softplus_scale(self.weight_rho, self.min_scale)
-
-    @property
-    def bias_scale(self) -> Tensor | None:
-        """Posterior standard deviation of the bias, or ``None`` without bias."""
-        return None if self.bias_rho is None else softplus_scale(self.bias_rho, self.min_scale)
+    def _fan_in(self) -> int:
+        return self.weight_loc[0].numel()
 
     def kl_divergence(self) -> Tensor:
         """Closed-form KL(q || prior), summed over weights and biases."""
-        kl = centred_kl(self.prior, self.weight_loc, self.weight_scale, self.weight_prior_loc)
-        bias_scale = self.bias_scale
-        if self.bias_loc is not None and bias_scale is not None:
-            kl = kl + centred_kl(self.prior, self.bias_loc, bias_scale, self.bias_prior_loc)
-        return kl
+        return self._kl(self.weight_prior_loc, self.bias_prior_loc)
 
     def _conv(self, x: Tensor, weight: Tensor, bias: Tensor | None, draws: int = 1) -> Tensor:
         return _CONV[self.dims](x, weight, bias, self.stride, self.padding, self.dilation,

@@ -15,15 +15,10 @@ from __future__ import annotations
 from torch import Tensor
 
 from varbayes.nn.layers import BayesLinear
+from varbayes.nn.meanfield import centred_kl
 from varbayes.nn.sampling import VariationalLayer
-from varbayes.priors import Prior
 
 __all__ = ["FoldedBayesLinear", "centred_kl"]
-
-
-def centred_kl(prior: Prior, loc: Tensor, scale: Tensor, centre: Tensor | None) -> Tensor:
-    """``prior.kl(loc, scale)`` with the prior's mean shifted by ``centre`` (elementwise)."""
-    return prior.kl(loc if centre is None else loc - centre, scale)
 
 
 class FoldedBayesLinear(BayesLinear, VariationalLayer):
@@ -38,16 +33,11 @@ class FoldedBayesLinear(BayesLinear, VariationalLayer):
 
     def __init__(self, in_features: int, out_features: int, **kwargs: object) -> None:
         super().__init__(in_features, out_features, **kwargs)  # type: ignore[arg-type]
-        self.register_buffer("weight_prior_loc", None)
-        self.register_buffer("bias_prior_loc", None)
+        self._register_prior_centres()
 
     def kl_divergence(self) -> Tensor:
         """Closed-form KL to the prior, centred on the pretrained weights where set."""
-        kl = centred_kl(self.prior, self.weight_loc, self.weight_scale, self.weight_prior_loc)
-        bias_scale = self.bias_scale
-        if self.bias_loc is not None and bias_scale is not None:
-            kl = kl + centred_kl(self.prior, self.bias_loc, bias_scale, self.bias_prior_loc)
-        return kl
+        return self._kl(self.weight_prior_loc, self.bias_prior_loc)
 
     def forward(  # type: ignore[override]
         self, x: Tensor

@@ -44,7 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from varbayes._checks_scalar import check_nonnegative, check_positive
-from varbayes.nn.parametrization import softplus_scale
+from varbayes.nn.meanfield import MeanField
 from varbayes.priors import GaussianPrior, Prior
 
 __all__ = [
@@ -98,7 +98,7 @@ def batched_linear(h: Tensor, weight: Tensor, bias: Tensor | None = None) -> Ten
     return torch.bmm(h, weight) if bias is None else torch.baddbmm(bias, h, weight)
 
 
-class BayesLinear(nn.Module):
+class BayesLinear(MeanField):
     """Linear layer with a mean-field Gaussian posterior over its weights and bias.
 
     ``y = x @ W + b`` with ``W`` of shape ``(in_features, out_features)``.
@@ -130,9 +130,6 @@ class BayesLinear(nn.Module):
     weight_loc, weight_rho : Parameter of shape (in_features, out_features)
     bias_loc, bias_rho : Parameter of shape (out_features,) or None
     """
-
-    bias_loc: nn.Parameter | None
-    bias_rho: nn.Parameter | None
 
     def __init__(
         self,
@@ -167,46 +164,12 @@ class BayesLinear(nn.Module):
                 f"unknown estimator {estimator!r}; expected one of {allowed}") from None
         self.in_features = int(in_features)
         self.out_features = int(out_features)
-        self.prior = prior if prior is not None else GaussianPrior(0.0, 1.0)
-        self.min_scale = float(min_scale)
-        self.init_loc_std = init_loc_std
-        self.init_rho = float(init_rho)
-        self.init_rho_bias = float(init_rho if init_rho_bias is None else init_rho_bias)
-        self.weight_loc = nn.Parameter(torch.empty(self.in_features, self.out_features))
-        self.weight_rho = nn.Parameter(torch.empty(self.in_features, self.out_features))
-        if bias:
-            self.bias_loc = nn.Parameter(torch.empty(self.out_features))
-            self.bias_rho = nn.Parameter(torch.empty(self.out_features))
-        else:
-            self.register_parameter("bias_loc", None)
-            self.register_parameter("bias_rho", None)
-        self.reset_parameters(generator)
+        self._mean_field((self.in_features, self.out_features), self.out_features, bias,
+                         prior=prior, min_scale=min_scale, init_loc_std=init_loc_std,
+                         init_rho=init_rho, init_rho_bias=init_rho_bias, generator=generator)
 
-    @torch.no_grad()
-    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Initialise the means (normal) and the ``rho`` (constant plus tiny jitter)."""
-        if self.weight_loc.is_meta:  # shapes only (varbayes.io's checks); a random op on the
-            return  # meta device imports torch._dynamo, seconds of CPU for nothing
-        std = self.init_loc_std
-        if std is None:
-            std = 1.0 / math.sqrt(self.in_features)
-        self.weight_loc.normal_(0.0, std, generator=generator)
-        self.weight_rho.normal_(self.init_rho, 1e-3, generator=generator)
-        if self.bias_loc is not None and self.bias_rho is not None:
-            self.bias_loc.zero_()
-            self.bias_rho.fill_(self.init_rho_bias)
-
-    @property
-    def weight_scale(self) -> Tensor:
-        """Posterior standard deviation of the weights, ``softplus(rho) + min_scale``."""
-        return softplus_scale(self.weight_rho, self.min_scale)
-
-    @property
-    def bias_scale(self) -> Tensor | None:
-        """Posterior standard deviation of the bias, or ``None`` without bias."""
-        if self.bias_rho is None:
-            return None
-        return softplus_scale(self.bias_rho, self.min_scale)
+    def _fan_in(self) -> int:
+        return self.in_features
 
     def kl_divergence(self) -> Tensor:
         """Closed-form KL(q || prior), summed over all weights and biases (a scalar).
@@ -216,11 +179,7 @@ class BayesLinear(nn.Module):
         NotImplementedError
             If the prior has no closed-form KL (use ``forward_kl(..., kl='mc')``).
         """
-        kl = self.prior.kl(self.weight_loc, self.weight_scale)
-        bias_scale = self.bias_scale  # None exactly when bias_loc is None
-        if self.bias_loc is not None and bias_scale is not None:
-            kl = kl + self.prior.kl(self.bias_loc, bias_scale)
-        return kl
+        return self._kl(None, None)
 
     def sample_weights(
         self, num: int, generator: torch.Generator | None = None, *,

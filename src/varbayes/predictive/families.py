@@ -161,15 +161,7 @@ class FamilyPrediction(VarianceSplit):
         hi = (m + sd * up).max(1).values
         lo = (m - sd * down).min(1).values
         if self.is_count:
-            lo = torch.full_like(hi, -1.0)  # F(-1) = 0 < q
-            hi = torch.ceil(hi).clamp_min(0.0)
-            while bool(((hi - lo) > 1).any()):
-                mid = torch.floor(0.5 * (lo + hi))
-                below = self.cdf(mid) < target
-                step = (hi - lo) > 1
-                lo = torch.where(step & below, mid, lo)
-                hi = torch.where(step & ~below, mid, hi)
-            result = hi
+            result = self._count_bisect(torch.ceil(hi).clamp_min(0.0), target)
         else:
             if self.likelihood == "exponential":
                 lo = lo.clamp_min(0.0)
@@ -209,11 +201,14 @@ class FamilyPrediction(VarianceSplit):
     def _count_inverse(self, u: Tensor) -> Tensor:
         """Smallest integer k with F(k) >= u for a one-component prediction, shape (n,)."""
         rate = self.params["rate"][0]
-        lo = torch.full_like(rate, -1.0)
-        hi = torch.ceil(rate + (rate * u / (1 - u)).sqrt()).clamp_min(0.0)
+        return self._count_bisect(torch.ceil(rate + (rate * u / (1 - u)).sqrt()).clamp_min(0.0), u)
+
+    def _count_bisect(self, hi: Tensor, target: Tensor) -> Tensor:
+        """Smallest integer k in [0, hi] with F(k) >= target, by bisection (F(hi) >= target)."""
+        lo = torch.full_like(hi, -1.0)  # F(-1) = 0 < target
         while bool(((hi - lo) > 1).any()):
             mid = torch.floor(0.5 * (lo + hi))
-            below = self.cdf(mid) < u
+            below = self.cdf(mid) < target
             step = (hi - lo) > 1
             lo = torch.where(step & below, mid, lo)
             hi = torch.where(step & ~below, mid, hi)

@@ -87,8 +87,12 @@ def _nbytes(out: Any) -> int:
     return 0
 
 
-def _probe_bytes(module: nn.Module, x: Tensor) -> int:
-    """Bytes of every module output for one row and one draw (the activations a draw keeps)."""
+def _probe_bytes(module: nn.Module, x: Tensor, plain: bool = False) -> int:
+    """Bytes of every module output for one row and one draw (the activations a draw keeps).
+
+    ``plain``: call ``module`` as it is (a network without variational layers) instead of
+    through one weight draw.
+    """
     total = [0]
 
     def hook(_m: nn.Module, _i: Any, out: Any) -> None:
@@ -96,7 +100,10 @@ def _probe_bytes(module: nn.Module, x: Tensor) -> int:
 
     handles = [m.register_forward_hook(hook) for m in module.modules()]
     try:
-        run_draws(module, x[:1], 1, generator=torch.Generator(device=x.device).manual_seed(0))
+        if plain:
+            module(x[:1])
+        else:
+            run_draws(module, x[:1], 1, generator=torch.Generator(device=x.device).manual_seed(0))
     finally:
         for h in handles:
             h.remove()
@@ -179,7 +186,7 @@ def sample_outputs(
         if posterior is not None:
             numel = sum(p.numel() for p in module.parameters())
             per_draw = 3 * numel * 4
-            probe = _probe_plain(module, x)
+            probe = _probe_bytes(module, x, plain=True)
         else:
             per_draw = 12 * sum(m.weight_loc.numel() for m in variational_layers(module))
             probe = _probe_bytes(module, x)
@@ -207,21 +214,6 @@ def sample_outputs(
         return _cat(chunks, 0)
     finally:
         module.train(was_training)
-
-
-def _probe_plain(module: nn.Module, x: Tensor) -> int:
-    total = [0]
-
-    def hook(_m: nn.Module, _i: Any, out: Any) -> None:
-        total[0] += _nbytes(out)
-
-    handles = [m.register_forward_hook(hook) for m in module.modules()]
-    try:
-        module(x[:1])
-    finally:
-        for h in handles:
-            h.remove()
-    return max(total[0], x[:1].numel() * x.element_size())
 
 
 def generic_predictive(
