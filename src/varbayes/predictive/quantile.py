@@ -38,7 +38,12 @@ import torch
 from torch import Tensor
 
 from varbayes._threads import available_threads
-from varbayes.predictive.quantile_series import ORDER, series_cdf_terms, series_coefficients
+from varbayes.predictive.quantile_series import (
+    ORDER,
+    series_cdf_terms,
+    series_coefficients,
+    series_polynomials,
+)
 
 __all__ = ["CHUNK_CELLS", "MAX_ITERATIONS", "mixture_quantile"]
 
@@ -138,14 +143,18 @@ def _halley(u: Tensor, lo: Tensor, hi: Tensor, q: Tensor, row: Tensor, evaluate:
         noise = torch.clamp(_CDF_NOISE / dens, max=_NOISE_CAP)
         converged = (halley.abs() <= (tol + noise) * (1 + u.abs())) & (g != 0) \
             & (curve.abs() <= 0.1) & torch.isfinite(proposal)
+        # F(u) = q exactly where the CDF rises steeply enough for its rounding to pin the
+        # root to the resolution: u is the root (elsewhere an exact zero may be a flat stretch).
+        hit = (g == 0) & (_CDF_NOISE <= dens * tol * (1 + u.abs()))
         mid = 0.5 * (lo + hi)
         narrow = (hi - lo) <= tol * (1 + mid.abs())
         usable = torch.isfinite(proposal) & (proposal > lo) & (proposal < hi) & (g != 0) \
             & (halley.abs() <= 0.5 * step_old.abs())
         final = torch.where(converged, torch.minimum(torch.maximum(proposal, lo), hi), mid)
+        final = torch.where(hit, u, final)
         bad = ~torch.isfinite(g)  # a non-finite component: NaN, at once
         final = torch.where(bad, torch.full_like(final, math.nan), final)
-        done = converged | narrow | bad
+        done = converged | hit | narrow | bad
         result.index_copy_(0, idx, final)  # overwritten until the element is done
         density.index_copy_(0, idx, dens)
         nxt = torch.where(usable, proposal, mid)
@@ -176,10 +185,12 @@ def _exact(m: Tensor, w: Tensor, k: int) -> _Evaluate:
 
 def _series(coefficients: Tensor, rho: Tensor) -> _Evaluate:
     """The moment series of rows with one common scale ``rho`` (c,) in spread units."""
+    polynomials = series_polynomials(coefficients)
+
     def evaluate(u: Tensor, row: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         at = cast(Tensor, row)  # always given: the series rows are never the whole chunk
         r = rho.index_select(0, at)
-        cdf, dens, slope = series_cdf_terms(u / r, coefficients.index_select(0, at))
+        cdf, dens, slope = series_cdf_terms(u / r, polynomials.index_select(0, at))
         return cdf, dens / r, slope / (r * r)
 
     return evaluate

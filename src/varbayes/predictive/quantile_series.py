@@ -33,7 +33,7 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["ORDER", "series_cdf_terms", "series_coefficients"]
+__all__ = ["ORDER", "series_cdf_terms", "series_coefficients", "series_polynomials"]
 
 #: ``K``: the series runs to :math:`M_{K-1}` and :math:`M_K` bounds the remainder (even).
 ORDER = 16
@@ -67,28 +67,50 @@ def series_coefficients(a: Tensor) -> tuple[Tensor, Tensor]:
     return coefficients, power.mean(1) * _REMAINDER
 
 
-def series_cdf_terms(t: Tensor, coefficients: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _hermite_monomials() -> Tensor:
+    """Coefficients of :math:`He_0 .. He_K` in powers of ``t``: (K + 1, K + 1), float64."""
+    he = torch.zeros((ORDER + 1, ORDER + 1), dtype=torch.float64)
+    he[0, 0] = 1
+    he[1, 1] = 1
+    for n in range(1, ORDER):  # He_{n+1} = t He_n - n He_{n-1}
+        he[n + 1, 1:] = he[n, :-1]
+        he[n + 1] -= n * he[n - 1]
+    return he
+
+
+_HE = _hermite_monomials()
+#: The three sums of the series as maps from the coefficients :math:`M_k / k!` (``k < K``) to
+#: polynomials in ``t``: with :math:`He_{k-1}` (CDF), :math:`He_k` (density), :math:`He_{k+1}`.
+_SUMS = torch.stack([_HE[:ORDER].roll(1, 0), _HE[:ORDER], _HE[1 : ORDER + 1]])
+_SUMS[0, :2] = 0  # k = 0, 1 take no part (M_1 = 0; the M_0 term is Phi itself)
+_SUMS[1:, :2] = 0
+
+
+def series_polynomials(coefficients: Tensor) -> Tensor:
+    """The series' three sums as polynomials in ``t``: (c, 3, K + 1) coefficients of powers.
+
+    Rows of :func:`series_coefficients`; see :func:`series_cdf_terms`.
+    """
+    sums = _SUMS.to(coefficients.device)
+    return torch.stack([coefficients @ sums[i] for i in range(3)], 1)
+
+
+def series_cdf_terms(t: Tensor, polynomials: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """The series' CDF, density and slope at ``t`` (units of the common scale).
 
     Parameters
     ----------
     t : Tensor of shape (E,)
-    coefficients : Tensor of shape (E, ORDER)
-        Each element's row of :func:`series_coefficients`.
+    polynomials : Tensor of shape (E, 3, ORDER + 1)
+        Each element's row of :func:`series_polynomials`.
 
     Returns
     -------
     cdf, density, slope : Tensor of shape (E,)
         :math:`F(t)`, :math:`F'(t)` and :math:`F''(t)`, up to the remainder.
     """
-    he = t.new_empty((t.shape[0], ORDER + 1))  # He_0 .. He_K at t
-    he[:, 0] = 1
-    he[:, 1] = t
-    for n in range(1, ORDER):
-        torch.addcmul(he[:, n - 1].mul(-n), t, he[:, n], out=he[:, n + 1])
-    terms = coefficients[:, 2:]  # M_k / k!, k = 2 .. K-1
+    powers = t[:, None] ** torch.arange(ORDER + 1, device=t.device, dtype=t.dtype)
+    sums = torch.bmm(polynomials, powers[:, :, None])[:, :, 0]  # (E, 3)
     phi = torch.exp(t.square().mul_(-0.5)).mul_(_INV_SQRT_2PI)
-    cdf = torch.special.ndtr(t) - phi * (terms * he[:, 1:ORDER - 1]).sum(1)
-    density = phi * (1 + (terms * he[:, 2:ORDER]).sum(1))
-    slope = -phi * (t + (terms * he[:, 3:ORDER + 1]).sum(1))
-    return cdf, density, slope
+    cdf = torch.special.ndtr(t) - phi * sums[:, 0]
+    return cdf, phi * (1 + sums[:, 1]), -phi * (t + sums[:, 2])
