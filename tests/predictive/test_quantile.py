@@ -194,16 +194,21 @@ def test_moment_series_serves_rows_of_one_scale_and_keeps_them_invariant(monkeyp
     for i in (0, 19, 20, 39):
         one = mixture_quantile(loc[:, i : i + 1], scale[:, i : i + 1], q, tol=tol)
         assert torch.equal(one[:, 0], got[:, i])
-    calls.clear()  # float64 resolution is beyond the series: every row on its components
-    mixture_quantile(loc, scale, q, tol=_tol(torch.float64))
-    assert not calls
+    calls.clear()  # at float64's resolution the series serves only where its bound allows
+    tol64 = _tol(torch.float64)
+    got64 = mixture_quantile(loc, scale, q, tol=tol64)
+    _agree_levels(loc, scale, got64, bisection_quantile(loc, scale, q, torch.float64), q, tol64)
 
 
 def _agree_levels(loc: Tensor, scale: Tensor, got: Tensor, ref: Tensor, q: Tensor,
                   tol: float) -> None:
+    """``_agree`` at the levels ``q``: to the resolution, or both on the CDF's rounding noise."""
     spread = (scale.square().mean(0) + loc.var(0, correction=0)).sqrt()
     u = (ref - loc.mean(0)).abs() / spread
-    assert bool(((got - ref).abs() <= 2 * tol * spread * (1 + u)).all())
+    close = (got - ref).abs() <= 2 * tol * spread * (1 + u) + 1e-15 * ref.abs()
+    cdf = Prediction(loc, scale).cdf
+    flat = torch.stack([(cdf(v) - q[:, None]).abs() for v in (got, ref)]).amax(0) <= 1e-12
+    assert bool((close | flat).all())
 
 
 @settings(max_examples=60, deadline=None, derandomize=True,

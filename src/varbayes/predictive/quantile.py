@@ -58,10 +58,11 @@ _EPS64 = torch.finfo(torch.float64).eps
 _CDF_NOISE = 8 * _EPS64
 #: Largest step (in spread units) that rounding noise in the CDF may excuse.
 _NOISE_CAP = 1e-11
-#: The moment series is tried at resolutions from about float32's on (a float64 resolution
-#: needs a remainder near 1e-17) and on rows whose remainder bound is at most this.
-_SERIES_MIN_TOL = 1e-9
-_SERIES_MAX_BOUND = 1e-10
+#: The moment series is tried on rows whose remainder bound (in probability) is at most this
+#: times the resolution: where the density exceeds 1/10 (in spread units) the quantiles then
+#: pass the check of each one's error (1/16 of the resolution). With float64's resolution that
+#: takes draws spread less than a twentieth of their scale.
+_SERIES_BOUND_PER_TOL = 1 / 160
 
 
 def _ndtr(z: Tensor) -> Tensor:
@@ -253,7 +254,7 @@ def _solve_chunk(loc: Tensor, scale: Tensor, levels: Tensor, tol: float) -> Tens
     row = torch.arange(c, device=loc.device).repeat(k)  # element -> row of the chunk
     result = torch.empty_like(u)
     exact = torch.ones_like(u, dtype=torch.bool)
-    use = common & (bound <= _SERIES_MAX_BOUND) & (tol >= _SERIES_MIN_TOL)
+    use = common & (bound <= tol * _SERIES_BOUND_PER_TOL)
     if bool(use.any()):
         at = use.index_select(0, row).nonzero()[:, 0]
         got, dens = _halley(u[at], lo[at], hi[at], q[at], row[at],
