@@ -12,6 +12,13 @@ Usage::
 
     python benchmarks/classification.py --splits 5 --out benchmarks/results/classification.json
     python benchmarks/classification.py --table benchmarks/results/classification.json
+
+``--speed`` instead times training per epoch (best of 3) of one network size, 10 features and
+one hidden layer of 50 with the local reparameterisation (the ``family`` kind's defaults),
+under a Gaussian head with a heteroscedastic noise output (the regression of the same size)
+and the classification heads, on the fast engine and on the autograd loop::
+
+    python benchmarks/classification.py --speed --out benchmarks/results/classification_speed.json
 """
 
 from __future__ import annotations
@@ -31,7 +38,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from varbayes import BayesianClassifier
+from varbayes.infer import ELBO, train
 from varbayes.metrics_classification import accuracy, expected_calibration_error
+from varbayes.models import BayesianMLP, FamilyMLP
 
 DATASETS = {"breast_cancer": load_breast_cancer, "wine": load_wine, "digits": load_digits}
 
@@ -66,6 +75,9 @@ def run(splits: int) -> list[dict[str, object]]:
                 proba = model.predict_proba(xte)  # type: ignore[attr-defined]
                 rows.append({"dataset": name, "split": seed, "model": model_name,
                              "seconds": time.perf_counter() - start, **_scores(yte, proba)})
+                if isinstance(model, BayesianClassifier):  # what the validation part chose
+                    rows[-1]["temperature"] = model.model_.temperature
+                    rows[-1]["best_epoch"] = model.model_.fit_info.get("best_epoch")
                 print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -85,6 +97,74 @@ def table(rows: list[dict[str, object]]) -> str:
             lines.append(f"| {name} (n splits {len(sel)}) | {model} | {cell('accuracy', '.4f')} "
                          f"| {cell('nll', '.4f')} | {cell('ece', '.4f')} "
                          f"| {np.mean([float(r['seconds']) for r in sel]):.1f} |")  # type: ignore[arg-type]
+        lines.append(_paired(rows, name))
+    return "\n".join(lines)
+
+
+def _paired(rows: list[dict[str, object]], name: str) -> str:
+    """Table row: BayesianClassifier minus MLPClassifier per split, mean / standard error."""
+    by = {(r["model"], r["split"]): r for r in rows if r["dataset"] == name}
+    splits = sorted({s for m, s in by if m == "BayesianClassifier" and ("MLPClassifier", s) in by})
+    cells = []
+    for key in ("accuracy", "nll", "ece"):
+        d = np.array([float(by["BayesianClassifier", s][key])  # type: ignore[arg-type]
+                      - float(by["MLPClassifier", s][key]) for s in splits])  # type: ignore[arg-type]
+        se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+        cells.append(f"{d.mean():+.4f} ({d.mean() / se:+.1f} SE)")
+    return f"| {name} | Bayes - MLP, paired | " + " | ".join(cells) + " | |"
+
+
+#: (label, likelihood, classes, fast engine) of the speed runs; Gaussian first (the reference).
+SPEED_HEADS = [("Gaussian (hetero head)", "gaussian", 0, True),
+               ("Gaussian on autograd", "gaussian", 0, False),
+               ("Bernoulli", "bernoulli", 2, True), ("categorical K=3", "categorical", 3, True),
+               ("categorical K=10", "categorical", 10, True),
+               ("categorical K=3 on autograd", "categorical", 3, False)]
+SPEED_SIZES = [(2000, None), (20000, 256)]
+
+
+def _speed_model(likelihood: str, classes: int, seed: int) -> torch.nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    if likelihood == "gaussian":
+        return BayesianMLP(10, (50,), head="heteroscedastic", estimator="local", init_rho=-3.0,
+                           generator=g)
+    return FamilyMLP(10, (50,), likelihood=likelihood, n_classes=max(classes, 2),
+                     estimator="local", init_rho=-3.0, generator=g)
+
+
+def speed(epochs: int = 40, repeats: int = 3) -> list[dict[str, object]]:
+    """Training milliseconds per epoch of each head and size, the best of ``repeats`` runs."""
+    rows: list[dict[str, object]] = []
+    for n, batch in SPEED_SIZES:
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(n, 10, generator=g)
+        for label, likelihood, classes, fast in SPEED_HEADS:
+            y = (torch.randn(n, generator=g) if likelihood == "gaussian"
+                 else torch.randint(0, classes, (n,), generator=g).float())
+            best = float("inf")
+            for r in range(repeats):
+                model = _speed_model(likelihood, classes, r)
+                hist = train(model, ELBO(n, likelihood=likelihood), x, y, epochs=epochs,
+                             lr=0.01, batch_size=batch, generator=torch.Generator().manual_seed(r),
+                             fast=fast)
+                best = min(best, hist.seconds / epochs)
+            rows.append({"rows": n, "batch": batch, "head": label, "fast": fast,
+                         "ms_per_epoch": 1000 * best})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def speed_table(rows: list[dict[str, object]]) -> str:
+    """Markdown: ms per epoch and the ratio to the Gaussian head on the fast engine."""
+    heads = [h[0] for h in SPEED_HEADS]
+    lines = ["| rows, batch | " + " | ".join(heads) + " |", "|---" * (len(heads) + 1) + "|"]
+    for n, batch in SPEED_SIZES:
+        sel = {r["head"]: float(r["ms_per_epoch"]) for r in rows  # type: ignore[arg-type]
+               if r["rows"] == n and r["batch"] == batch}
+        ref = sel[heads[0]]
+        cells = [f"{sel[h]:.2f} ms ({sel[h] / ref:.2f}x)" for h in heads]
+        lines.append(f"| {n:,}, {'full batch' if batch is None else batch} | "
+                     + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -93,10 +173,19 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=5)
     parser.add_argument("--out")
     parser.add_argument("--table")
+    parser.add_argument("--speed", action="store_true", help="time training per epoch instead")
     args = parser.parse_args()
     if args.table:
         with open(args.table) as fh:
-            print(table(json.load(fh)))
+            rows = json.load(fh)
+        print(speed_table(rows) if rows and "ms_per_epoch" in rows[0] else table(rows))
+        return
+    if args.speed:
+        rows = speed()
+        if args.out:
+            with open(args.out, "w") as fh:
+                json.dump(rows, fh, indent=1)
+        print(speed_table(rows))
         return
     rows = run(args.splits)
     if args.out:

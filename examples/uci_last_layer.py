@@ -7,8 +7,13 @@ On one of the five UCI regression data sets (``varbayes.data.load_uci``):
 * ``last_layer``: ``bayesianize(net, "last", prior="pretrained")``, then the ELBO
   (``varbayes.infer.train``): a variational last layer centred on the trained weights;
 * ``all_layers``: ``bayesianize(net, "all")``, then the ELBO;
-* ``ivon``: the same MLP, untouched, trained from scratch by ``varbayes.optim.IVON``; the
-  predictive draws from its posterior (``predictive(net, x, S, posterior=opt)``).
+* ``ivon``: the same MLP, untouched, trained from scratch by ``varbayes.optim.IVON`` with the
+  library's IVON defaults (``varbayes.kinds.ivon``: lr 0.2, h0 1, beta2 0.999, update clipped at
+  0.03, ess = N, prior N(0, 1)) for 3 x the epochs; the predictive draws from its posterior
+  (``predictive(net, x, S, posterior=opt)``);
+* ``estimator_bbb`` and ``estimator_ivon``: ``BayesianRegressor()`` and
+  ``BayesianRegressor(method="ivon")`` with their defaults (the ``hetero`` kind: 20 hidden units
+  and a 20-unit noise network, early stopping on 10 % of the training rows).
 
 Each reports the seconds of its own training, the test log-likelihood, RMSE and the coverage of
 the central 90 % interval, in data units.
@@ -32,9 +37,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from varbayes import BayesianRegressor
 from varbayes.data import load_uci
 from varbayes.data.uci import list_uci
 from varbayes.infer import ELBO, train
+from varbayes.kinds.ivon import IVON_DEFAULTS, IVON_OPTIONS
 from varbayes.likelihoods.gaussian import gaussian_log_prob
 from varbayes.metrics import evaluate
 from varbayes.nn import GaussianHead, bayesianize
@@ -97,9 +104,11 @@ def run_split(name: str, split: int, root: Path, quick: bool) -> dict[str, dict[
 
     start = time.perf_counter()
     plain = mlp(x.shape[1], data.n_hidden)
-    ivon = IVON(plain.parameters(), lr=0.2, ess=n, weight_decay=1.0 / n, hess_init=0.3,
-                beta2=0.999, generator=torch.Generator().manual_seed(split))
-    for _ in range(2 * epochs):
+    ivon = IVON(plain.parameters(), lr=IVON_DEFAULTS["hetero"]["lr"], ess=n, weight_decay=1.0 / n,
+                hess_init=IVON_OPTIONS["ivon_hess_init"], beta2=IVON_OPTIONS["ivon_beta2"],
+                clip_radius=IVON_OPTIONS["ivon_clip_radius"],
+                generator=torch.Generator().manual_seed(split))
+    for _ in range(3 * epochs):
         with ivon.sampled_params(train=True):
             ivon.zero_grad()
             out = plain(x)
@@ -110,7 +119,29 @@ def run_split(name: str, split: int, root: Path, quick: bool) -> dict[str, dict[
                       generator=torch.Generator().manual_seed(1))
     results["ivon"] = {**_scores(Prediction(pred.loc.double(), pred.scale.double()), y_mean,
                                  y_std, data.y_test), "seconds": seconds}
+
+    for label, method in (("estimator_bbb", "bbb"), ("estimator_ivon", "ivon")):
+        start = time.perf_counter()
+        reg = BayesianRegressor(method=method, epochs=epochs if quick else None,
+                                random_state=split).fit(data.x_train, data.y_train)
+        seconds = time.perf_counter() - start
+        pred = reg.model_.predict(data.x_test, samples, generator=torch.Generator().manual_seed(1))
+        s = evaluate(data.y_test, pred, level=0.9)
+        results[label] = {"ll": -s["nll"], "rmse": s["rmse"], "coverage_90": s["coverage_90"],
+                          "seconds": seconds}
     return results
+
+
+def _summary(rows: list[dict[str, float]]) -> dict[str, Any]:
+    """Mean of each figure over the splits, its standard error (``_se``) and the splits' values."""
+    out: dict[str, Any] = {}
+    for key in rows[0]:
+        values = np.array([r[key] for r in rows])
+        out[key] = float(values.mean())
+        se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
+        out[f"{key}_se"] = float(se)
+        out[f"{key}_splits"] = values.tolist()
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -126,13 +157,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report: dict[str, Any] = {}
     for name in names:
         runs = [run_split(name, i, args.root, args.quick) for i in range(args.splits)]
-        report[name] = {method: {key: float(np.mean([r[method][key] for r in runs]))
-                                 for key in runs[0][method]} for method in runs[0]}
+        report[name] = {method: _summary([r[method] for r in runs]) for method in runs[0]}
         report[name]["splits"] = args.splits
         for method, row in report[name].items():
             if isinstance(row, dict):
-                print(f"{name:18s} {method:11s} LL {row['ll']:7.3f}  RMSE {row['rmse']:7.3f}  "
-                      f"cov90 {row['coverage_90']:.2f}  {row['seconds']:6.1f} s")
+                print(f"{name:18s} {method:14s} LL {row['ll']:7.3f} ± {row['ll_se']:.3f}  RMSE "
+                      f"{row['rmse']:7.3f} ± {row['rmse_se']:.3f}  cov90 {row['coverage_90']:.2f}"
+                      f"  {row['seconds']:6.1f} s")
     if args.out is not None:
         args.out.write_text(json.dumps(report, indent=1))
     return report

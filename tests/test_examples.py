@@ -34,7 +34,9 @@ def test_uci_last_layer_example(tmp_path: Path) -> None:
     report = _example("uci_last_layer").main(
         ["--quick", "--root", str(UCI), "--out", str(tmp_path / "r.json")])
     rows = report["yacht"]
-    assert set(rows) >= {"pretrained", "last_layer", "all_layers", "ivon"}
-    assert all(abs(rows[m]["ll"]) < 1e3 and 0 <= rows[m]["coverage_90"] <= 1
-               for m in ("last_layer", "all_layers", "ivon"))
+    methods = ("last_layer", "all_layers", "ivon", "estimator_bbb", "estimator_ivon")
+    assert set(rows) >= {"pretrained", *methods}
+    assert all(abs(rows[m]["ll"]) < 1e3 and 0 <= rows[m]["coverage_90"] <= 1 for m in methods)
+    # yacht's target has std 15; IVON without its update clip reached an RMSE of 90 (2 splits)
+    assert all(rows[m]["rmse"] < 10 for m in methods), {m: rows[m]["rmse"] for m in methods}
     assert (tmp_path / "r.json").is_file()

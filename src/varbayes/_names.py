@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["DEVICE_NAMES", "LIKELIHOOD_NAMES", "ModelKind", "PriorName"]
+__all__ = ["DEVICE_NAMES", "LIKELIHOOD_NAMES", "METHOD_NAMES", "ModelKind", "PriorName"]
 
 #: The likelihoods the front doors offer (``--likelihood``); all but ``gaussian`` train the
 #: ``family`` kind.
@@ -13,6 +13,10 @@ LIKELIHOOD_NAMES = ("gaussian", "student_t", "poisson", "exponential", "bernoull
 
 #: Values of the ``device`` option (``--device`` on the command line).
 DEVICE_NAMES = ("auto", "cpu", "cuda")
+
+#: Training methods of the Bayesian kinds (``method=``, ``--method``): Bayes by Backprop, or the
+#: kind's network at its means trained by the IVON optimiser (:mod:`varbayes.kinds.ivon`).
+METHOD_NAMES = ("bbb", "ivon")
 
 
 class ModelKind(str, Enum):

@@ -37,7 +37,7 @@ from varbayes.predictive import ClassPrediction
 
 __all__ = ["BayesianClassifier"]
 
-_OPTIONS = ("hidden", "epochs", "lr", "batch_size", "kl", "prior", "prior_scale")
+_OPTIONS = ("hidden", "epochs", "lr", "batch_size", "kl", "prior", "prior_scale", "method")
 #: Rows above which the default is mini-batches of :data:`DEFAULT_BATCH` rows.
 FULL_BATCH_ROWS = 512
 DEFAULT_BATCH = 128
@@ -56,17 +56,22 @@ class BayesianClassifier(ClassifierMixin, EstimatorBase):
         Adam learning rate (``None``: 0.01).
     batch_size : int or None, default=None
         ``None``: full batch up to 512 rows, else mini-batches of 128.
-    num_samples : int, default=100
+    num_samples : int, default=1000
         Weight draws averaged by every prediction.
     kl, prior, prior_scale
         As for :class:`~varbayes.BayesianRegressor` (``None``: the kind's defaults).
     random_state : int, numpy / torch generator or None, default=None
     progress : bool, default=False
     early_stopping : bool, default=True
-        Hold out ``validation_fraction`` of the rows (from 80 rows on) and keep the epoch of the
-        best validation log-likelihood.
+        Hold out ``validation_fraction`` of the rows (from 80 rows on), keep the epoch of the
+        best validation log-likelihood, and fit a temperature on those rows that calibrates
+        the predicted probabilities (``model_.temperature``, see
+        :mod:`varbayes.calibration.temperature`; the entropy split stays the posterior's).
     validation_fraction : float in (0, 1), default=0.1
     n_iter_no_change : int, default=20
+    method : {'bbb', 'ivon'}, default='bbb'
+        ``'ivon'``: train the network by the IVON optimiser and draw from its posterior
+        (:mod:`varbayes.kinds.ivon`).
 
     Attributes
     ----------
@@ -87,13 +92,14 @@ class BayesianClassifier(ClassifierMixin, EstimatorBase):
         epochs: int | None = None,
         lr: float | None = None,
         batch_size: int | None = None,
-        num_samples: int = 100,
+        num_samples: int = 1000,
         kl: str | None = None, prior: str | None = None, prior_scale: float | None = None,
         random_state: int | np.random.Generator | torch.Generator | None = None,
         progress: bool = False,
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 20,
+        method: str = "bbb",
     ) -> None:
         self._store(locals())
 

@@ -18,6 +18,7 @@ import torch
 
 from varbayes._atomic import OutputFile, check_file_out, write_text
 from varbayes.data import ToyData, load_toy
+from varbayes.demo_classes import run_classification_demo
 from varbayes.kinds import KINDS, FittedModel, fit, get_kind
 from varbayes.kinds.registry import FIXED_INIT_RHO
 from varbayes.metrics import evaluate
@@ -77,6 +78,7 @@ def run_demo(
     num_samples: int = 1000,
     progress: bool = False,
     models: tuple[str, ...] = DEMO_MODELS,
+    classification: bool = True,
 ) -> dict[str, Any]:
     """Train and score every model of the post on the toy data.
 
@@ -95,13 +97,20 @@ def run_demo(
         Progress bars while training.
     models : tuple of str
         Which models to run (default: all five).
+    classification : bool, default=True
+        Also run the classification part (:mod:`varbayes.demo_classes`): a
+        :class:`~varbayes.BayesianClassifier` on a 2-D toy problem with known class
+        probabilities, and the figure ``classification.png`` of its predictive probability
+        and mutual information over the plane.
 
     Returns
     -------
     dict
         ``{"models": {name: {"test_rmse", "test_nll", "coverage_90", "train_seconds",
         "predict_seconds", "test_crps", "interval_width_90", "calibration_error"}},
-        "oracle": {"test_nll": float}, "data": {...}, "settings": {...}}``
+        "oracle": {"test_nll": float}, "data": {...}, "settings": {...}}``, and with
+        ``classification`` also ``"classification": {"accuracy", "nll", "brier", "ece",
+        "oracle_nll", "prob_mae", "mi_near", "mi_far", "train_seconds", "predict_seconds"}``.
     """
     data = load_toy()
     if quick:
@@ -109,7 +118,8 @@ def run_demo(
     outdir = Path(out) if out is not None else None
     if outdir is not None:  # every output path is checked before any work
         names = ["data.png", "metrics.json", *(f"{m}.png" for m in models)]
-        for name in names + ["hetero_uncertainty.png"] * ("hetero" in models):
+        names += ["hetero_uncertainty.png"] * ("hetero" in models)
+        for name in names + ["classification.png"] * classification:
             check_file_out(outdir / name, force=True, parents=True)
         outdir.mkdir(parents=True, exist_ok=True)
         fig, ax = new_figure(figsize=(11, 4.5))
@@ -158,6 +168,9 @@ def run_demo(
                  "train_seed": 43, "test_seed": 44},
         "settings": {"quick": quick, "seed": seed, "num_samples": num_samples},
     }
+    if classification:
+        report["classification"] = run_classification_demo(
+            outdir, seed=seed, quick=quick, savefig=_savefig)
     if outdir is not None:
         for name, fitted in fitted_models.items():
             _figure(name, fitted, data, outdir, num_samples, seed)
@@ -177,4 +190,10 @@ def format_table(report: dict[str, Any]) -> str:
         )
     lines.append(f"{'oracle':<12} {'':>9} {report['oracle']['test_nll']:>9.3f}   "
                  "(the data-generating process itself)")
+    if "classification" in report:
+        c = report["classification"]
+        lines += ["", "classification (2-D toy problem, known class probabilities):",
+                  f"  accuracy {c['accuracy']:.3f}  NLL {c['nll']:.3f} (oracle "
+                  f"{c['oracle_nll']:.3f})  ECE {c['ece']:.3f}  mutual information "
+                  f"{c['mi_near']:.4f} at the data, {c['mi_far']:.4f} far away"]
     return "\n".join(lines)

@@ -108,6 +108,10 @@ class BayesianRegressor(RegressorMixin, EstimatorBase):
     device : {'cpu', 'auto', 'cuda'}, default='cpu'
         Where to train and predict, resolved at :meth:`fit` (``'auto'``: CUDA where available).
         :meth:`save` writes device-independent files; :meth:`load` restores to the CPU.
+    method : {'bbb', 'ivon'}, default='bbb'
+        ``'ivon'``: the kind's network trained at its weight means by the IVON optimiser,
+        predicting from IVON's posterior (:mod:`varbayes.kinds.ivon`; other defaults for
+        ``lr`` and ``epochs``). Not for ``mle``, ``vi`` and ``vi_analytic``.
 
     Options that do not apply to the chosen ``model`` must be left ``None``; otherwise
     :meth:`fit` raises ``ValueError`` naming them.
@@ -181,6 +185,7 @@ class BayesianRegressor(RegressorMixin, EstimatorBase):
         calibration: str | None = None,
         likelihood: str = "gaussian",
         device: str | torch.device = "cpu",
+        method: str = "bbb",
     ) -> None:
         self._store(locals())
 
@@ -190,6 +195,7 @@ class BayesianRegressor(RegressorMixin, EstimatorBase):
         """Resolve the parameters into a model kind and ``recipes.fit`` overrides."""
         kind, overrides = resolve_likelihood(check_enum(self.model, ModelKind, "model").value,
                                              self.likelihood)
+        overrides["method"] = self.method
         for name in _OPTIONS:
             value = getattr(self, name)
             if value is None:
@@ -207,7 +213,7 @@ class BayesianRegressor(RegressorMixin, EstimatorBase):
             overrides["noise_std"] = check_scalar(noise, "noise", low=0.0, low_inclusive=False)
         # The shared option checks (types, ranges, allowed strings), before any data is read.
         config = make_config(kind, 1, **overrides)
-        overrides = {key: config[key] for key in overrides}
+        overrides = {key: config.get(key, value) for key, value in overrides.items()}
         self._check_run_options()
         return kind, overrides
 
@@ -423,6 +429,7 @@ class BayesianRegressor(RegressorMixin, EstimatorBase):
             if "noise" in config:
                 params["noise"] = config["noise_std"] if config["noise"] == "fixed" else "learned"
             params["model"], seed = config["kind"], 0
+            params["method"] = config.get("method", "bbb")
             if config["kind"] == "family":
                 params["model"], params["likelihood"] = "hetero", config["likelihood"]
         elif isinstance(meta, dict) and isinstance(meta.get("params"), dict):

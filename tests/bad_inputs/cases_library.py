@@ -29,7 +29,7 @@ from cases_common import (
 )
 from sklearn.base import clone
 
-from varbayes import metrics, plots
+from varbayes import BayesianClassifier, metrics, plots
 from varbayes.data import read_csv
 from varbayes.infer import ELBO, ELBOTerms, SquaredError, train
 from varbayes.kinds import build_model, fit
@@ -66,6 +66,11 @@ CASES: list[tuple[str, str, str, str]] = [
      '2: "invalid choice"'),
     ("hp-enums", "unknown `kl` / `estimator` / `noise` strings", 'ValueError: "allowed values '
      'are"', '2: "invalid choice"'),
+    ("hp-method", "unknown training `method` (`'adam'`)", "ValueError: \"unknown method 'adam'; "
+     "allowed values are 'bbb', 'ivon'\"", '2: "invalid choice"'),
+    ("hp-method-kind", "`method='ivon'` with a kind without weight uncertainty (`mle`, `vi`), or "
+     "with `kl='mc'` / `prior='scale_mixture'`", "ValueError: \"method='ivon'\" (the message "
+     "names the kind or option)", "2: \"method='ivon' trains a model with weight uncertainty\""),
     ("hp-random-state", "`random_state` that is not an int, generator or None", 'TypeError: '
      '"random_state must be None, a non-negative int"', '2: "expected an integer >= 0"'),
     ("hp-samples-0", "`num_samples = 0`", 'ValueError: "num_samples must be"',
@@ -274,6 +279,12 @@ LIB: dict[str, LibCalls] = {
     "hp-kind": lambda c: [lambda: _est(model="gp").fit(X, Y), lambda: _fn(X, kind="gp")],
     "hp-enums": lambda c: [*_fits(X, kl="foo"), lambda: _fn(X, estimator="foo"),
                            lambda: _fn(X, kind="bbb", noise="loud")],
+    "hp-method": lambda c: [lambda: _est(method="adam").fit(X, Y), lambda: _fn(X, method="adam"),
+                            lambda: BayesianClassifier(method="adam").fit(X, Y > 0)],
+    "hp-method-kind": lambda c: [lambda: _est(model="mle", method="ivon").fit(X, Y),
+                                 lambda: _fn(X, kind="vi", method="ivon"),
+                                 lambda: _est(method="ivon", kl="mc").fit(X, Y),
+                                 lambda: _fn(X, method="ivon", prior="scale_mixture")],
     "hp-random-state": lambda c: [lambda: _est(random_state="seed").fit(X, Y),
                                   lambda: _est(random_state=0.5).fit(X, Y)],
     "hp-samples-0": lambda c: [lambda: _est(num_samples=0).fit(X, Y),
@@ -332,6 +343,8 @@ CLI: dict[str, CliRun] = {
     "hp-hidden": lambda c: _fit_flags(c, "--hidden", "5,x"),
     "hp-kind": lambda c: _fit_flags(c, "--model", "gp"),
     "hp-enums": lambda c: _fit_flags(c, "--model", "bbb", "--noise", "loud"),
+    "hp-method": lambda c: _fit_flags(c, "--method", "adam"),
+    "hp-method-kind": lambda c: _fit_flags(c, "--method", "ivon", "--model", "mle"),
     "hp-random-state": lambda c: _fit_flags(c, "--seed", "x"),
     "hp-samples-0": lambda c: c.run("predict", c.model, c.csv(GOOD_CSV), "--samples", 0,
                                     "--out", c.tmp / "p.csv"),

@@ -1,7 +1,8 @@
 """Every fast path equals the plain autograd path on fixed noise (nothing here is timed).
 
-``_library_noise`` replays the noise :class:`~varbayes.models.BayesianMLP`'s layers draw from a
-generator (per layer, in their order and shapes) in the layout of the hand-derived engine
+``_fast_helpers.library_noise`` replays the noise :class:`~varbayes.models.BayesianMLP`'s
+layers draw from a generator (per layer, in their order and shapes) in the layout of the
+hand-derived engine
 (:mod:`varbayes._fast.stack`); the tests compare losses, gradients and whole training runs with
 autograd through the library's layers and :class:`~varbayes.ELBO`, the vectorised training of
 many models with separate runs, and the flat Adam with ``torch.optim.Adam``.
@@ -13,6 +14,8 @@ import json
 import pytest
 import torch
 
+from _fast_helpers import check_loss_and_grad, check_stack_rows, check_training, flat_grad
+from _fast_helpers import library_noise as _library_noise
 from varbayes import _fast
 from varbayes._fast import BayesianMLPStack
 from varbayes._fast import run as train_many
@@ -24,38 +27,6 @@ from varbayes.nn.layers import Estimator
 from varbayes.priors import GaussianPrior, ScaleMixturePrior
 
 HEADS = [("fixed", None), ("learned", None), ("heteroscedastic", None), ("heteroscedastic", (5,))]
-
-
-def _library_noise(stack, rows, particles, generator):
-    """The noise BayesianMLP.forward draws from ``generator``, packed in the engine's layout."""
-    assert stack.num_models == 1
-    opts = dict(dtype=stack.arch.dtype, generator=generator)
-    s, est = particles, stack.arch.estimator
-    if est is Estimator.LOCAL:
-        return [torch.randn(s, rows, fo, **opts).reshape(1, s * rows, fo)
-                for _, _, _, fo in stack.layers]
-    eps = torch.empty(1, s, stack.num_bayes, dtype=stack.arch.dtype)
-    fans = sum(stack.arch.sizes[:-1]) + sum(stack.arch.sizes[1:])
-    signs = torch.empty(s, rows, fans, dtype=stack.arch.dtype)
-    i_off, o_off = 0, sum(stack.arch.sizes[:-1])
-    for ow, ob, fi, fo in stack.layers:
-        eps[0, :, ow:ob] = torch.randn(s, fi, fo, **opts).reshape(s, -1)
-        eps[0, :, ob : ob + fo] = torch.randn(s, 1, fo, **opts).reshape(s, -1)
-        if est is Estimator.FLIPOUT:
-            for off, width in ((i_off, fi), (o_off, fo)):
-                bits = torch.randint(0, 2, (s, rows, width), generator=generator)
-                signs[..., off : off + width] = bits.to(signs.dtype) * 2 - 1
-            i_off, o_off = i_off + fi, o_off + fo
-    return eps if est is Estimator.REPARAM else (eps, signs)
-
-
-def _flat_grad(model):
-    """The gradients of ``model`` in the engine's flat layout, shape (1, P)."""
-    holder = copy.deepcopy(model)
-    with torch.no_grad():
-        for p, q in zip(holder.parameters(), model.parameters(), strict=True):
-            p.copy_(q.grad)
-    return BayesianMLPStack([holder]).params
 
 
 def _model(estimator, head, noise_hidden, seed=0, hidden=(6, 4), **kwargs):
@@ -76,15 +47,7 @@ def _data(n=9, seed=3):
 def test_fast_loss_and_gradient_equal_autograd(estimator, head, noise_hidden, particles):
     x, y = _data()
     model = _model(estimator, head, noise_hidden, prior=GaussianPrior(0.2, 0.7))
-    elbo = ELBO(40, num_particles=particles, kl_weight=0.8)
-    terms = elbo(model, x, y, generator=torch.Generator().manual_seed(11))
-    terms.loss.backward()
-
-    stack = BayesianMLPStack([model])
-    noise = _library_noise(stack, len(x), particles, torch.Generator().manual_seed(11))
-    fast = stack.loss_and_grad(x, y, noise, n_data=40, kl_weight=0.8, particles=particles)
-    torch.testing.assert_close(fast[:, 0], torch.stack([terms.loss, terms.nll, terms.kl]))
-    torch.testing.assert_close(stack.grad, _flat_grad(model))
+    check_loss_and_grad(model, ELBO(40, num_particles=particles, kl_weight=0.8), x, y)
 
 
 @pytest.mark.parametrize("estimator", ["reparam", "local", "flipout"])
@@ -108,7 +71,7 @@ def test_shallow_model_and_float32_match_autograd(estimator):
     noise = _library_noise(stack, len(x), 1, torch.Generator().manual_seed(2))
     fast = stack.loss_and_grad(x.float(), y.float(), noise, n_data=9)
     torch.testing.assert_close(fast[0, 0], terms.loss)
-    torch.testing.assert_close(stack.grad, _flat_grad(model))
+    torch.testing.assert_close(stack.grad, flat_grad(model))
 
 
 def test_stacked_models_equal_each_model_alone():
@@ -116,14 +79,7 @@ def test_stacked_models_equal_each_model_alone():
     models = [_model("reparam", "heteroscedastic", (5,), seed=s) for s in range(3)]
     xs = torch.stack([_data(seed=s)[0] for s in range(3)])
     ys = torch.stack([_data(seed=s)[1] for s in range(3)])
-    stack = BayesianMLPStack(models)
-    noise = stack.draw_noise(9, 2, torch.Generator().manual_seed(0))
-    terms = stack.loss_and_grad(xs, ys, noise, n_data=9, particles=2)
-    for m, model in enumerate(models):
-        alone = BayesianMLPStack([model])
-        single = alone.loss_and_grad(xs[m], ys[m], noise[m : m + 1], n_data=9, particles=2)
-        torch.testing.assert_close(terms[:, m], single[:, 0])
-        torch.testing.assert_close(stack.grad[m], alone.grad[0])
+    check_stack_rows(models, xs, ys)
 
 
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
@@ -149,17 +105,8 @@ def test_adam_equals_torch_adam(weight_decay):
 def test_fast_training_equals_autograd_training(estimator, batch_size):
     """Whole runs from the same generator: the fast path draws the autograd loop's noise."""
     x, y = _data(10)
-    runs = []
-    for fast in (True, False):
-        model = _model(estimator, "learned", None)
-        h = train(model, ELBO(10, num_particles=2), x, y, epochs=15, lr=0.02,
-                  batch_size=batch_size, generator=torch.Generator().manual_seed(4), fast=fast)
-        runs.append((h, torch.cat([p.detach().reshape(-1) for p in model.parameters()])))
-    (fast_h, fast_p), (slow_h, slow_p) = runs
-    torch.testing.assert_close(fast_p, slow_p, rtol=1e-9, atol=1e-9)
-    for key in ("loss", "nll", "kl"):
-        torch.testing.assert_close(getattr(fast_h, key), getattr(slow_h, key), rtol=1e-9,
-                                   atol=1e-9)
+    check_training(lambda: _model(estimator, "learned", None), ELBO(10, num_particles=2), x, y,
+                   epochs=15, batch_size=batch_size)
 
 
 def test_vectorised_training_equals_independent_training(monkeypatch):

@@ -64,11 +64,15 @@ def test_counts_are_not_standardised_and_student_t_is() -> None:
     assert isinstance(pred, FamilyPrediction) and abs(float(pred.mean.mean()) - 100) < 3
 
 
-def test_the_fast_engine_refuses_family_heads() -> None:
-    for lik in ("student_t", "poisson", "categorical"):
+def test_the_fast_engine_takes_class_heads_and_refuses_the_others() -> None:
+    for lik in ("student_t", "poisson", "exponential"):
         model = FamilyMLP(2, (8,), likelihood=lik, n_classes=3)
         assert unsupported(model, ELBO(10, likelihood=lik)) is not None
-        assert "BayesianMLP" in str(unsupported(model, ELBO(10)))  # even with a Gaussian ELBO
+        assert "likelihood head" in str(unsupported(model, ELBO(10)))  # even with a Gaussian ELBO
+    for lik in ("bernoulli", "categorical"):  # tests/fast/test_fast_classes.py: the same gradients
+        model = FamilyMLP(2, (8,), likelihood=lik, n_classes=3)
+        assert unsupported(model, ELBO(10, likelihood=lik)) is None
+        assert lik in str(unsupported(model, ELBO(10)))  # never with another likelihood's ELBO
 
 
 def test_regressor_likelihood_option(tmp_path: Path) -> None:

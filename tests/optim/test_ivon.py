@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import tempfile
-
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
+from _spawn import on_two_ranks
 from varbayes.nn import GaussianHead
 from varbayes.optim import IVON
 from varbayes.predictive import predictive
@@ -79,39 +74,22 @@ def test_predictive_draws_from_the_ivon_posterior() -> None:
     torch.testing.assert_close(pred.loc, loop)  # vmap over draws = one call per draw
 
 
-def _worker(rank: int, path: str, port: int) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
-    try:
-        x, y = _regression(40)
-        net = nn.Linear(3, 1)
-        torch.manual_seed(0)
-        net.reset_parameters()
-        opt = IVON(net.parameters(), lr=0.1, ess=40, generator=torch.Generator().manual_seed(rank))
-        rows = slice(rank * 20, rank * 20 + 20)
-        with opt.sampled_params(train=True):
-            (0.5 * (net(x[rows])[:, 0] - y[rows]).pow(2).mean()).backward()
-        opt.step()
-        torch.save({"w": net.weight.detach(), "h": opt.state[net.weight]["hess"]},
-                   f"{path}/rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+def _worker(rank: int) -> dict[str, torch.Tensor]:
+    x, y = _regression(40)
+    net = nn.Linear(3, 1)
+    torch.manual_seed(0)
+    net.reset_parameters()
+    opt = IVON(net.parameters(), lr=0.1, ess=40, generator=torch.Generator().manual_seed(rank))
+    rows = slice(rank * 20, rank * 20 + 20)
+    with opt.sampled_params(train=True):
+        (0.5 * (net(x[rows])[:, 0] - y[rows]).pow(2).mean()).backward()
+    opt.step()
+    return {"w": net.weight.detach(), "h": opt.state[net.weight]["hess"]}
 
 
 @pytest.mark.distributed
 def test_ddp_averages_the_hessian_estimate_over_ranks() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        for attempt in range(3):  # a free port can be taken between probing and binding it
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-            try:
-                mp.spawn(_worker, args=(tmp, port), nprocs=2, join=True)
-                break
-            except mp.ProcessRaisedException:
-                if attempt == 2:
-                    raise
-        out = [torch.load(f"{tmp}/rank{r}.pt") for r in range(2)]
+    out = on_two_ranks(_worker)
     torch.testing.assert_close(out[0]["w"], out[1]["w"], rtol=0, atol=0)  # ranks stay identical
     # one process, the two ranks' draws as two MC samples: the same update
     x, y = _regression(40)

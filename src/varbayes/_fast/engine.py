@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from varbayes._atomic import check_terminated
 from varbayes._checks_scalar import check_count, check_positive
 from varbayes._fast.stack import BayesianMLPStack, stack_architecture
 from varbayes._threads import intra_op_threads
@@ -37,7 +38,7 @@ from varbayes.infer.history import (
     nonfinite_message,
 )
 from varbayes.infer.objectives import ELBO, KL
-from varbayes.likelihoods import Gaussian
+from varbayes.likelihoods import LIKELIHOODS
 from varbayes.models import BayesianMLP
 
 __all__ = [
@@ -50,20 +51,26 @@ __all__ = [
 def fast_path_unsupported(model: nn.Module, objective: object) -> str | None:
     """Why ``model`` and ``objective`` cannot use the fast engine, or ``None`` if they can.
 
-    Supported: a :class:`~varbayes.models.BayesianMLP` (any head and estimator, a
-    :class:`~varbayes.priors.GaussianPrior`, no hooks) with an :class:`~varbayes.ELBO` whose KL
-    is in closed form.
+    Supported: a :class:`~varbayes.models.BayesianMLP` (a head of
+    :data:`~varbayes._fast.stack.HEADS`, an estimator of
+    :data:`~varbayes._fast.stack.ESTIMATORS`, a :class:`~varbayes.priors.GaussianPrior`, no
+    hooks) with an :class:`~varbayes.ELBO` of the Gaussian likelihood, or a
+    :class:`~varbayes.models.FamilyMLP` whose likelihood is in
+    :data:`~varbayes._fast.classes.CLASS_HEADS` with an ELBO of that same likelihood; the KL in
+    closed form.
     """
     if type(objective) is not ELBO:
         return f"needs varbayes.ELBO, got {type(objective).__name__}"
-    if type(objective.likelihood) is not Gaussian:
-        return f"has gradients for the Gaussian likelihood only, got {objective.likelihood!r}"
     if objective.kl is not KL.ANALYTIC:
         return "needs the closed-form KL (kl='analytic')"
     try:
-        stack_architecture(model)
+        arch = stack_architecture(model)
     except ValueError as exc:
         return str(exc)
+    expected = LIKELIHOODS[arch.likelihood]
+    if type(objective.likelihood) is not expected:
+        return (f"has gradients for the {expected.name} likelihood of this model only, got "
+                f"{objective.likelihood!r}")
     return None
 
 
@@ -84,6 +91,7 @@ def _run(stack: BayesianMLPStack, objective: ELBO, x: Tensor, y: Tensor, *, epoc
     index = torch.int32 if n < 2**31 else torch.int64  # the only N-sized tensor besides the data
     batches: tuple[Tensor | None, ...] = (None,)
     for epoch in bar:
+        check_terminated()  # a SIGTERM whose exception C code swallowed (CLI only)
         if batch_size < n:
             batches = ()  # free the last epoch's permutation before drawing the next
             batches = torch.randperm(n, generator=generator, device="cpu", dtype=index).to(

@@ -32,6 +32,7 @@ from typing import Any, TypeAlias, cast
 import torch
 from torch import Tensor, nn
 
+from varbayes._fast.classes import CLASS_HEADS, class_head
 from varbayes._fast.kernels import (
     mlp_backward,
     mm_t,
@@ -40,12 +41,13 @@ from varbayes._fast.kernels import (
     relu_grad,
     standard_normal_,
 )
-from varbayes.models import BayesianMLP, Head
+from varbayes.models import BayesianMLP, FamilyMLP, Head
 from varbayes.nn.layers import BayesLinear, Estimator, batched_linear
 from varbayes.nn.parametrization import softplus_scale
 from varbayes.priors import GaussianPrior
 
 __all__ = [
+    "CLASS_HEADS",
     "HEADS",
     "ESTIMATORS",
     "BayesianMLPStack",
@@ -70,6 +72,7 @@ class _Arch:
     """Everything two models must share to be stacked."""
 
     sizes: tuple[int, ...]
+    likelihood: str  # 'gaussian' (a BayesianMLP) or one of CLASS_HEADS (a FamilyMLP)
     noise_sizes: tuple[int, ...] | None
     head: Head
     estimator: Estimator
@@ -82,7 +85,12 @@ class _Arch:
 
 def stack_architecture(model: nn.Module) -> _Arch:
     """Describe ``model`` for stacking, or raise ``ValueError`` naming what is not supported."""
-    if type(model) is not BayesianMLP:
+    likelihood = "gaussian"
+    if type(model) is FamilyMLP:  # a BayesianMLP with a fixed head, replaced by the likelihood's
+        if model.likelihood not in CLASS_HEADS:
+            raise ValueError(f"has no gradients for the {model.likelihood!r} likelihood head")
+        likelihood = model.likelihood
+    elif type(model) is not BayesianMLP:
         raise ValueError(f"needs a BayesianMLP, got {type(model).__name__}")
     if model.head not in HEADS:
         raise ValueError(f"has no gradients for the head {model.head.value!r}")
@@ -113,7 +121,7 @@ def stack_architecture(model: nn.Module) -> _Arch:
         raise ValueError("the model has hooks; they run only on the autograd path")
     sizes = (layers[0].in_features, *(m.out_features for m in layers))
     prior = (cast(float, loc), cast(float, scale))  # a GaussianPrior's, checked above
-    return _Arch(sizes, noise_sizes, model.head, layers[0].estimator, prior,
+    return _Arch(sizes, likelihood, noise_sizes, model.head, layers[0].estimator, prior,
                  layers[0].min_scale, model.min_scale, params[0].dtype, params[0].device)
 
 
@@ -394,6 +402,8 @@ class BayesianMLPStack:
     def _head(self, out: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """Mean NLL per model (M,) and its gradient w.r.t. ``out`` (M, S, B, f_L)."""
         arch, (m, s, b, _) = self.arch, out.shape
+        if arch.likelihood != "gaussian":
+            return class_head(out, y, arch.likelihood)
         inv = 1.0 / (s * b)
         loc = out[..., 0]
         if arch.head is Head.FIXED or arch.head is Head.LEARNED:

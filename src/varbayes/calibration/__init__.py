@@ -25,10 +25,16 @@ from varbayes.calibration.maps import (
     stretch,
 )
 from varbayes.calibration.report import calibration_report, pit_values
+from varbayes.calibration.temperature import (
+    TEMPERATURE_PRIOR_SD,
+    TemperedClassPrediction,
+    fit_temperature,
+)
 from varbayes.predictive import Prediction
 
 __all__ = [
     "METHODS",
+    "TEMPERATURE_PRIOR_SD",
     "CalibratedPrediction",
     "CalibrationMap",
     "ConformalMap",
@@ -36,9 +42,11 @@ __all__ = [
     "IsotonicMap",
     "IsotonicPrediction",
     "ScaleMap",
+    "TemperedClassPrediction",
     "calibration_report",
     "check_method",
     "fit_calibration",
+    "fit_temperature",
     "map_from_json",
     "pit_values",
     "stretch",

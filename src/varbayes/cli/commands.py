@@ -125,7 +125,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if args.noise is not None and args.model != "bbb":
         raise UsageError("--noise applies to --model bbb only")
     overrides: dict[str, Any] = {"hidden": args.hidden, "epochs": args.epochs,
-                                 "batch_size": args.batch_size, "lr": args.lr}
+                                 "batch_size": args.batch_size, "lr": args.lr,
+                                 "method": args.method}
     if args.noise is not None:
         overrides["noise"] = args.noise
     for option in ("prior", "prior_scale"):
@@ -240,6 +241,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
             def chunks() -> Iterator[tuple[Any, list[str]]]:
                 for x, rows in reader.chunks():
+                    _atomic.check_terminated()
                     rows_of.append(rows)
                     yield x, [f"{args.input}, row {n}" for n in reader.chunk_lines]
 

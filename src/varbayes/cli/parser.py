@@ -95,7 +95,7 @@ def _add_labelled_data(p: argparse.ArgumentParser, data_help: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``varbayes`` command."""
     from varbayes import __version__
-    from varbayes._names import DEVICE_NAMES, LIKELIHOOD_NAMES, ModelKind, PriorName
+    from varbayes._names import DEVICE_NAMES, LIKELIHOOD_NAMES, METHOD_NAMES, ModelKind, PriorName
 
     kinds = [k.value for k in ModelKind if k is not ModelKind.FAMILY]  # family: --likelihood
     parser = _Parser(prog="varbayes", description=DESCRIPTION)
@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the target's distribution (default gaussian); the others train Bayes "
                         "by Backprop with that head: counts (poisson), waiting times "
                         "(exponential), heavy tails (student_t), labels (bernoulli, categorical)")
+    p.add_argument("--method", choices=METHOD_NAMES, default="bbb",
+                   help="training method of bbb, hetero and --likelihood models: Bayes by "
+                        "Backprop (default) or the IVON optimiser (ivon)")
     p.add_argument("--hidden", type=_hidden, help="hidden layer sizes, e.g. 50,50")
     p.add_argument("--epochs", type=_positive_int)
     p.add_argument("--batch-size", type=_positive_int)

@@ -1,4 +1,4 @@
-"""The training loop: Adam on an objective, full-batch or mini-batch, with a progress bar.
+"""The training loop: Adam (or IVON) on an objective, full-batch or mini-batch, with a progress bar.
 
 Data stays as tensors for the whole run (one permutation per epoch, slicing for batches), the
 objective is the only place where the KL is scaled, and randomness comes from one
@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from varbayes._atomic import check_terminated
 from varbayes._checks_scalar import check_count, check_positive
 from varbayes._threads import PARALLEL_WORK, intra_op_threads
 from varbayes.infer.adam import Adam
@@ -36,7 +37,9 @@ from varbayes.infer.history import (
     check_policy,
     nonfinite_message,
 )
+from varbayes.infer.ivon_train import IVONStep
 from varbayes.infer.objectives import ELBOTerms
+from varbayes.optim.posterior import posterior_of
 
 if TYPE_CHECKING:
     from varbayes.infer.objectives import ELBO
@@ -46,6 +49,32 @@ __all__ = ["train"]
 
 Objective = Callable[..., ELBOTerms]
 _P = ParamSpec("_P")
+
+
+class _AdamStep:
+    """Training steps by Adam on ``objective`` (what :class:`IVONStep` is for IVON)."""
+
+    def __init__(self, model: nn.Module, objective: Objective, lr: float,
+                 weight_decay: float) -> None:
+        self.objective = objective
+        self.optimizer = Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+    def loss(self, model: nn.Module, x: Tensor, y: Tensor,
+             generator: torch.Generator | None) -> ELBOTerms:
+        """The objective on one batch (differentiable)."""
+        return self.objective(model, x, y, generator=generator)
+
+    def discard(self) -> None:
+        """Nothing to forget: Adam has not seen the skipped step."""
+
+    def step(self, terms: ELBOTerms) -> None:
+        """Backward pass and Adam update."""
+        self.optimizer.zero_grad(set_to_none=True)
+        terms.loss.backward()
+        self.optimizer.step()
+
+    def sync(self) -> None:
+        """Nothing to do: the parameters are the model."""
 
 
 def _threads_by_problem_size(fn: Callable[_P, History]) -> Callable[_P, History]:
@@ -77,7 +106,11 @@ def train(
     distributed: DistributedMode | str = DistributedMode.AUTO, fast: bool | None = None,
     callback: Callable[[int], bool] | None = None, callback_every: int = 1,
 ) -> History:
-    """Minimise ``objective(model, x_batch, y_batch)`` with Adam.
+    """Minimise ``objective(model, x_batch, y_batch)`` with Adam (or IVON, see below).
+
+    A model built with ``method='ivon'`` (it carries ``model.ivon``, see
+    :mod:`varbayes.optim.posterior`) is trained by IVON instead, on the objective's likelihood
+    alone, with ``lr`` as IVON's learning rate (:class:`~varbayes.infer.ivon_train.IVONStep`).
 
     Parameters
     ----------
@@ -149,16 +182,21 @@ def train(
     n = x.shape[0]
     if batch_size is None or batch_size >= n:
         batch_size = n
-    optimizer = Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    ivon = posterior_of(model) is not None
+    if ivon and (weight_decay or fast):
+        raise ValueError("a model built with method='ivon' trains by IVON, whose prior is its "
+                         "weight decay: leave weight_decay=0 and fast=None")
     history = History()
     model.train()
     ddp = ddp_training(model, n=n, batch_size=batch_size, generator=generator, device=x.device,
                        mode=distributed)
-    step_model = model if ddp is None else ddp.model
+    step_model = model if ddp is None or ivon else ddp.model  # IVON averages the ranks itself
     if ddp is not None:
         generator = ddp.generator
         progress = progress and ddp.is_main
-    if ddp is None and fast is not False and not weight_decay:
+    stepper: _AdamStep | IVONStep = IVONStep(model, objective, lr, generator) if ivon else \
+        _AdamStep(model, objective, lr, weight_decay)
+    if ddp is None and fast is not False and not weight_decay and not ivon:
         from varbayes import _fast  # only when asked for: the engine is no import of this module
 
         why = _fast.unsupported(model, objective)
@@ -179,6 +217,7 @@ def train(
                mininterval=0.25)
     batches: Sequence[Tensor | None]
     for epoch in bar:
+        check_terminated()  # a SIGTERM whose exception C code swallowed (CLI only)
         if ddp is not None:
             batches = ddp.epoch_batches(epoch)
         elif batch_size < n:
@@ -190,17 +229,16 @@ def train(
         taken = 0
         for step, idx in enumerate(batches):
             xb, yb = (x, y) if idx is None else (x[idx], y[idx])
-            terms = objective(step_model, xb, yb, generator=generator)
+            terms = stepper.loss(step_model, xb, yb, generator)
             check = terms.loss if ddp is None else ddp.global_loss(terms.loss)
             if not torch.isfinite(check):
+                stepper.discard()
                 if policy is NonFinitePolicy.RAISE:
                     raise NonFiniteLossError(nonfinite_message(
                         check.item(), epoch=epoch + 1, step=step + 1, lr=lr))
                 history.skipped_steps += 1
                 continue
-            optimizer.zero_grad(set_to_none=True)
-            terms.loss.backward()
-            optimizer.step()
+            stepper.step(terms)
             sums += torch.stack([terms.loss.detach(), terms.nll, terms.kl]).double().cpu()
             taken += 1
         if ddp is not None:
@@ -214,9 +252,11 @@ def train(
         if progress and (epoch % 25 == 0 or epoch == epochs - 1):
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
         done = epoch + 1
-        if callback is not None and (done % callback_every == 0 or done == epochs) \
-                and callback(done):
-            break
+        if callback is not None and (done % callback_every == 0 or done == epochs):
+            stepper.sync()  # IVON: the layers' scales to the posterior's, which it scores
+            if callback(done):
+                break
     bar.close()
+    stepper.sync()
     history.seconds = time.perf_counter() - start
     return history

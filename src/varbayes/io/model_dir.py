@@ -8,7 +8,7 @@ A saved model is a directory with exactly two files::
                            "varbayes_version": "...", "config": {...recipes.make_config...},
                            "feature_names": [...] | null, "target_name": "..." | null,
                            "metadata": {...}, "spread_factor": s, "calibration": {...},
-                           "classes": [...]}
+                           "classes": [...], "temperature": t}
 
 ``classes`` (optional) lists a classifier's labels in class-index order; the likelihood is the
 config's ``likelihood`` (``family`` kind). ``calibration`` (optional, format 1 without it still
@@ -16,8 +16,8 @@ loads) is the calibration map of
 :mod:`varbayes.calibration` (``{"method": "scale", "factor": ...}``, the isotonic knots or the
 sorted conformal scores): a few numbers to a few thousand, kept in the JSON so the weights file
 stays the model's ``state_dict``. ``metadata.fit`` records early stopping (chosen epochs, the
-validation curve); ``spread_factor`` (optional, default 1) the factor on the predictive
-spread that early stopping fitted on its validation part.
+validation curve); ``spread_factor`` and ``temperature`` (optional, default 1) the factor on the
+predictive spread and a classifier's temperature that early stopping fitted on its validation part.
 
 Writing is atomic: both files go into a hidden temporary sibling directory
 (``.MODEL_DIR.PID.HEX.tmpdir``), are fsynced, and the directory is renamed into place, so
@@ -71,6 +71,8 @@ from varbayes.io.checks import (
 from varbayes.io.checks import read_json as _read_json
 from varbayes.io.module_dir import MODULE_FORMAT, is_variational, load_module, save_module
 from varbayes.kinds import DEFAULTS, FittedModel, ModelKind, build_model, make_config
+from varbayes.kinds.ivon import is_ivon
+from varbayes.optim.posterior import check_posterior
 
 __all__ = [
     "CONFIG_FILE",
@@ -259,8 +261,9 @@ def save(
     if getattr(fitted, "classes", None) is not None:  # a classifier's labels, in index order
         doc["classes"] = [c.item() if hasattr(c, "item") else c for c in fitted.classes or []]
         _json_safe(doc["classes"], "fitted.classes")
-    if getattr(fitted, "spread_factor", 1.0) != 1.0:
-        doc["spread_factor"] = float(fitted.spread_factor)
+    for key in ("spread_factor", "temperature"):  # optional, written when not 1
+        if getattr(fitted, key, 1.0) != 1.0:
+            doc[key] = float(getattr(fitted, key))
     calibration = getattr(fitted, "calibration", None)
     if calibration is not None:
         doc["calibration"] = calibration.to_json()  # small: a factor, knots or scores
@@ -420,10 +423,11 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
                          f"(strings or numbers), got {classes!r}")
     if doc.get("calibration") is not None:  # optional; written since the calibration maps
         map_from_json(doc["calibration"], f"{where}: calibration")
-    factor = doc.get("spread_factor", 1.0)
-    if isinstance(factor, bool) or not isinstance(factor, int | float) or not (
-            0 < factor < float("inf")):
-        raise ValueError(f"{where}: 'spread_factor' must be a positive number, got {factor!r}")
+    for key in ("spread_factor", "temperature"):
+        factor = doc.get(key, 1.0)
+        if isinstance(factor, bool) or not isinstance(factor, int | float) or not (
+                0 < factor < float("inf")):
+            raise ValueError(f"{where}: {key!r} must be a positive number, got {factor!r}")
     return doc
 
 
@@ -482,11 +486,14 @@ def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cp
         target_name=doc.get("target_name"),
     )
     read_tensors_into(fitted.state_dict(), file, path / CONFIG_FILE)
+    if is_ivon(config) and (problems := check_posterior(model)):  # method='ivon'
+        raise ValueError(f"{file} does not match {path / CONFIG_FILE}: " + "; ".join(problems))
     fitted.eval()
     fitted.metadata = doc["metadata"]
     fit_info = doc["metadata"].get("fit")
     fitted.fit_info = fit_info if isinstance(fit_info, dict) else {}
     fitted.spread_factor = float(doc.get("spread_factor", 1.0))
+    fitted.temperature = float(doc.get("temperature", 1.0))
     fitted.classes = doc.get("classes")
     if doc.get("calibration") is not None:
         fitted.calibration = map_from_json(doc["calibration"], f"{path / CONFIG_FILE}: calibration")

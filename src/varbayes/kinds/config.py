@@ -16,6 +16,7 @@ from torch import nn
 from varbayes._names import LIKELIHOOD_NAMES
 from varbayes._validation import check_choice, check_enum, check_scalar, check_sizes
 from varbayes.infer import KL
+from varbayes.kinds.ivon import attach_posterior, method_options
 from varbayes.kinds.registry import KINDS, ModelKind, PriorName, get_kind
 from varbayes.nn.layers import Estimator
 
@@ -74,6 +75,8 @@ def make_config(kind: ModelKind | str, in_features: int, **overrides: Any) -> di
     """
     kind = check_enum(kind, ModelKind, "model kind")
     config = copy.deepcopy(DEFAULTS[kind.value])
+    overrides = dict(overrides)
+    config.update(method_options(kind.value, overrides))  # method='ivon': its options
     unknown = sorted(set(overrides) - set(config))
     if unknown:
         raise ValueError(
@@ -104,4 +107,4 @@ def _monte_carlo_kl(config: dict[str, Any], overrides: dict[str, Any]) -> None:
 
 def build_model(config: dict[str, Any], generator: torch.Generator | None = None) -> nn.Module:
     """Instantiate the (untrained) model that ``config`` describes."""
-    return get_kind(config["kind"]).build(config, generator)
+    return attach_posterior(get_kind(config["kind"]).build(config, generator), config)

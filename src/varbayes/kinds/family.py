@@ -7,7 +7,12 @@ inputs, and the targets only for a location-scale likelihood (``student_t``); co
 times and class indices are used as they are. The output biases start at the training rows'
 marginal (log mean rate, log class frequencies), so training starts from the best constant
 model. With early stopping the validation score is the mean log predictive density of the
-family's own mixture (:func:`~varbayes.predictive.family_predictive`).
+family's own mixture (:func:`~varbayes.predictive.family_predictive`), over
+:data:`VALIDATION_DRAWS` weight draws, or :data:`CLASS_VALIDATION_DRAWS` for a classifier (a
+class probability near 0 of a hard row needs many draws to be estimated; few draws make the
+later, sharper epochs look worse than they are). A classifier then fits a temperature on the
+validation part (:mod:`varbayes.calibration.temperature`, ``rescale=True``), kept as
+``fitted.temperature`` and applied by :func:`predict_family`.
 
 :func:`predict_family` is the family's :meth:`FittedModel.predict`: a
 :class:`~varbayes.predictive.FamilyPrediction` (Student-t, Poisson, exponential; in data
@@ -24,10 +29,11 @@ import torch
 from torch import Tensor
 
 from varbayes._validation import as_generator, check_array, check_X_y, to_tensor
+from varbayes.calibration.temperature import TemperedClassPrediction, fit_temperature
 from varbayes.data.transforms import Standardizer
 from varbayes.infer import History, train
 from varbayes.infer.early_stopping import EarlyStopping
-from varbayes.kinds.config import make_config
+from varbayes.kinds.config import build_model, make_config
 from varbayes.kinds.fitted import WORKING_DTYPE, FittedModel, _standardised
 from varbayes.kinds.registry import auto_init_rho, get_kind
 from varbayes.kinds.stopping import VALIDATION_DRAWS, plan_validation
@@ -35,7 +41,11 @@ from varbayes.likelihoods import CLASSIFICATION, get_likelihood
 from varbayes.models import FamilyMLP
 from varbayes.predictive import ClassPrediction, FamilyPrediction, family_predictive
 
-__all__ = ["fit_family", "is_family", "predict_family", "resolve_likelihood"]
+__all__ = ["CLASS_VALIDATION_DRAWS", "fit_family", "is_family", "predict_family",
+           "resolve_likelihood"]
+
+#: Weight draws of a classifier's validation score and of its temperature fit.
+CLASS_VALIDATION_DRAWS = 500
 
 
 def is_family(fitted: FittedModel) -> bool:
@@ -70,12 +80,13 @@ def fit_family(
     nonfinite: str = "raise", feature_names: list[str] | None = None,
     target_name: str | None = None, distributed: str = "auto", early_stopping: bool = False,
     validation_fraction: float = 0.1, n_iter_no_change: int = 20,
-    classes: list[Any] | None = None, **overrides: Any,
+    classes: list[Any] | None = None, rescale: bool = True, **overrides: Any,
 ) -> tuple[FittedModel, History]:
     """Fit the ``family`` kind on ``x`` (n, d) and ``y`` (n,); see :func:`varbayes.kinds.fit`.
 
     ``classes`` (optional) are the labels of the class indices ``0 .. K-1``, kept with the
-    model (``fitted.classes``) and saved with it.
+    model (``fitted.classes``) and saved with it. With early stopping and ``rescale``, a
+    classifier's temperature is fitted on the validation part (``fitted.temperature``).
 
     Raises
     ------
@@ -114,18 +125,21 @@ def fit_family(
         fit_x, fit_y = xs[plan.fit_rows], ys[plan.fit_rows]
     if config["init_rho"] is None:
         config["init_rho"] = auto_init_rho(fit_x.shape[0])
-    model = cast(FamilyMLP, kind.build(config, generator))
+    model = cast(FamilyMLP, build_model(config, generator))
     if lik.name != "student_t":
         model.set_output_bias(_output_bias(lik.name, fit_y, int(config["n_classes"])))
     monitor = None
+    draws = CLASS_VALIDATION_DRAWS if lik.name in CLASSIFICATION else VALIDATION_DRAWS
     if plan.val_rows is not None:
         x_val, y_val = xs[plan.val_rows], ys[plan.val_rows].double()
         jacobian = float(y_scaler.std.double().log()[0])
 
-        def score() -> float:
-            pred = family_predictive(model, x_val, VALIDATION_DRAWS,
+        def validation() -> FamilyPrediction | ClassPrediction:
+            return family_predictive(model, x_val, draws,
                                      generator=torch.Generator().manual_seed(plan.seed))
-            return float(pred.log_prob(y_val).mean()) - jacobian
+
+        def score() -> float:
+            return float(validation().log_prob(y_val).mean()) - jacobian
 
         monitor = EarlyStopping(model, score, check_every=plan.check_every,
                                 n_iter_no_change=plan.n_iter_no_change)
@@ -143,6 +157,9 @@ def fit_family(
                          target_name=target_name)
     fitted.classes = None if classes is None else list(classes)
     fitted.fit_info = plan.info(monitor)
+    if monitor is not None and rescale and lik.name in CLASSIFICATION:
+        fitted.temperature = fit_temperature(cast(ClassPrediction, validation()), y_val)
+        fitted.fit_info["temperature"] = fitted.temperature
     fitted.validation_rows = plan.val_rows
     return fitted, history
 
@@ -173,6 +190,8 @@ def predict_family(
                              chunk_size=chunk_size)
     if isinstance(pred, FamilyPrediction) and pred.likelihood == "student_t":
         return pred.affine(fitted.y_scaler.mean.double(), fitted.y_scaler.std.double())
+    if isinstance(pred, ClassPrediction) and fitted.temperature != 1.0:
+        return TemperedClassPrediction(pred.logits, float(fitted.temperature))
     return pred
 
 

@@ -32,7 +32,7 @@ from varbayes.calibration import (
 from varbayes.data.transforms import Standardizer
 from varbayes.infer import History, NonFinitePolicy, train
 from varbayes.kinds.calibrated import calibrate, calibration_rows
-from varbayes.kinds.config import make_config
+from varbayes.kinds.config import build_model, make_config
 from varbayes.kinds.registry import ModelKind, auto_init_rho, get_kind
 from varbayes.kinds.stopping import plan_validation
 from varbayes.predictive import Prediction, predictive
@@ -89,6 +89,9 @@ class FittedModel(nn.Module):
         #: Factor on the predictive spread fitted on the early-stopping validation part (1: none),
         #: applied by :meth:`predict`; saved with the model.
         self.spread_factor = 1.0
+        #: Temperature of a classifier's predictive fitted on the early-stopping validation part
+        #: (1: none), applied by :func:`~varbayes.kinds.predict_family`; saved with the model.
+        self.temperature = 1.0
         #: Labels of the class indices of a classifier (``family`` kind), saved with the model.
         self.classes: list[Any] | None = None
 
@@ -247,7 +250,8 @@ def fit(
         With early stopping: after restoring the best checkpoint, fit one factor on the
         predictive spread by the validation part's NLL (:class:`~varbayes.calibration.ScaleMap`)
         and keep it as ``fitted.spread_factor``, shrunk towards 1 on small validation parts
-        (``factor ** (n_val / (n_val + 50))``).
+        (``factor ** (n_val / (n_val + 50))``); a classifier (``family`` kind) fits its
+        temperature there instead (:mod:`varbayes.calibration.temperature`).
     calibration : {None, 'scale', 'isotonic', 'conformal'}, default=None
         Hold out a calibration part (``validation_fraction`` of the rows, apart from the
         validation part) and fit this map of :mod:`varbayes.calibration` on it, see
@@ -284,7 +288,7 @@ def fit(
                           feature_names=feature_names, target_name=target_name,
                           distributed=distributed, early_stopping=early_stopping,
                           validation_fraction=validation_fraction,
-                          n_iter_no_change=n_iter_no_change, **overrides)
+                          n_iter_no_change=n_iter_no_change, rescale=rescale, **overrides)
     xa, ya = check_X_y(x, y, names=("x", "y"))
     nonfinite = check_enum(nonfinite, NonFinitePolicy, "nonfinite").value
     dev = resolve_device(device)
@@ -317,7 +321,7 @@ def fit(
     if "init_rho" in config and config["init_rho"] is None:
         rows = xs.shape[0] if plan.fit_rows is None else int(plan.fit_rows.numel())
         config["init_rho"] = auto_init_rho(rows)
-    model = kind_spec.build(config, generator).to(dev)  # initialised on the CPU
+    model = build_model(config, generator).to(dev)  # initialised on the CPU
     if plan.fit_rows is not None and plan.val_rows is not None:
         fit_x, fit_y = xs[plan.fit_rows], ys[plan.fit_rows]
         post_fit = kind_spec.post_fit

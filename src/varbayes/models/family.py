@@ -17,8 +17,9 @@ categorical  K        ``logits``
 
 Log-rates are clipped to [-40, 40] before the exponential, so a rate never overflows float32.
 ``ModelOutput.loc`` and ``scale`` are each component's mean and standard deviation (NaN for a
-categorical head). The fast engine refuses these models (it needs the exact type
-``BayesianMLP`` and a Gaussian likelihood), so they train on autograd.
+categorical head). The fast engine (:mod:`varbayes._fast`) trains the Bernoulli and
+categorical heads (its whitelist ``CLASS_HEADS``); it refuses the others, which train on
+autograd.
 """
 
 from __future__ import annotations

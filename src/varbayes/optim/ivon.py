@@ -181,6 +181,13 @@ class IVON(torch.optim.Optimizer):
                         state["avg_nxg"].add_(noise * grad - state["avg_nxg"], alpha=1.0 / count)
                 self._count = count
 
+    def discard(self) -> None:
+        """Forget the gradients collected since the last :meth:`step` (e.g. of a NaN loss)."""
+        for _, p in self._params():
+            self.state[p].pop("avg_grad", None)
+            self.state[p].pop("avg_nxg", None)
+        self._count = 0
+
     # ------------------------------------------------------------------ the update
 
     def _all_reduce(self) -> None:
