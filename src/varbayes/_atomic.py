@@ -25,9 +25,10 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["STDOUT", "OutputFile", "Terminated", "check_creatable", "check_file_out", "cleanup",
-           "commit_dir", "deferred_signals", "discard", "fsync_path", "new_temp_dir",
-           "remove_stale", "terminate_on_signals", "umask", "write_text"]
+__all__ = ["STDOUT", "OutputFile", "Terminated", "check_creatable", "check_file_out",
+           "check_terminated", "cleanup", "commit_dir", "deferred_signals", "discard",
+           "fsync_path", "new_temp_dir", "remove_stale", "terminate_on_signals", "terminated_by",
+           "umask", "write_text"]
 
 PathLike = str | os.PathLike[str]
 STDOUT = "-"  # the --out value that means standard output
@@ -131,14 +132,24 @@ def deferred_signals() -> Iterator[None]:
             block(signal.SIG_SETMASK, old)
 
 
+#: The SIGTERM or SIGHUP that :func:`terminate_on_signals` caught (empty: none yet).
+_FIRED: list[int] = []
+
+
 @contextlib.contextmanager
 def terminate_on_signals() -> Iterator[None]:
-    """Raise :class:`Terminated` on the first SIGTERM or SIGHUP, so cleanup code runs."""
-    fired: list[int] = []
+    """Raise :class:`Terminated` on the first SIGTERM or SIGHUP, so cleanup code runs.
+
+    Python runs a signal handler between bytecodes, also inside Python code that C code calls
+    (imports of extension modules, callbacks); C code that clears errors there loses the
+    :class:`Terminated`. The signal stays recorded, so :func:`check_terminated` (called once an
+    epoch and once a chunk by the long loops) and :func:`terminated_by` still end the command.
+    """
+    _FIRED.clear()
 
     def handler(signum: int, frame: Any) -> None:
-        if not fired:  # a second signal while cleaning up is ignored
-            fired.append(signum)
+        if not _FIRED:  # a second signal while cleaning up is ignored
+            _FIRED.append(signum)
             raise Terminated(signum)
 
     main = threading.current_thread() is threading.main_thread()
@@ -146,8 +157,20 @@ def terminate_on_signals() -> Iterator[None]:
     try:
         yield
     finally:
+        _FIRED.clear()
         for signum, previous in old.items():
             signal.signal(signum, previous)
+
+
+def terminated_by() -> int | None:
+    """The SIGTERM or SIGHUP caught by the current :func:`terminate_on_signals`, if any."""
+    return _FIRED[0] if _FIRED else None
+
+
+def check_terminated() -> None:
+    """Raise :class:`Terminated` if a signal was caught but its exception was lost (no-op else)."""
+    if _FIRED:
+        raise Terminated(_FIRED[0])
 
 
 def check_creatable(path: Path, *, parents: bool = False) -> None:

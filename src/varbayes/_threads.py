@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 import torch
 
-__all__ = ["PARALLEL_WORK", "available_threads", "intra_op_threads"]
+__all__ = ["PARALLEL_WORK", "available_threads", "intra_op_threads", "ordered_map"]
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 #: Below this much work per step (rows x parameters, about the multiply-adds of one forward
@@ -46,4 +52,32 @@ def intra_op_threads(work: int) -> Iterator[None]:
         yield
     finally:
         _OUTER.pop()
+        torch.set_num_threads(previous)
+
+
+def ordered_map(fn: Callable[[_T], _R], items: Iterable[_T], workers: int) -> Iterator[_R]:
+    """``map(fn, items)`` on ``workers`` threads, each running single-threaded operations.
+
+    Results come in the order of ``items``, with at most ``workers + 1`` items taken and not
+    yet returned (memory bounded by a few items). The intra-op thread count is 1 while it
+    runs (coarse-grained work, as for the quantiles: a descheduled thread stalls nothing but
+    its own item) and is restored afterwards. ``items`` is consumed in the caller's thread.
+    An exception in ``fn`` is raised when its result is due; later items are cancelled.
+    """
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    pending: deque[Future[_R]] = deque()
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="varbayes-map")
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         torch.set_num_threads(previous)

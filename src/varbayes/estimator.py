@@ -133,10 +133,10 @@ class BayesianRegressor(RegressorMixin, EstimatorBase):
     Notes
     -----
     scikit-learn's ``parametrize_with_checks`` passes (``tests/test_estimator.py``), including
-    ``check_methods_subset_invariance``: the networks train in float32 but predict in float64
-    (:data:`varbayes.models.PREDICT_DTYPE`), with the mixture summaries and the map back to
-    data units in float64 too, so a row predicted alone and the same row in a batch agree to
-    ~1e-15 (in float32 the batch-size-dependent BLAS kernels made them differ by an ulp).
+    ``check_methods_subset_invariance``: Bayesian networks predict in fixed float32 row blocks
+    checked to be batch-invariant (:mod:`varbayes.nn.rowblocks`), other networks in float64
+    (:data:`varbayes.models.PREDICT_DTYPE`), the summaries and data units in float64, so a row
+    predicted alone and in a batch agree to ~1e-15 (batch-size-dependent BLAS kernels did not).
 
     The checks that pin scikit-learn's error wording pass because varbayes's shared input
     validation (:mod:`varbayes._validation`) includes that wording next to its own (the row,

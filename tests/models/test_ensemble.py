@@ -41,3 +41,14 @@ def test_ensemble_refuses_a_training_objective() -> None:
         Ensemble(_members(2))(torch.zeros(2, 2), kl="analytic")
     with pytest.raises(ValueError, match="at least one"):
         Ensemble([])
+
+
+def test_row_chunks_change_nothing() -> None:
+    """Members that bound their own prediction pass: the ensemble runs in one pass too."""
+    ensemble = Ensemble(_members()).eval()
+    assert ensemble.bounded_prediction
+    x = torch.randn(9, 2, generator=torch.Generator().manual_seed(1))
+    a = predictive(ensemble, x, 6, generator=torch.Generator().manual_seed(3))
+    b = predictive(ensemble, x, 6, generator=torch.Generator().manual_seed(3), chunk_size=4)
+    torch.testing.assert_close(a.loc, b.loc)
+    torch.testing.assert_close(a.scale, b.scale)

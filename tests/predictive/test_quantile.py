@@ -17,6 +17,7 @@ from torch import Tensor
 
 from _bisection import bisection_quantile
 from varbayes.predictive import Prediction
+from varbayes.predictive import quantile as quantile_module
 from varbayes.predictive.quantile import mixture_quantile
 
 LEVELS = torch.tensor([1e-4, 0.0123, 0.05, 0.31, 0.5, 0.77, 0.95, 0.9871, 1 - 1e-4],
@@ -37,6 +38,11 @@ def _mixtures(seed: int = 0) -> dict[str, tuple[Tensor, Tensor]]:
     half = torch.cat([torch.full((s // 2, n), -1.0), torch.full((s // 2, n), 1.0)]).double()
     return {
         "hetero": (0.3 * randn(s, n) + randn(n), (0.5 + 0.1 * randn(n)).abs().expand(s, n)),
+        # one scale per row, draws spread 0.1 or 0.3 of it: the moment series' rows
+        "hetero, small epistemic": (0.05 * randn(s, n) + randn(n),
+                                    (0.5 + 0.1 * randn(n)).abs().expand(s, n)),
+        "hetero, epistemic a third": (0.16 * randn(s, n) + 1e3 * randn(n),
+                                      (0.5 + 0.1 * randn(n)).abs().expand(s, n).contiguous()),
         "varying scales": (randn(s, n), 0.05 + torch.rand(s, n, generator=g).double()),
         "bimodal": (3 * half + randn(s, n), torch.ones(s, n, dtype=torch.float64)),
         "far apart": (1e3 * half + randn(s, n), torch.full((s, n), 1e-3, dtype=torch.float64)),
@@ -154,14 +160,73 @@ def test_property_matches_the_reference_and_is_batch_invariant(
     loc, scale, q = case
     tol = _tol(dtype)
     got = mixture_quantile(loc, scale, q, tol=tol)
-    ref = bisection_quantile(loc, scale, q, dtype)
+    _agree_levels(loc, scale, got, bisection_quantile(loc, scale, q, dtype), q, tol)
+    assert (got[1:] >= got[:-1]).all()
+    last = loc.shape[1] - 1
+    one = mixture_quantile(loc[:, last:], scale[:, last:], q, tol=tol)
+    assert torch.equal(one[:, 0], got[:, last])
+
+
+def test_moment_series_serves_rows_of_one_scale_and_keeps_them_invariant(monkeypatch) -> None:
+    calls: list[int] = []
+    real = quantile_module.series_cdf_terms
+
+    def counted(t: Tensor, coefficients: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        calls.append(t.shape[0])
+        return real(t, coefficients)
+
+    monkeypatch.setattr(quantile_module, "series_cdf_terms", counted)
+    mixtures = _mixtures(4)
+    small, _ = mixtures["hetero, small epistemic"]
+    wide, scale = mixtures["hetero"]  # draws spread 0.6 of the scale: too wide for the series
+    loc = torch.cat([small[:, :20], wide[:, 20:]], 1)  # mixed rows in one chunk
+    q = torch.tensor([1e-4, 0.05, 0.5, 0.95], dtype=torch.float64)
+    tol = _tol(torch.float32)
+    got = mixture_quantile(loc, scale, q, tol=tol)
+    assert calls and max(calls) <= 4 * 20  # only the small-epistemic rows went to the series
+    _agree_levels(loc, scale, got, bisection_quantile(loc, scale, q, torch.float32), q, tol)
+    for i in (0, 19, 20, 39):
+        one = mixture_quantile(loc[:, i : i + 1], scale[:, i : i + 1], q, tol=tol)
+        assert torch.equal(one[:, 0], got[:, i])
+    calls.clear()  # at float64's resolution the series serves only where its bound allows
+    tol64 = _tol(torch.float64)
+    got64 = mixture_quantile(loc, scale, q, tol=tol64)
+    _agree_levels(loc, scale, got64, bisection_quantile(loc, scale, q, torch.float64), q, tol64)
+
+
+def _agree_levels(loc: Tensor, scale: Tensor, got: Tensor, ref: Tensor, q: Tensor,
+                  tol: float) -> None:
+    """``_agree`` at the levels ``q``: to the resolution, or both on the CDF's rounding noise."""
     spread = (scale.square().mean(0) + loc.var(0, correction=0)).sqrt()
     u = (ref - loc.mean(0)).abs() / spread
     close = (got - ref).abs() <= 2 * tol * spread * (1 + u) + 1e-15 * ref.abs()
     cdf = Prediction(loc, scale).cdf
     flat = torch.stack([(cdf(v) - q[:, None]).abs() for v in (got, ref)]).amax(0) <= 1e-12
     assert bool((close | flat).all())
-    assert (got[1:] >= got[:-1]).all()
-    last = loc.shape[1] - 1
-    one = mixture_quantile(loc[:, last:], scale[:, last:], q, tol=tol)
-    assert torch.equal(one[:, 0], got[:, last])
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 300), st.floats(1e-3, 0.6), st.floats(1e-6, 1e6),
+       st.floats(-1e6, 1e6), st.lists(st.floats(1e-6, 1 - 1e-6), min_size=1, max_size=4,
+                                      unique=True))
+def test_property_one_scale_rows_match_the_reference(
+    s: int, epistemic: float, sigma: float, centre: float, levels: list[float]
+) -> None:
+    """Rows of one common scale (the series' domain, and past its edge) against the bisection."""
+    g = torch.Generator().manual_seed(s)
+    loc = centre + sigma * epistemic * torch.randn(s, 3, generator=g, dtype=torch.float64)
+    scale = torch.full((s, 3), sigma, dtype=torch.float64)
+    q = torch.tensor(sorted(levels), dtype=torch.float64)
+    tol = _tol(torch.float32)
+    got = mixture_quantile(loc, scale, q, tol=tol)
+    _agree_levels(loc, scale, got, bisection_quantile(loc, scale, q, torch.float32), q, tol)
+
+
+def test_inputs_are_left_as_they_were() -> None:
+    # one row in float64: the solver's transposed copies are views of the inputs there
+    for loc, scale in (_mixtures(5)["varying scales"], _mixtures(5)["hetero, small epistemic"]):
+        loc, scale = loc[:, :1].clone(), scale[:, :1].clone()
+        before = (loc.clone(), scale.clone())
+        mixture_quantile(loc, scale, torch.tensor([0.5]), tol=_tol(torch.float32))
+        assert torch.equal(loc, before[0]) and torch.equal(scale, before[1])

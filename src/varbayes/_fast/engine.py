@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from varbayes._atomic import check_terminated
 from varbayes._checks_scalar import check_count, check_positive
 from varbayes._fast.stack import BayesianMLPStack, stack_architecture
 from varbayes._threads import intra_op_threads
@@ -90,6 +91,7 @@ def _run(stack: BayesianMLPStack, objective: ELBO, x: Tensor, y: Tensor, *, epoc
     index = torch.int32 if n < 2**31 else torch.int64  # the only N-sized tensor besides the data
     batches: tuple[Tensor | None, ...] = (None,)
     for epoch in bar:
+        check_terminated()  # a SIGTERM whose exception C code swallowed (CLI only)
         if batch_size < n:
             batches = ()  # free the last epoch's permutation before drawing the next
             batches = torch.randperm(n, generator=generator, device="cpu", dtype=index).to(

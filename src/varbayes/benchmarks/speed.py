@@ -1,4 +1,4 @@
-"""Speed benchmark: varbayes against the post's straightforward implementation and Pyro.
+"""Speed benchmark: varbayes against the post's plain implementation, Pyro and bayesian-torch.
 
 All runs share one process and the same data, so the ratios compare like with like on the same
 machine at the same moment. The task is the post's Bayes by Backprop: 1-20-20-1, prior
@@ -10,9 +10,11 @@ mini-batches beyond (one weight draw per batch, the post's ``KL / M`` weighting)
     The post's algorithm written straightforwardly (here, from the post): weights sampled in every
     forward pass, the Monte-Carlo KL from ``torch.distributions.Normal`` objects built in every
     layer at every step, ``log(1 + exp(p))``, ``torch.optim.Adam``, a Python prediction loop.
-``pyro``
-    Pyro (the ``bench`` extra): ``PyroModule`` with ``PyroSample`` weights, ``AutoNormal``,
-    ``Trace_ELBO``, vectorised ``Predictive``; skipped with a note when Pyro is missing.
+``pyro``, ``bayesian-torch``
+    Peers from other libraries (the ``bench`` extra, :mod:`varbayes.benchmarks.peers`): Pyro's
+    ``AutoNormal`` guide with ``Trace_ELBO`` and a vectorised ``Predictive``; bayesian-torch's
+    ``LinearReparameterization`` layers with its README's loss and prediction loop. Each is
+    skipped with a note when its package is missing.
 ``varbayes`` / ``varbayes-local`` / ``varbayes-x20``
     :func:`varbayes.infer.train` on the ``bbb`` recipe's model (``reparam``, closed-form KL), with
     local reparameterisation, and 20 models at once (:func:`varbayes.train_many`).
@@ -29,7 +31,6 @@ import argparse
 import contextlib
 import ctypes
 import gc
-import importlib.util
 import json
 import math
 import os
@@ -47,6 +48,10 @@ from torch import Tensor, nn
 from varbayes import _atomic
 from varbayes._fast.engine import train_many
 from varbayes._threads import intra_op_threads
+from varbayes.benchmarks.peers import LR as _LR
+from varbayes.benchmarks.peers import NOISE as _NOISE
+from varbayes.benchmarks.peers import PEERS, batches, gauss_kl
+from varbayes.benchmarks.peers import SIZES as _SIZES
 from varbayes.benchmarks.predict_scale import format_predict_scale, run_predict_scale
 from varbayes.data import load_toy
 from varbayes.infer import ELBO, train
@@ -58,8 +63,6 @@ __all__ = ["DEFAULT_SIZES", "PostBayesianNetwork", "format_speed_table", "run_sp
            "run_speed_command"]
 
 DEFAULT_SIZES = (150, 10_000, 100_000, 1_000_000)
-_SIZES = (1, 20, 20, 1)  # the ratio to the C floor uses the issue's 0.34 us per row and epoch
-_NOISE, _LR = 0.1, 0.01
 
 
 # ----------------------------------------------------------------------------- the post's code
@@ -124,19 +127,16 @@ def _post_train(x: Tensor, y: Tensor, epochs: int, batch_size: int) -> tuple[flo
     optim = torch.optim.Adam(model.parameters(), lr=_LR)
     y = y[:, None]
     start = time.perf_counter()
-    for _ in range(epochs):
-        order = torch.randperm(n) if batch_size < n else None
-        for i in range(0, n, batch_size):
-            idx = slice(None) if order is None else order[i : i + batch_size]
-            xb, yb = x[idx], y[idx]
-            optim.zero_grad()
-            y_pred = model(xb)
-            # the post's det_loss: the batch's summed NLL plus the accumulated (scaled) KL
-            loss = -torch.distributions.Normal(y_pred, _NOISE).log_prob(yb).sum()
-            loss = loss + model.accumulated_kl_div
-            model.reset_kl_div()
-            loss.backward()
-            optim.step()
+    for idx in batches(n, epochs, batch_size):
+        xb, yb = x[idx], y[idx]
+        optim.zero_grad()
+        y_pred = model(xb)
+        # the post's det_loss: the batch's summed NLL plus the accumulated (scaled) KL
+        loss = -torch.distributions.Normal(y_pred, _NOISE).log_prob(yb).sum()
+        loss = loss + model.accumulated_kl_div
+        model.reset_kl_div()
+        loss.backward()
+        optim.step()
     return time.perf_counter() - start, model
 
 
@@ -150,79 +150,8 @@ def _post_samples(model: PostBayesianNetwork, x: Tensor, num: int) -> np.ndarray
 
 def _post_kl(model: PostBayesianNetwork) -> float:
     layers = cast("Iterable[_PostLinearVariational]", model.layers[0::2])  # the ReLUs skipped
-    return sum(_gauss_kl(mu, torch.log(1 + torch.exp(p))) for layer in layers
+    return sum(gauss_kl(mu, torch.log(1 + torch.exp(p))) for layer in layers
                for mu, p in ((layer.w_mu, layer.w_p), (layer.b_mu, layer.b_p)))
-
-
-# ----------------------------------------------------------------------------- Pyro
-
-
-def _pyro_model(n_data_default: int) -> Any:
-    import pyro
-    import pyro.distributions as pdist
-    from pyro.nn import PyroModule, PyroSample
-
-    class PyroBNN(PyroModule):
-        def __init__(self) -> None:
-            super().__init__()
-            for i, (a, b) in enumerate(zip(_SIZES[:-1], _SIZES[1:], strict=True)):
-                prior = pdist.Normal(0.0, 1.0)
-                setattr(self, f"w{i}", PyroSample(prior.expand([a, b]).to_event(2)))
-                setattr(self, f"b{i}", PyroSample(prior.expand([b]).to_event(1)))
-
-        def forward(self, x: Tensor, y: Tensor | None = None, n_data: int | None = None) -> Tensor:
-            h, last = x, len(_SIZES) - 2
-            for i in range(last + 1):
-                w, b = getattr(self, f"w{i}"), getattr(self, f"b{i}")
-                if w.dim() > 2:  # a leading sample dimension (vectorised Predictive)
-                    w, b = w.reshape(-1, *w.shape[-2:]), b.reshape(-1, 1, b.shape[-1])
-                h = h @ w + b
-                h = torch.relu(h) if i < last else h
-            mu = h[..., 0]
-            n = x.shape[0]
-            size = n_data or n_data_default
-            with pyro.plate("data", size, subsample=torch.arange(n) if size != n else None):
-                pyro.sample("obs", pdist.Normal(mu, _NOISE), obs=y)
-            return mu
-
-    return PyroBNN()
-
-
-def _pyro_train(x: Tensor, y: Tensor, epochs: int, batch_size: int) -> tuple[float, Any]:
-    import pyro
-    from pyro.infer import SVI, Trace_ELBO
-    from pyro.infer.autoguide import AutoNormal
-
-    pyro.clear_param_store()
-    n = x.shape[0]
-    model = _pyro_model(n)
-    guide = AutoNormal(model)
-    svi = SVI(model, guide, pyro.optim.Adam({"lr": _LR}), Trace_ELBO())
-    start = time.perf_counter()
-    for _ in range(epochs):
-        order = torch.randperm(n) if batch_size < n else None
-        for i in range(0, n, batch_size):
-            idx = slice(None) if order is None else order[i : i + batch_size]
-            svi.step(x[idx], y[idx], n)
-    return time.perf_counter() - start, (model, guide)
-
-
-def _pyro_samples(fitted: Any, x: Tensor, num: int) -> Tensor:
-    from pyro.infer import Predictive
-
-    model, guide = fitted
-    with torch.no_grad():
-        out = Predictive(model, guide=guide, num_samples=num, parallel=True,
-                         return_sites=("_RETURN",))(x)
-    return cast(Tensor, out["_RETURN"].reshape(num, -1))
-
-
-def _pyro_kl(fitted: Any) -> float:
-    import pyro
-
-    store, prefix = pyro.get_param_store(), "AutoNormal.locs."
-    return sum(_gauss_kl(store[k], store["AutoNormal.scales." + k[len(prefix):]])
-               for k in list(store.keys()) if k.startswith(prefix))
 
 
 def _varbayes_model(estimator: str, seed: int) -> BayesianMLP:
@@ -247,13 +176,11 @@ def _varbayes_samples(model: nn.Module, x: Tensor, num: int) -> Tensor:
     return predictive(model, x, num, generator=torch.Generator().manual_seed(1)).loc
 
 
+def _varbayes_kl(model: BayesianMLP) -> float:
+    return float(model.kl_divergence().detach())
+
+
 # ----------------------------------------------------------------------------- measurement
-
-
-def _gauss_kl(loc: Tensor, scale: Tensor) -> float:
-    """Closed-form KL(N(loc, scale^2) || N(0, 1)) summed over elements."""
-    scale = scale.detach().double()
-    return float((0.5 * (scale**2 + loc.detach().double() ** 2) - scale.log() - 0.5).sum())
 
 
 def _status_kb(field: str) -> int | None:
@@ -330,19 +257,19 @@ def _run_one(impl: str, data: dict[str, Tensor], epochs: int, batch: int, num_sa
             cpu = time.process_time()
             if impl == "post":
                 seconds, fitted = _post_train(data["x"], data["y"], epochs, batch)
-            elif impl == "pyro":
-                seconds, fitted = _pyro_train(data["x"], data["y"], epochs, batch)
+            elif impl in PEERS:
+                seconds, fitted = PEERS[impl].train(data["x"], data["y"], epochs, batch)
             else:
                 est = "local" if impl == "varbayes-local" else "reparam"
                 seconds, fitted = _varbayes_train(data["x"], data["y"], epochs, batch, est,
                                                   20 if impl == "varbayes-x20" else 1)
             cpu = time.process_time() - cpu
-        impls: dict[str, tuple[Callable[[Tensor, int], Any], Callable[[Any], float]]] = {
-            "post": (lambda xs, s: _post_samples(fitted, xs, s), _post_kl),
-            "pyro": (lambda xs, s: _pyro_samples(fitted, xs, s), _pyro_kl),
-        }
-        sampler, kl = impls.get(impl, (lambda xs, s: _varbayes_samples(fitted, xs, s),
-                                       lambda f: float(f.kl_divergence().detach())))
+        samples, kl = ((_post_samples, _post_kl) if impl == "post" else
+                       (PEERS[impl].samples, PEERS[impl].kl) if impl in PEERS else
+                       (_varbayes_samples, _varbayes_kl))
+
+        def sampler(xs: Tensor, s: int) -> Any:
+            return samples(fitted, xs, s)
         x_pred = data["x_test"][:150]
         sampler(x_pred, 10)  # warm-up, then the fastest of three calls for every implementation
         row["predict_ms"] = 1e3 * min(_seconds(sampler, x_pred, num_samples) for _ in range(3))
@@ -361,8 +288,8 @@ def run_speed_benchmark(
     quick: bool = False,
     batch_size: int = 10_000,
     num_samples: int = 1000,
-    implementations: tuple[str, ...] = ("post", "pyro", "varbayes", "varbayes-local",
-                                        "varbayes-x20"),
+    implementations: tuple[str, ...] = ("post", "pyro", "bayesian-torch", "varbayes",
+                                        "varbayes-local", "varbayes-x20"),
     repeats: int = 3,
     single_thread: bool = True,
     log: Callable[[str], None] | None = None,
@@ -380,8 +307,9 @@ def run_speed_benchmark(
     num_samples : int, default=1000
         Posterior samples of the timed prediction (150 points; fastest of three calls).
     implementations : tuple of str
-        Of ``'post'``, ``'pyro'``, ``'varbayes'``, ``'varbayes-local'``, ``'varbayes-x20'``
-        (the last at ``N <= 1000`` only).
+        Of ``'post'``, the peers ``'pyro'`` and ``'bayesian-torch'``
+        (:mod:`varbayes.benchmarks.peers`; skipped with a note when not installed),
+        ``'varbayes'``, ``'varbayes-local'``, ``'varbayes-x20'`` (the last at ``N <= 1000``).
     repeats : int, default=3
         Round-robin rounds over the implementations at ``N <= 1000``; each keeps its fastest.
     single_thread : bool, default=True
@@ -401,8 +329,7 @@ def run_speed_benchmark(
     """
     if quick:
         num_samples = min(num_samples, 50)
-    pyro_note = (None if importlib.util.find_spec("pyro") else
-                 "pyro-ppl is not installed (pip install 'varbayes[bench]')")
+    notes = {name: peer.missing() for name, peer in PEERS.items()}
     results: list[dict[str, Any]] = []
     for n in sizes:
         data = _data(int(n))
@@ -412,7 +339,7 @@ def run_speed_benchmark(
         rounds = 1 if quick or n > 1000 else repeats
         for _ in range(rounds):  # round-robin, so that a burst of load hits every implementation
             for impl in implementations:
-                skip = (pyro_note if impl == "pyro" else
+                skip = (notes[impl] if impl in notes else
                         "only for small data" if impl == "varbayes-x20" and n > 1000 else None)
                 if skip:
                     best[impl] = {"n": int(n), "implementation": impl, "skipped": skip}
@@ -451,7 +378,7 @@ def _ratios(results: list[dict[str, Any]]) -> dict[str, float]:
         if vb is not None and impl != "varbayes":
             out[f"{impl}_over_varbayes_train_N{n}"] = (row["train_ms_per_epoch"]
                                                        / vb["train_ms_per_epoch"])
-            if impl in ("post", "pyro"):
+            if impl == "post" or impl in PEERS:
                 out[f"{impl}_over_varbayes_predict_N{n}"] = row["predict_ms"] / vb["predict_ms"]
         if impl == "varbayes" and n >= 1_000_000:
             out[f"varbayes_us_per_row_epoch_over_C_floor_N{n}"] = row["us_per_row_epoch"] / 0.34

@@ -24,7 +24,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:  # SIGTERM/SIGHUP raise Terminated, so partial outputs are removed as for Ctrl-C
         with _atomic.terminate_on_signals():
-            return COMMANDS[args.command](args)
+            try:
+                code = COMMANDS[args.command](args)
+            except Exception as exc:  # what a lost Terminated left behind (e.g. an ImportError)
+                if (signum := _atomic.terminated_by()) is None:
+                    raise
+                raise _atomic.Terminated(signum) from exc
+            _atomic.check_terminated()  # the command ended although a signal came
+            return code
     except (KeyboardInterrupt, _atomic.Terminated) as exc:
         _atomic.cleanup()
         signum = getattr(exc, "signum", 2)

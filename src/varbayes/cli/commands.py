@@ -193,10 +193,14 @@ def _load_inputs(fitted: Any, path: Any, target: str | None = None) -> Any:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    from collections import deque
+    from collections.abc import Iterator
+
     import torch
 
     from varbayes import _atomic, io
     from varbayes._heap import keep_freed_memory
+    from varbayes._threads import available_threads, ordered_map
     from varbayes.data.csvstream import CSVChunkReader, CSVChunkWriter, predict_chunk_rows
     from varbayes.predictive.columns import COLUMNS, prediction_columns
 
@@ -213,23 +217,38 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     # Stream the rows: memory is bounded by one chunk's samples, not by rows x samples.
     width = max([1, *fitted.config["hidden"], *(fitted.config.get("noise_hidden") or [])])
     chunk_rows, forward_rows = predict_chunk_rows(samples, width)
+    workers = available_threads()
     out_names = [c for c in COLUMNS if fitted.has_epistemic or c != "epistemic_std"]
     with CSVChunkReader(_source(args.input), fitted.feature_names, chunk_rows=chunk_rows) as reader:
         clash = sorted(set(reader.header) & set(out_names))  # names as normalised by the reader
         if clash:
             raise UsageError(f"{reader.name} already has column(s) {clash}; rename them first")
         with CSVChunkWriter(args.out, [*reader.header, *out_names], force=args.force) as writer:
-            for x, rows in reader.chunks():
+            def columns(chunk: tuple[Any, list[str]]) -> dict[str, Any]:
+                x, where = chunk
                 # A fresh generator per chunk: every row sees the same weight draws.
                 pred = fitted.predict_calibrated(
                     x, samples, chunk_size=forward_rows,
                     generator=torch.Generator(fitted.device).manual_seed(args.seed))
                 # Non-finite predictions raise ValueError naming the row: exit 2, and the
                 # writer removes its temporary file, so nothing is left at --out.
-                where = [f"{args.input}, row {n}" for n in reader.chunk_lines]
-                writer.write(rows, prediction_columns(pred, args.level,
-                                                      epistemic=fitted.has_epistemic,
-                                                      row_names=where))
+                return prediction_columns(pred, args.level, epistemic=fitted.has_epistemic,
+                                          row_names=where)
+
+            # Chunks on all cores at once (each row's numbers do not depend on its chunk or
+            # the thread count); read and written in order here.
+            rows_of: deque[list[list[str]]] = deque()
+
+            def chunks() -> Iterator[tuple[Any, list[str]]]:
+                for x, rows in reader.chunks():
+                    _atomic.check_terminated()
+                    rows_of.append(rows)
+                    yield x, [f"{args.input}, row {n}" for n in reader.chunk_lines]
+
+            fitted.model.eval()  # once, before the threads: predictive restores this mode
+            cpu = fitted.device.type == "cpu"
+            for cols in ordered_map(columns, chunks(), workers if cpu else 1):
+                writer.write(rows_of.popleft(), cols)
     dest = "standard output" if args.out == _atomic.STDOUT else args.out
     print(f"wrote {writer.rows_written} predictions to {dest}", file=sys.stderr)
     return EXIT_OK

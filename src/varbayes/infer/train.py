@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from varbayes._atomic import check_terminated
 from varbayes._checks_scalar import check_count, check_positive
 from varbayes._threads import PARALLEL_WORK, intra_op_threads
 from varbayes.infer.adam import Adam
@@ -216,6 +217,7 @@ def train(
                mininterval=0.25)
     batches: Sequence[Tensor | None]
     for epoch in bar:
+        check_terminated()  # a SIGTERM whose exception C code swallowed (CLI only)
         if ddp is not None:
             batches = ddp.epoch_batches(epoch)
         elif batch_size < n:

@@ -98,11 +98,14 @@ def _init_linear(layer: nn.Linear, generator: torch.Generator | None) -> None:
             layer.bias.uniform_(-bound, bound, generator=generator)
 
 
-#: Prediction passes (eval mode, no autograd) compute in float64. BLAS picks its kernel by the
-#: batch size and float32 kernels round differently, so in float32 a row predicted alone differs
-#: from the same row predicted in a batch by an ulp (~1e-7); in float64 the difference (~1e-16)
-#: is far below anything an output resolves. Parameters, inputs and weight draws stay float32
-#: (the same random numbers); training is unchanged.
+#: Prediction passes (eval mode, no autograd) return float64. BLAS picks its kernel by the
+#: batch size and float32 kernels round differently, so in float32 a row predicted alone could
+#: differ from the same row predicted in a batch by an ulp (~1e-7); in float64 the difference
+#: (~1e-16) is far below anything an output resolves. The deterministic networks (noise net,
+#: MLE, amortised VI) compute in float64. A :class:`~varbayes.models.BayesianMLP` computes in
+#: float32 in fixed row blocks where that is checked to be batch-invariant bit for bit
+#: (:mod:`varbayes.nn.rowblocks`), else in float64. Parameters, inputs and weight draws stay
+#: float32 (the same random numbers); training is unchanged.
 PREDICT_DTYPE = torch.float64
 
 

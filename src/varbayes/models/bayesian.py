@@ -20,6 +20,7 @@ from varbayes.models.base import (
 )
 from varbayes.nn.layers import BayesLinear, Estimator, batched_linear
 from varbayes.nn.parametrization import inverse_softplus, softplus_scale
+from varbayes.nn.rowblocks import augmented_buffer, block_pass, block_pass_independent
 from varbayes.priors import Prior
 
 __all__ = ["BayesianMLP"]
@@ -56,6 +57,9 @@ class BayesianMLP(nn.Module):
         Random source for the initialisation.
     """
 
+    #: The prediction pass works through the draws and the rows in cache-sized pieces, so
+    #: :func:`~varbayes.predictive.predictive` need not split the rows (``chunk_size``).
+    bounded_prediction = True
     layers: Sequence[BayesLinear]  # an nn.ModuleList at run time, typed by its elements
     noise_std: Tensor  # buffer, head='fixed' only
     noise_net: nn.Sequential  # head='heteroscedastic' with noise_hidden only
@@ -132,9 +136,15 @@ class BayesianMLP(nn.Module):
         """Prediction pass (eval mode, no autograd): ``num`` weight draws, chunked over draws.
 
         All weights are drawn first, layer by layer, exactly as the batched pass draws them (the
-        same float32 random numbers, or the means when ``sample`` is False); the network is then
-        applied in :data:`PREDICT_DTYPE` to a few dozen draws at a time so that the activations
-        of a chunk stay in the CPU cache. Returns (num, n, out).
+        same float32 random numbers, or the means when ``sample`` is False). On the CPU the
+        network then runs in the weights' dtype in fixed row blocks
+        (:func:`varbayes.nn.rowblocks.block_pass`), where this machine's matrix product is
+        checked to compute each row on its own
+        (:func:`~varbayes.nn.rowblocks.block_pass_independent`):
+        a row's outputs are then bitwise the same in any batch. Elsewhere, or where the check
+        fails, it runs in :data:`PREDICT_DTYPE` (float64), a few dozen draws at a time so that
+        the activations of a chunk stay in the CPU cache. Returns (num, n, out) in
+        :data:`PREDICT_DTYPE`.
         """
         first = self.layers[0]
         if x.dim() != 2 or x.shape[-1] != first.in_features:
@@ -142,22 +152,42 @@ class BayesianMLP(nn.Module):
                 f"BayesLinear expected inputs with {first.in_features} features in the last "
                 f"dimension, got shape {tuple(x.shape)}"
             )
-        if sample:
-            draws = [layer.sample_weights(num, generator) for layer in self.layers]
-        else:
-            draws = [(layer.weight_loc[None], None if layer.bias_loc is None
-                      else layer.bias_loc[None, None]) for layer in self.layers]
+        # [W^T | b] of every draw (varbayes.nn.rowblocks.augmented), W and b drawn into it.
+        last, augs, draws = len(self.layers) - 1, [], []
+        for i, layer in enumerate(self.layers):
+            aug, w, b = augmented_buffer(num, layer.in_features, layer.out_features, i < last,
+                                         layer.weight_loc.dtype, x.device)
+            bias = None if layer.bias_loc is None else b
+            if sample:
+                layer.sample_weights(num, generator, out=(w, bias))
+            else:
+                w.copy_(layer.weight_loc)
+                if layer.bias_loc is not None:
+                    b.copy_(layer.bias_loc)
+            if bias is None:
+                b.zero_()
+            augs.append(aug)
+            draws.append((w, bias))
+        dtype = torch.promote_types(x.dtype, augs[0].dtype)
+        out = torch.empty((num, x.shape[0], self.layers[-1].out_features), dtype=PREDICT_DTYPE,
+                          device=x.device)
+        weights = [a.to(dtype) for a in augs]
+        if x.device.type == "cpu" and block_pass_independent(weights):
+            return block_pass(x.to(dtype), weights, out)
         width = max(layer.out_features for layer in self.layers)
-        step = max(1, (1 << 16) // max(1, x.shape[0] * width))  # ~0.5 MB of float64 per layer
-        last, chunks, x = len(draws) - 1, [], x.to(PREDICT_DTYPE)
-        for start in range(0, num, step):
-            h = x
-            for i, (w, b) in enumerate(draws):
-                h = batched_linear(h, w[start : start + step].to(PREDICT_DTYPE),
-                                   None if b is None else b[start : start + step].to(PREDICT_DTYPE))
-                h = h.relu_() if i < last else h
-            chunks.append(h)
-        return torch.cat(chunks) if len(chunks) > 1 else chunks[0]
+        rows = max(1, (1 << 16) // width)  # ~0.5 MB of float64 per layer and step
+        x = x.to(PREDICT_DTYPE)
+        for r0 in range(0, x.shape[0], rows):
+            xr = x[r0 : r0 + rows]
+            step = max(1, (1 << 16) // (xr.shape[0] * width))
+            for start in range(0, num, step):
+                h, piece = xr, slice(start, start + step)
+                for i, (wd, bd) in enumerate(draws):
+                    h = batched_linear(h, wd[piece].to(PREDICT_DTYPE),
+                                       None if bd is None else bd[piece].to(PREDICT_DTYPE))
+                    h = h.relu_() if i < last else h
+                out[piece, r0 : r0 + rows] = h
+        return out
 
     def forward(
         self, x: Tensor, num_samples: int = 1, *, generator: torch.Generator | None = None,

@@ -55,6 +55,11 @@ class Ensemble(nn.Module):
         self.members = cast("Sequence[nn.Module]", nn.ModuleList(members))
 
     @property
+    def bounded_prediction(self) -> bool:
+        """Whether every member bounds its prediction pass's memory (no row chunks needed)."""
+        return all(getattr(m, "bounded_prediction", False) for m in self.members)
+
+    @property
     def prior(self) -> Prior:
         """The first member's weight prior (those of :func:`varbayes.kinds.fit` share one)."""
         return cast(Prior, getattr(self.members[0], "prior"))  # noqa: B009  # a module attribute

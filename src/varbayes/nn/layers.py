@@ -182,13 +182,22 @@ class BayesLinear(MeanField):
         return self._kl(None, None)
 
     def sample_weights(
-        self, num: int, generator: torch.Generator | None = None
+        self, num: int, generator: torch.Generator | None = None, *,
+        out: tuple[Tensor, Tensor | None] | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Draw ``num`` weight matrices and biases from the posterior.
 
         Consumes the same random numbers from ``generator`` as :meth:`forward` on an input
         with a leading sample dimension ``num`` (``estimator='reparam'`` or eval mode), so a
         caller can draw all weights first and apply them in chunks of samples.
+
+        Parameters
+        ----------
+        num : int
+        generator : torch.Generator or None
+        out : (Tensor, Tensor or None) or None
+            Tensors of the shapes below (any strides, e.g. views of one buffer) to write the
+            draws into; the bias is written when both the layer and ``out`` have one.
 
         Returns
         -------
@@ -197,13 +206,14 @@ class BayesLinear(MeanField):
         """
         opts: dict[str, Any] = dict(device=self.weight_loc.device, dtype=self.weight_loc.dtype,
                                     generator=generator)
+        w_out, b_out = (None, None) if out is None else out
         eps_w = torch.randn((num, self.in_features, self.out_features), **opts)
-        weight = torch.addcmul(self.weight_loc, self.weight_scale, eps_w)
+        weight = torch.addcmul(self.weight_loc, self.weight_scale, eps_w, out=w_out)
         bias_scale = self.bias_scale
         if self.bias_loc is None or bias_scale is None:
             return weight, None
         eps_b = torch.randn((num, 1, self.out_features), **opts)
-        return weight, torch.addcmul(self.bias_loc, bias_scale, eps_b)
+        return weight, torch.addcmul(self.bias_loc, bias_scale, eps_b, out=b_out)
 
     def forward(
         self, x: Tensor, *, sample: bool = True, generator: torch.Generator | None = None

@@ -63,8 +63,12 @@ class MeanField(nn.Module):
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Means ~ N(0, init_loc_std^2) (default ``1/sqrt(fan_in)``), rho constant + jitter.
 
-        The bias means start at 0 and the bias ``rho`` at ``init_rho_bias``.
+        The bias means start at 0 and the bias ``rho`` at ``init_rho_bias``. On the ``meta``
+        device (shapes only, :mod:`varbayes.io`'s checks) nothing is drawn: a random op there
+        imports ``torch._dynamo``, seconds of CPU for nothing.
         """
+        if self.weight_loc.is_meta:
+            return
         std = self.init_loc_std
         if std is None:
             std = 1.0 / math.sqrt(self._fan_in())

@@ -96,7 +96,10 @@ def _columns(pred: Prediction | Any, level: float, wanted: list[str],
     wide = Prediction(pred.loc.double(), pred.scale.double(),
                       pred.working_dtype or pred.loc.dtype) if isinstance(pred, Prediction) \
         else pred
-    mean, std = wide.mean, wide.std
+    split: tuple[Tensor, Tensor] | None = None
+    if isinstance(wide, Prediction):  # Prediction.std, with each part computed once
+        split = (wide.aleatoric_var, wide.epistemic_var)
+    mean, std = wide.mean, wide.std if split is None else (split[0] + split[1]).sqrt()
     _first_nonfinite({"mean": mean, "std": std}, row_names)  # before bisecting on NaN
     out: dict[str, Tensor] = {"mean": mean, "std": std}
     # Every requested quantile in one pass; each level's value does not depend on the others.
@@ -108,9 +111,9 @@ def _columns(pred: Prediction | Any, level: float, wanted: list[str],
         values = wide.quantile(torch.tensor([at[c] for c in names], dtype=torch.float64))
         out.update(zip(names, values, strict=True))
     if "aleatoric_std" in wanted:
-        out["aleatoric_std"] = wide.aleatoric_var.sqrt()
+        out["aleatoric_std"] = (wide.aleatoric_var if split is None else split[0]).sqrt()
     if "epistemic_std" in wanted:
-        out["epistemic_std"] = wide.epistemic_var.sqrt()
+        out["epistemic_std"] = (wide.epistemic_var if split is None else split[1]).sqrt()
     chosen = {k: out[k] for k in COLUMNS if k in wanted}
     _first_nonfinite(chosen, row_names)
     return {k: v.detach().cpu().numpy() for k, v in chosen.items()}

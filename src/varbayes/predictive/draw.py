@@ -93,7 +93,9 @@ def predictive(
         ``False`` predicts at the posterior means (one component).
     chunk_size : int or None, default=None
         Process the rows in chunks of this size (the same weight draws for every chunk), so
-        memory is ``O(S * chunk_size * width)`` rather than ``O(S * n * width)``.
+        memory is ``O(S * chunk_size * width)`` rather than ``O(S * n * width)``. A model
+        whose prediction pass is already bounded that way (``bounded_prediction``, e.g.
+        :class:`~varbayes.models.BayesianMLP`) runs in one pass, with the same result.
 
     posterior : ParameterPosterior or None, default=None
         Draw the parameters of an unmodified network from this posterior (e.g. a
@@ -128,7 +130,10 @@ def predictive(
     work = x.shape[0] * sum(p.numel() for p in model.parameters())
     with intra_op_threads(work):
         try:
-            if chunk_size is None or chunk_size >= x.shape[0]:
+            # A model whose prediction pass bounds its own memory needs no row chunks: one
+            # pass draws the weights once (chunks draw the same weights once per chunk).
+            if chunk_size is None or chunk_size >= x.shape[0] or \
+                    getattr(model, "bounded_prediction", False):
                 out = model(x, num_samples, generator=generator, sample=sample)
                 loc, scale = out.loc, out.scale
             else:
