@@ -8,15 +8,18 @@ Three groups of problems:
   data range beyond, for several ``epochs``;
 * ``uci``: the first splits of every UCI data set found under ``--uci-root``.
 
-For every problem: the old defaults (no early stopping), the new defaults
-(``BayesianRegressor()``), and one fit with a calibration part held out, seen through each map
-(``scale``, ``isotonic``, ``conformal``) and through split conformal with the plain score
-``|y - mean|`` (constant width) as the baseline of the width comparison.
+For every problem: the defaults (``BayesianRegressor()``), and one fit with a calibration part
+held out, seen through each map (``scale``, ``isotonic``, ``conformal``) and through split
+conformal with the plain score ``|y - mean|`` (constant width) as the baseline of the width
+comparison. With the ablation (``gen`` always, ``uci`` on ``--ablation-splits``): the recipe
+before issue 11 (:data:`OLD_RECIPE`), and one network instead of the ensemble, its best
+checkpoint kept or refitted on all rows.
 
 Usage::
 
     python benchmarks/calibration.py --group gen --out benchmarks/results/calibration_gen.json
-    python benchmarks/calibration.py --group uci --uci-root ../shared/data/uci --splits 3
+    python benchmarks/calibration.py --group uci --uci-root ../shared/data/uci --splits 20 \
+        --ablation-splits 10 --maps-splits 5
     python benchmarks/calibration.py --group tiny
     python benchmarks/calibration.py --table benchmarks/results/calibration_*.json
 """
@@ -40,7 +43,7 @@ from varbayes.kinds import fit
 from varbayes.metrics import evaluate
 
 #: (rows, features, seeds) of the generator problems.
-GEN_CASES = ((100, 1, 3), (600, 5, 3), (2000, 10, 2), (20000, 20, 1))
+GEN_CASES = ((100, 1, 5), (600, 5, 5), (2000, 10, 3), (20000, 20, 2))
 LEVEL = 0.9
 
 
@@ -78,38 +81,59 @@ def _abs_conformal(pred_cal: Any, y_cal: np.ndarray, pred: Any, y: np.ndarray) -
             "nll": None, "rmse": float(np.sqrt(np.mean((y - m) ** 2)))}
 
 
+#: The hetero recipe before issue 11: one network of 20 units, rho -5, 1500 epochs, no stopping.
+OLD_RECIPE = {"init_rho": -5.0, "hidden": [20], "n_members": 1, "warmup_fraction": 0.0}
+
+
 def _kinds_fit(x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray, seed: int,
-               samples: int, **options: Any) -> dict[str, Any]:
+               samples: int, **options: Any) -> tuple[dict[str, Any], Any]:
     fitted, _ = fit("hetero", x, y, generator=torch.Generator().manual_seed(seed), **options)
     out = _scores(yt, fitted.predict(xt, samples, generator=torch.Generator().manual_seed(1)))
     out["epochs"] = fitted.fit_info.get("best_epoch")
-    return out
+    return out, fitted
+
+
+def _single_networks(x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray, seed: int,
+                     samples: int) -> dict[str, Any]:
+    """One network: its best checkpoint, and a refit on all rows for the epochs it chose.
+
+    The refit trains ``warmup_epochs`` homoscedastic then the rest heteroscedastic (the
+    checkpoint's phases, ``warmup_fraction = warm / best``) without a validation part, and keeps
+    the checkpoint's spread factor.
+    """
+    ckpt, fitted = _kinds_fit(x, y, xt, yt, seed, samples, early_stopping=True, n_members=1)
+    best, warm = fitted.fit_info["best_epoch"], fitted.fit_info["warmup_epochs"]
+    refit, again = _kinds_fit(x, y, xt, yt, seed, samples, n_members=1, epochs=max(1, best),
+                              warmup_fraction=min(warm / max(1, best), 0.999))
+    again.spread_factor = fitted.spread_factor
+    refit = _scores(yt, again.predict(xt, samples, generator=torch.Generator().manual_seed(1)))
+    refit["epochs"] = best
+    return {"single_ckpt": ckpt, "single_refit": refit}
 
 
 def run_problem(x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray, seed: int,
-                samples: int = 200, ablation: bool = True) -> dict[str, Any]:
-    """Every variant on one problem (``ablation``: also the old defaults and ES alone)."""
+                samples: int = 200, ablation: bool = True, maps: bool = True) -> dict[str, Any]:
+    """Every variant on one problem (``ablation``: also the old recipe and single networks)."""
     out: dict[str, Any] = {"n": int(len(y)), "d": int(x.shape[1])}
     t = time.perf_counter()
-    if ablation:  # before this work: rho -5, 1500 epochs; then early stopping without rescale
-        out["old_default"] = _kinds_fit(x, y, xt, yt, seed, samples, init_rho=-5.0)
-        out["es_only"] = _kinds_fit(x, y, xt, yt, seed, samples, early_stopping=True,
-                                    rescale=False)
+    if ablation:
+        out["old_default"] = _kinds_fit(x, y, xt, yt, seed, samples, **OLD_RECIPE)[0]
+        out.update(_single_networks(x, y, xt, yt, seed, samples))
     new = BayesianRegressor(random_state=seed, num_samples=samples).fit(x, y)
     out["default"] = _scores(yt, new._prediction(xt))
     out["default"]["epochs"] = new.model_.fit_info.get("best_epoch")
     out["default"]["spread_factor"] = new.model_.spread_factor
-    # One fit with a calibration part held out (as calibration=... does), every map on it.
-    cal = BayesianRegressor(random_state=seed, num_samples=samples, calibration="scale")
-    cal.fit(x, y)
-    held = _held_rows(cal, x)
-    gen = torch.Generator().manual_seed(cal.predict_seed_)
-    base_cal = cal.model_.predict(x[held], samples, generator=gen)
-    base = cal.model_.predict(xt, samples, generator=torch.Generator().manual_seed(1))
-    out["held_out_uncalibrated"] = _scores(yt, base)
-    for method in ("scale", "isotonic", "conformal"):
-        out[method] = _scores(yt, fit_calibration(method, base_cal, y[held]).apply(base))
-    out["conformal_abs"] = _abs_conformal(base_cal, y[held], base, yt)
+    if maps:  # one fit with a calibration part held out (as calibration=... does), every map
+        cal = BayesianRegressor(random_state=seed, num_samples=samples, calibration="scale")
+        cal.fit(x, y)
+        held = _held_rows(cal, x)
+        gen = torch.Generator().manual_seed(cal.predict_seed_)
+        base_cal = cal.model_.predict(x[held], samples, generator=gen)
+        base = cal.model_.predict(xt, samples, generator=torch.Generator().manual_seed(1))
+        out["held_out_uncalibrated"] = _scores(yt, base)
+        for method in ("scale", "isotonic", "conformal"):
+            out[method] = _scores(yt, fit_calibration(method, base_cal, y[held]).apply(base))
+        out["conformal_abs"] = _abs_conformal(base_cal, y[held], base, yt)
     out["seconds"] = time.perf_counter() - t
     return out
 
@@ -136,7 +160,8 @@ def group_gen(seeds: int) -> list[dict[str, Any]]:
     return rows
 
 
-def group_uci(root: str, splits: int) -> list[dict[str, Any]]:
+def group_uci(root: str, splits: int, ablation_splits: int, maps_splits: int
+              ) -> list[dict[str, Any]]:
     from varbayes.data import list_uci, load_uci
 
     rows = []
@@ -145,12 +170,14 @@ def group_uci(root: str, splits: int) -> list[dict[str, Any]]:
             data = load_uci(name, split, root=root)
             rows.append({"problem": f"uci {name}", "seed": split,
                          **run_problem(data.x_train, data.y_train, data.x_test, data.y_test,
-                                       split, ablation=False)})
+                                       split, ablation=split < ablation_splits,
+                                       maps=split < maps_splits)})
             print(json.dumps(_short(rows[-1])), file=sys.stderr, flush=True)
     return rows
 
 
-def group_tiny(seeds: int, epochs: tuple[int, ...] = (50, 100, 200, 1500)) -> list[dict[str, Any]]:
+def group_tiny(seeds: int, epochs: tuple[int, ...] = (50, 100, 200, 300, 500, 1500)
+               ) -> list[dict[str, Any]]:
     fns = {"sin": lambda x: np.sin(2 * x) + 0.5 * x, "quad": lambda x: 0.3 * x**2 - x}
     rows = []
     for fname, f in fns.items():
@@ -167,6 +194,7 @@ def group_tiny(seeds: int, epochs: tuple[int, ...] = (50, 100, 200, 1500)) -> li
                     yt = f(xt) + 0.3 * rng.normal(size=xt.size)
                     lo, hi = reg.predict_interval(xt[:, None], LEVEL)
                     row[f"coverage_{where}"] = float(np.mean((yt >= lo) & (yt <= hi)))
+                    row[f"width_{where}"] = float(np.mean(hi - lo))
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
     return rows
@@ -177,8 +205,8 @@ def _short(row: dict[str, Any]) -> dict[str, Any]:
             **{k: round(row[k]["coverage_90"], 3) for k, _ in VARIANTS if k in row}}
 
 
-VARIANTS = (("old_default", "old defaults"), ("es_only", "early stopping alone"),
-            ("default", "defaults (early stopping + spread factor)"),
+VARIANTS = (("old_default", "old recipe"), ("single_ckpt", "one network, checkpoint"),
+            ("single_refit", "one network, refit"), ("default", "defaults"),
             ("held_out_uncalibrated", "held-out fit, no map"), ("scale", "scale"),
             ("isotonic", "isotonic"), ("conformal", "conformal"),
             ("conformal_abs", "conformal, |y - mean|"))
@@ -190,29 +218,54 @@ def table(rows: list[dict[str, Any]]) -> str:
     lines = ["| problem | seeds | " + " | ".join(t for _, t in VARIANTS) + " |",
              "|---|---|" + "---|" * len(VARIANTS)]
     for p in problems:
-        rs = [r for r in rows if r["problem"] == p]
+        rs_all = [r for r in rows if r["problem"] == p]
         cells = []
         for key, _ in VARIANTS:
-            if key not in rs[0]:
+            rs = [r for r in rs_all if key in r]
+            if not rs:
                 cells.append("")
                 continue
+            fewer = f" ({len(rs)})" if len(rs) < len(rs_all) else ""
             cov = np.mean([r[key]["coverage_90"] for r in rs])
             width = np.mean([r[key]["width_90"] for r in rs])
             nlls = [r[key]["nll"] for r in rs if r[key].get("nll") is not None]
             nll = f" / {np.mean(nlls):.2f}" if nlls else ""
-            cells.append(f"{cov:.3f} / {width:.3g}{nll}")
-        lines.append(f"| {p} | {len(rs)} | " + " | ".join(cells) + " |")
+            cells.append(f"{cov:.3f} / {width:.3g}{nll}{fewer}")
+        lines.append(f"| {p} | {len(rs_all)} | " + " | ".join(cells) + " |")
     tiny = [r for r in rows if r["problem"].startswith("tiny")]
     if tiny:
         lines += ["", "| problem | epochs | seeds | coverage among (min / mean) | "
-                  "coverage away (min / mean) |", "|---|---|---|---|---|"]
+                  "coverage away (min / mean) | mean width among / away |",
+                  "|---|---|---|---|---|---|"]
         for p in dict.fromkeys(r["problem"] for r in tiny):
             for ep in sorted({r["epochs"] for r in tiny}):
                 rs = [r for r in tiny if r["problem"] == p and r["epochs"] == ep]
                 a = [r["coverage_among"] for r in rs]
                 b = [r["coverage_away"] for r in rs]
+                widths = " / ".join(f"{np.mean([r.get(f'width_{w}', np.nan) for r in rs]):.3g}"
+                                    for w in ("among", "away"))
                 lines.append(f"| {p} | {ep} | {len(rs)} | {min(a):.3f} / {np.mean(a):.3f} | "
-                             f"{min(b):.3f} / {np.mean(b):.3f} |")
+                             f"{min(b):.3f} / {np.mean(b):.3f} | {widths} |")
+    return "\n".join(lines)
+
+
+def runner_table(rows: list[dict[str, Any]], runner: dict[str, Any]) -> str:
+    """Markdown: test NLL of the defaults against the UCI runner's, split by split."""
+    lines = ["| data set | splits | defaults NLL | runner NLL, same splits | paired difference "
+             "(± s.e.) | runner NLL, 20 splits | defaults coverage |",
+             "|---|---|---|---|---|---|---|"]
+    for name, data in runner["datasets"].items():
+        rs = [r for r in rows if r["problem"] == f"uci {name}" and "default" in r]
+        if not rs:
+            continue
+        ours = np.array([r["default"]["nll"] for r in rs])
+        ref = np.array([data["splits"][r["seed"]]["nll"] for r in rs])
+        diff = ours - ref
+        se = diff.std(ddof=1) / math.sqrt(len(diff)) if len(diff) > 1 else math.nan
+        every = np.mean([s["nll"] for s in data["splits"]])
+        cov = np.mean([r["default"]["coverage_90"] for r in rs])
+        lines.append(f"| {name} | {len(rs)} | {ours.mean():.3f} | {ref.mean():.3f} | "
+                     f"{diff.mean():+.3f} ± {se:.3f} | {every:.3f} | {cov:.3f} |")
     return "\n".join(lines)
 
 
@@ -221,20 +274,28 @@ def main() -> None:
     parser.add_argument("--group", choices=["gen", "uci", "tiny"])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--splits", type=int, default=2)
+    parser.add_argument("--ablation-splits", type=int, default=0,
+                        help="uci: the old recipe and single networks on the first N splits")
+    parser.add_argument("--maps-splits", type=int, default=10**9,
+                        help="uci: the held-out fit and the maps on the first N splits")
     parser.add_argument("--uci-root", default="../shared/data/uci")
     parser.add_argument("--out")
     parser.add_argument("--table", nargs="*", help="print the table of these JSON files")
+    parser.add_argument("--runner", default="benchmarks/results/uci_hetero.json",
+                        help="with --table: the UCI runner's results to compare the NLL with")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.table:
         rows = [r for f in args.table for r in json.loads(Path(f).read_text())["rows"]]
         print(table(rows))
+        if any(r["problem"].startswith("uci") for r in rows) and Path(args.runner).is_file():
+            print("\n" + runner_table(rows, json.loads(Path(args.runner).read_text())))
         return
     start = time.perf_counter()
     if args.group == "gen":
         rows = group_gen(args.seeds)
     elif args.group == "uci":
-        rows = group_uci(args.uci_root, args.splits)
+        rows = group_uci(args.uci_root, args.splits, args.ablation_splits, args.maps_splits)
     else:
         rows = group_tiny(args.seeds)
     doc = {"group": args.group, "seconds": time.perf_counter() - start, "rows": rows,

@@ -58,6 +58,7 @@ def _train_worker(args: argparse.Namespace) -> None:
 
     from varbayes.infer.distributed import get_world_size, is_main_process, process_group
     from varbayes.kinds import fit
+    from varbayes.kinds.registry import LEGACY_HETERO
 
     torch.set_num_threads(args.threads)
     engine = "autograd"
@@ -65,11 +66,11 @@ def _train_worker(args: argparse.Namespace) -> None:
         import functools
         import inspect
 
-        import varbayes.kinds
+        import varbayes.kinds.members
         from varbayes.infer import train
 
-        if "fast" in inspect.signature(train).parameters:
-            varbayes.kinds.train = functools.partial(train, fast=False)  # type: ignore[attr-defined]
+        if "fast" in inspect.signature(train).parameters:  # the loop kinds.fit trains with
+            varbayes.kinds.members.train = functools.partial(train, fast=False)  # type: ignore
     elif get_world_size() == 1:
         engine = "default (fast engine where supported)"
     x, y = make_data(args.rows, 0)
@@ -77,7 +78,8 @@ def _train_worker(args: argparse.Namespace) -> None:
     with process_group("auto", timeout=300) as parallel:
         world = get_world_size() if parallel else 1
         fitted, history = fit("hetero", x, y, generator=torch.Generator().manual_seed(0),
-                              epochs=args.epochs, batch_size=args.batch_size, lr=0.01)
+                              epochs=args.epochs, batch_size=args.batch_size, lr=0.01,
+                              **LEGACY_HETERO)
     if is_main_process():
         pred = fitted.predict(xt, 100, generator=torch.Generator().manual_seed(1))
         nll = float(-pred.log_prob(torch.as_tensor(yt)).mean())
@@ -166,11 +168,12 @@ def bench_predict(args: argparse.Namespace, work: Path) -> list[dict]:
 
     from varbayes import io
     from varbayes.kinds import fit
+    from varbayes.kinds.registry import LEGACY_HETERO
 
     x, y = make_data(5000, 3)
     names = [f"x{j}" for j in range(FEATURES)]
     fitted, _ = fit("hetero", x, y, generator=torch.Generator().manual_seed(0), epochs=20,
-                    batch_size=500, feature_names=names, target_name="y")
+                    batch_size=500, feature_names=names, target_name="y", **LEGACY_HETERO)
     model_dir = work / "model"
     io.save(fitted, model_dir, force=True)
     results = []

@@ -33,6 +33,7 @@ from _bisection import bisection_quantile  # type: ignore[import-not-found]  # n
 from varbayes import io, metrics  # noqa: E402
 from varbayes.data import load_toy  # noqa: E402
 from varbayes.kinds import fit  # noqa: E402
+from varbayes.kinds.registry import LEGACY_HETERO  # noqa: E402
 from varbayes.metrics import crps_mixture  # noqa: E402
 from varbayes.predictive.quantile import mixture_quantile  # noqa: E402
 
@@ -65,7 +66,7 @@ def main() -> None:
         x = np.random.default_rng(1).uniform(-4, 4, (args.rows, 1))
     else:
         fitted, _ = fit("hetero", toy.x_train, toy.y_train[:, 0], epochs=300,
-                        generator=torch.Generator().manual_seed(0))
+                        generator=torch.Generator().manual_seed(0), **LEGACY_HETERO)
         x = np.random.default_rng(1).uniform(toy.x_train.min(), toy.x_train.max(),
                                              (args.rows, 1))
     pred = fitted.predict(x, args.samples, generator=torch.Generator().manual_seed(0))

@@ -126,8 +126,9 @@ def _tampered(model: Path, tmp_path: Path, key: str, value: torch.Tensor) -> Pat
 def test_cli_predict_refuses_nan_and_leaves_nothing(small_model: Path, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     # rho = 3e38: weight draws overflow float32 to +-inf, and inf - inf gives NaN.
-    rho = load_file(str(small_model / io.WEIGHTS_FILE))["model.layers.1.weight_rho"]
-    bad = _tampered(small_model, tmp_path, "model.layers.1.weight_rho", torch.full_like(rho, 3e38))
+    key = "model.members.0.layers.1.weight_rho"  # the CLI's default model is an ensemble
+    rho = load_file(str(small_model / io.WEIGHTS_FILE))[key]
+    bad = _tampered(small_model, tmp_path, key, torch.full_like(rho, 3e38))
     inp = _write(tmp_path / "in.csv", ["x"], [[0.5], [1.0]])
     out = tmp_path / "sub" / "pred.csv"
     out.parent.mkdir()
@@ -140,10 +141,10 @@ def test_cli_predict_refuses_nan_and_leaves_nothing(small_model: Path, tmp_path:
 
 def test_weights_beyond_float32_are_rejected_on_load(small_model: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    loc = load_file(str(small_model / io.WEIGHTS_FILE))["model.layers.0.weight_loc"]
+    loc = load_file(str(small_model / io.WEIGHTS_FILE))["model.members.0.layers.0.weight_loc"]
     big = torch.full(loc.shape, 1e300, dtype=torch.float64)
-    bad = _tampered(small_model, tmp_path, "model.layers.0.weight_loc", big)
-    with pytest.raises(ValueError, match="'model.layers.0.weight_loc' holds values beyond"):
+    bad = _tampered(small_model, tmp_path, "model.members.0.layers.0.weight_loc", big)
+    with pytest.raises(ValueError, match=r"'model.members.0.layers.0.weight_loc' holds values"):
         io.load(bad)
     inp = _write(tmp_path / "in.csv", ["x"], [[0.5]])
     assert main(["predict", str(bad), str(inp), "--out", str(tmp_path / "p.csv")]) == 2

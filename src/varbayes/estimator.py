@@ -61,8 +61,8 @@ class BayesianRegressor(RegressorMixin, EstimatorBase):
     Parameters
     ----------
     model : {'hetero', 'bbb', 'vi', 'vi_analytic', 'mle'}, default='hetero'
-        Model kind, see :mod:`varbayes.kinds`. ``'hetero'`` (Bayes by Backprop with a
-        heteroscedastic head) gives both aleatoric and epistemic uncertainty.
+        Model kind, see :mod:`varbayes.kinds`. ``'hetero'`` (three Bayes-by-Backprop networks
+        with a heteroscedastic head) gives both aleatoric and epistemic uncertainty.
     hidden : int, sequence of int or None, default=None
         Hidden layer sizes (an int means one layer). ``None``: the kind's default.
     epochs : int or None, default=None

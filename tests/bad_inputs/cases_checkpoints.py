@@ -77,7 +77,8 @@ def _pickled(path: Path) -> Path:
 
 
 def _bigger_arch(c: Ctx, path: Path) -> Path:
-    other = io.save(_fn(X, Y, hidden=[6]), c.tmp / "other")
+    members = io.load(path).config["n_members"]  # the same tensors, of other shapes
+    other = io.save(_fn(X, Y, hidden=[6], n_members=members), c.tmp / "other")
     (path / io.WEIGHTS_FILE).write_bytes((other / io.WEIGHTS_FILE).read_bytes())
     return path
 

@@ -31,7 +31,8 @@ def _g() -> torch.Generator:
 
 
 def _fn(X: Any, y: Any = Y, kind: str = "hetero", **kw: Any) -> FittedModel:
-    kw = {"epochs": 2, "hidden": [4], **kw}
+    """A functional fit; ``hetero`` as one network (the cases probe a network's numerics)."""
+    kw = {"epochs": 2, "hidden": [4], **({"n_members": 1} if kind == "hetero" else {}), **kw}
     return fit(kind, X, y, generator=_g(), **kw)[0]
 
 

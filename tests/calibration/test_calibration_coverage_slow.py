@@ -42,15 +42,20 @@ def test_conformal_estimator_marginal_coverage() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("epochs", [50, 200])
-def test_tiny_data_covers_among_and_away(epochs: int) -> None:
-    """15 points on [0, 5] of sin(2x) + x / 2 with noise 0.3: the default 90 % interval covers
-    >= 0.85 of fresh draws on [0, 5] and on [-5, 0] u [5, 10] (3 seeds each; the measured
-    minimum is 0.99, see docs/calibration.md)."""
+@pytest.mark.parametrize("epochs", [50, 200, 500])
+@pytest.mark.parametrize("name", ["sin", "quad"])
+def test_tiny_data_covers_among_and_away(epochs: int, name: str) -> None:
+    """15 points on [0, 5] of sin(2x) + x / 2 or 0.3 x^2 - x with noise 0.3: the default 90 %
+    interval covers >= 0.85 of fresh draws on [0, 5] and on [-5, 0] u [5, 10] (3 seeds each).
+
+    Deterministic given the seeds (no false positives); the measured minimum is 1.000
+    (``docs/calibration.md``, 5 seeds and 6 epoch counts).
+    """
+    fns = {"sin": lambda t: np.sin(2 * t) + 0.5 * t, "quad": lambda t: 0.3 * t**2 - t}
+    f = fns[name]
     for seed in range(3):
         rng = np.random.default_rng([seed, 15])
         x = rng.uniform(0, 5, 15)
-        f = lambda t: np.sin(2 * t) + 0.5 * t  # noqa: E731
         y = f(x) + 0.3 * rng.normal(size=15)
         reg = BayesianRegressor(epochs=epochs, random_state=seed).fit(x[:, None], y)
         away = np.r_[rng.uniform(-5, 0, 500), rng.uniform(5, 10, 500)]

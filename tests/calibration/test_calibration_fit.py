@@ -16,7 +16,8 @@ from varbayes.cli import main
 from varbayes.infer import ELBO, train
 from varbayes.infer.early_stopping import EarlyStopping
 from varbayes.kinds import fit
-from varbayes.kinds.registry import auto_init_rho
+from varbayes.kinds.registry import FIXED_INIT_RHO, hetero_init_rho
+from varbayes.kinds.stopping import MIN_ROWS
 from varbayes.models import BayesianMLP
 
 
@@ -85,12 +86,21 @@ def test_fit_early_stopping_records_and_restores() -> None:
             fit("hetero", x, y, epochs=5, early_stopping=True, **bad)
 
 
-def test_auto_init_rho() -> None:
-    assert math.log1p(math.exp(auto_init_rho(15))) == pytest.approx(0.3)
-    assert math.log1p(math.exp(auto_init_rho(20_000))) == pytest.approx(1.2 / math.sqrt(20_000))
+def test_hetero_init_rho() -> None:
+    """Below MIN_ROWS rows (no validation part) the posterior starts at the prior's scale."""
+    config = {"prior_scale": 1.0}
+    assert math.log1p(math.exp(hetero_init_rho(15, config, MIN_ROWS))) == pytest.approx(1.0)
+    mixture = {"prior": "scale_mixture", "prior_pi": 0.5, "prior_scale": 2.0,
+               "prior_scale2": 0.0}
+    assert math.log1p(math.exp(hetero_init_rho(15, mixture, MIN_ROWS))) == pytest.approx(
+        math.sqrt(2.0))
+    assert hetero_init_rho(MIN_ROWS, config, MIN_ROWS) == FIXED_INIT_RHO
     x, y = _data(40)
-    fitted, _ = fit("hetero", x, y, epochs=2, generator=torch.Generator().manual_seed(0))
-    assert fitted.config["init_rho"] == pytest.approx(auto_init_rho(40))
+    fitted, _ = fit("hetero", x, y, epochs=2, prior_scale=0.5,
+                    generator=torch.Generator().manual_seed(0))
+    assert math.log1p(math.exp(fitted.config["init_rho"])) == pytest.approx(0.5)
+    big, _ = fit("hetero", *_data(100), epochs=2, early_stopping=True, n_members=1)
+    assert big.config["init_rho"] == FIXED_INIT_RHO
     fixed, _ = fit("hetero", x, y, epochs=2, init_rho=-5.0)
     assert fixed.config["init_rho"] == -5.0
 

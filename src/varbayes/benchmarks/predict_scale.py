@@ -22,6 +22,7 @@ from varbayes._heap import keep_freed_memory
 from varbayes.data import load_toy
 from varbayes.data.csvstream import predict_chunk_rows
 from varbayes.kinds import fit
+from varbayes.kinds.registry import LEGACY_HETERO
 from varbayes.predictive.columns import prediction_columns
 
 __all__ = ["format_predict_scale", "run_predict_scale"]
@@ -44,7 +45,7 @@ def run_predict_scale(rows: int = 1_000_000, num_samples: int = 1000, *,
     keep_freed_memory()
     toy = load_toy()
     fitted, _ = fit("hetero", toy.x_train, toy.y_train[:, 0], epochs=200,
-                    generator=torch.Generator().manual_seed(seed))
+                    generator=torch.Generator().manual_seed(seed), **LEGACY_HETERO)
     width = max([1, *fitted.config["hidden"], *(fitted.config.get("noise_hidden") or [])])
     chunk, forward_rows = predict_chunk_rows(num_samples, width)
     lo, hi = float(toy.x_train.min()), float(toy.x_train.max())

@@ -125,7 +125,7 @@ SCHEDULES: dict[str, tuple[Stage, ...]] = {
 #: which reads ``None`` as "the default": for ``bbb`` they replace the post's initialisation by
 #: the one of ``hetero`` (means ~ N(0, 1/fan_in), every rho -5).
 MODEL_OVERRIDES: dict[str, dict[str, Any]] = {
-    "hetero": {"batch_size": None},
+    "hetero": {"batch_size": None, "n_members": 1, "warmup_fraction": 0.0},  # own schedule
     "bbb": {"noise": "learned", "noise_std": 1.0, "estimator": "local", "init_rho": -5.0,
             "init_loc_std": None, "init_rho_bias": None},
     "mle": {"batch_size": None},

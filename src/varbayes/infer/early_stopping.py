@@ -88,6 +88,18 @@ class EarlyStopping:
         self._since_best += 1
         return self._since_best >= self.n_iter_no_change
 
+    def rebase(self, model: nn.Module) -> None:
+        """Go on with ``model``, whose parameters as they are now are the best checkpoint.
+
+        For a change of parametrisation between two training phases (the ``hetero`` warm-up
+        ends with the best checkpoint of its homoscedastic twin moved into the heteroscedastic
+        model): the best score stays, the checkpoint is ``model``'s state, and the patience
+        starts again.
+        """
+        self.model = model
+        self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self._since_best = 0
+
     def restore(self) -> None:
         """Load the best checkpoint's parameters into the model (no-op before any finite score)."""
         if self.best_state is not None:

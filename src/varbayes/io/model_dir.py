@@ -70,7 +70,7 @@ from varbayes.io.checks import (
 )
 from varbayes.io.checks import read_json as _read_json
 from varbayes.io.module_dir import MODULE_FORMAT, is_variational, load_module, save_module
-from varbayes.kinds import DEFAULTS, FittedModel, ModelKind, build_model, make_config
+from varbayes.kinds import DEFAULTS, FittedModel, ModelKind, build_model, get_kind, make_config
 from varbayes.kinds.ivon import is_ivon
 from varbayes.optim.posterior import check_posterior
 
@@ -340,7 +340,7 @@ def _rebuild_config(raw: Any, where: Path) -> dict[str, Any]:
         raise ValueError(
             f"{where}: config key 'in_features' must be a positive integer, got {in_features!r}"
         )
-    defaults = DEFAULTS[kind]
+    rest, defaults = {**get_kind(kind).absent, **rest}, DEFAULTS[kind]  # Kind.absent: see there
     for key, value in rest.items():
         if key in defaults and not _type_ok(value, defaults[key]):
             raise ValueError(

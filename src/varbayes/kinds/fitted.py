@@ -26,15 +26,15 @@ from varbayes._validation import (
 from varbayes.calibration import (
     CalibratedPrediction,
     CalibrationMap,
-    ScaleMap,
     check_method,
 )
 from varbayes.data.transforms import Standardizer
-from varbayes.infer import History, NonFinitePolicy, train
+from varbayes.infer import History, NonFinitePolicy
 from varbayes.kinds.calibrated import calibrate, calibration_rows
-from varbayes.kinds.config import build_model, make_config
-from varbayes.kinds.registry import ModelKind, auto_init_rho, get_kind
-from varbayes.kinds.stopping import plan_validation
+from varbayes.kinds.config import make_config
+from varbayes.kinds.members import spread_factor, train_networks
+from varbayes.kinds.registry import ModelKind, get_kind, hetero_init_rho
+from varbayes.kinds.stopping import MIN_ROWS, plan_validation
 from varbayes.predictive import Prediction, predictive
 
 __all__ = [
@@ -86,7 +86,7 @@ class FittedModel(nn.Module):
         #: The calibration map (:mod:`varbayes.calibration`) applied by
         #: :meth:`predict_calibrated`, or ``None``. Saved with the model.
         self.calibration: CalibrationMap | None = None
-        #: Factor on the predictive spread fitted on the early-stopping validation part (1: none),
+        #: Factor on the predictive spread fitted on the early-stopping validation parts (1: none),
         #: applied by :meth:`predict`; saved with the model.
         self.spread_factor = 1.0
         #: Temperature of a classifier's predictive fitted on the early-stopping validation part
@@ -167,11 +167,6 @@ class FittedModel(nn.Module):
         return pred if self.calibration is None else self.calibration.apply(pred)
 
 
-#: Weight draws of the validation predictive that ``rescale`` fits its factor on.
-RESCALE_DRAWS = 100
-#: Pseudo-rows at factor 1 that the fitted spread factor is shrunk with (geometrically).
-RESCALE_PRIOR_ROWS = 50
-
 #: The dtype the networks compute in; data are standardised in float64, then cast to it.
 WORKING_DTYPE = torch.float32
 
@@ -240,18 +235,21 @@ def fit(
         Hold out a validation part of the rows and stop at the best validation log predictive
         density (see :mod:`varbayes.kinds.stopping`); ``epochs`` becomes the most epochs. The
         estimator and the CLI turn it on by default. Skipped (recorded in
-        ``fitted.fit_info``) when there are too few rows for a validation part.
+        ``fitted.fit_info``) when there are too few rows for a validation part. The members
+        of a ``hetero`` ensemble (``n_members``) get disjoint validation parts and keep their
+        best checkpoints; their noise warm-up (``warmup_fraction``) and training are
+        :mod:`varbayes.kinds.members`'s.
     validation_fraction : float in (0, 1), default=0.1
         Share of the rows in the validation part (at least
         :data:`~varbayes.kinds.stopping.MIN_VALIDATION` rows).
     n_iter_no_change : int, default=20
         Validation checks without improvement before training stops.
     rescale : bool, default=True
-        With early stopping: after restoring the best checkpoint, fit one factor on the
-        predictive spread by the validation part's NLL (:class:`~varbayes.calibration.ScaleMap`)
-        and keep it as ``fitted.spread_factor``, shrunk towards 1 on small validation parts
-        (``factor ** (n_val / (n_val + 50))``); a classifier (``family`` kind) fits its
-        temperature there instead (:mod:`varbayes.calibration.temperature`).
+        With early stopping: after restoring the best checkpoints, fit one factor on the
+        predictive spread so that the members' 90 % intervals cover 90 % of their validation
+        rows (:func:`varbayes.kinds.members.spread_factor`), kept as ``fitted.spread_factor``;
+        a classifier (``family`` kind) fits its temperature there instead
+        (:mod:`varbayes.calibration.temperature`).
     calibration : {None, 'scale', 'isotonic', 'conformal'}, default=None
         Hold out a calibration part (``validation_fraction`` of the rows, apart from the
         validation part) and fit this map of :mod:`varbayes.calibration` on it, see
@@ -315,44 +313,21 @@ def fit(
     ys = _standardised(y_scaler, yt[:, None], "y")[:, 0]
     xs, ys = xs.to(dev), ys.to(dev)
     kind_spec = get_kind(config["kind"])
+    members = int(config.get("n_members", 1))
     plan = plan_validation(xs.shape[0], early_stopping, validation_fraction, n_iter_no_change,
-                           int(config["epochs"]), generator)
-    fit_x, fit_y, monitor = xs, ys, None
+                           int(config["epochs"]), generator, members)
     if "init_rho" in config and config["init_rho"] is None:
-        rows = xs.shape[0] if plan.fit_rows is None else int(plan.fit_rows.numel())
-        config["init_rho"] = auto_init_rho(rows)
-    model = build_model(config, generator).to(dev)  # initialised on the CPU
-    if plan.fit_rows is not None and plan.val_rows is not None:
-        fit_x, fit_y = xs[plan.fit_rows], ys[plan.fit_rows]
-        post_fit = kind_spec.post_fit
-        refresh = None if post_fit is None else (
-            lambda: post_fit(model, fit_x, fit_y))  # e.g. the MLE's residual std
-        monitor = plan.monitor(model, xs[plan.val_rows], ys[plan.val_rows],
-                               float(y_scaler.std.double().log()), refresh)
-    history = train(
-        model, kind_spec.objective(config, fit_x.shape[0]), fit_x, fit_y,
-        epochs=int(config["epochs"]), lr=float(config["lr"]), batch_size=config["batch_size"],
-        generator=_on(dev, generator), nonfinite=nonfinite, progress=progress,
-        desc=config["kind"],
-        distributed=distributed, callback=monitor, callback_every=plan.check_every,
-    )
-    if monitor is not None:
-        monitor.restore()
-    if kind_spec.post_fit is not None:
-        kind_spec.post_fit(model, fit_x, fit_y)
-    model.eval()
+        config["init_rho"] = hetero_init_rho(xs.shape[0], config, MIN_ROWS)
+    model, history, info = train_networks(
+        kind_spec, config, xs, ys, plan, generator=generator,  # initialised on the CPU
+        train_generator=_on(dev, generator), log_y_std=float(y_scaler.std.double().log()),
+        nonfinite=nonfinite, progress=progress, distributed=distributed)
     fitted = FittedModel(config, model, x_scaler, y_scaler, feature_names=feature_names,
                          target_name=target_name).to(dev)
-    if monitor is not None and rescale and plan.val_rows is not None:
-        val = predictive(model, xs[plan.val_rows], RESCALE_DRAWS,
-                         generator=generator_on(dev, plan.seed))
-        factor = ScaleMap.fit(val, ys[plan.val_rows].double()).factor
-        # Shrunk towards 1 as if RESCALE_PRIOR_ROWS more rows had found 1: on 20 rows the
-        # NLL-optimal factor is too noisy to trust whole (docs/calibration.md).
-        n_val = plan.val_rows.numel()
-        fitted.spread_factor = factor ** (n_val / (n_val + RESCALE_PRIOR_ROWS))
-    fitted.fit_info = plan.info(monitor)
-    if monitor is not None:
+    fitted.fit_info = info
+    if plan.val_rows is not None:
+        if rescale:
+            fitted.spread_factor = spread_factor(model, xs, ys, plan)
         fitted.fit_info["spread_factor"] = fitted.spread_factor
     fitted.validation_rows = plan.val_rows  # not saved: which rows the callers may reuse
     return fitted, history

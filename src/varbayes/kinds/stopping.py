@@ -8,6 +8,10 @@ weight draws, the same draws at every check so that checks compare the model, no
 training stops after ``n_iter_no_change`` checks without a new best, and the best checkpoint is
 kept (``docs/calibration.md`` measures keeping it against refitting on all rows).
 
+The members of an ensemble (``n_members``) each get their own validation part: the parts are
+disjoint while the rows allow (``n_members * n_val <= n``), so every row trains all members but
+one, and no refit on all rows is needed (``docs/calibration.md`` measures it).
+
 With fewer than :data:`MIN_ROWS` rows there is no validation part worth the name: the model
 trains on every row for the configured ``epochs``, and ``fit_info`` says so.
 """
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -38,7 +42,11 @@ VALIDATION_DRAWS = 32
 
 @dataclass
 class ValidationPlan:
-    """Rows and schedule of the validation checks (``fit_rows`` None: no early stopping)."""
+    """Rows and schedule of the validation checks (``fit_rows`` None: no early stopping).
+
+    ``fit_rows`` and ``val_rows`` are the first member's; ``folds`` holds every member's
+    ``(fit rows, validation rows)``.
+    """
 
     fit_rows: Tensor | None
     val_rows: Tensor | None
@@ -46,24 +54,28 @@ class ValidationPlan:
     n_iter_no_change: int
     reason: str
     seed: int = 0
+    folds: list[tuple[Tensor, Tensor]] = field(default_factory=list)
 
     def monitor(self, model: nn.Module, x_val: Tensor, y_val: Tensor, log_y_std: float,
                 refresh: Callable[[], None] | None = None) -> EarlyStopping:
-        """The callback scoring ``model`` on standardised validation rows, in data units.
+        """The callback scoring its model on standardised validation rows, in data units.
 
-        ``refresh()``, when given, runs before each score (the MLE sets its residual noise).
+        It scores the model it holds at each check (``model`` until a caller sets
+        ``stopper.model``, as the ``hetero`` warm-up does for its twin). ``refresh()``, when
+        given, runs before each score (the MLE sets its residual noise).
         """
         seed = self.seed
 
         def score() -> float:
             if refresh is not None:
                 refresh()
-            pred = predictive(model, x_val, VALIDATION_DRAWS,
+            pred = predictive(stopper.model, x_val, VALIDATION_DRAWS,
                               generator=torch.Generator(x_val.device).manual_seed(seed))
             return float(pred.log_prob(y_val).double().mean()) - log_y_std
 
-        return EarlyStopping(model, score, check_every=self.check_every,
-                             n_iter_no_change=self.n_iter_no_change)
+        stopper = EarlyStopping(model, score, check_every=self.check_every,
+                                n_iter_no_change=self.n_iter_no_change)
+        return stopper
 
     def info(self, monitor: EarlyStopping | None) -> dict[str, Any]:
         """JSON record of what was done, for ``FittedModel.fit_info``."""
@@ -76,9 +88,13 @@ class ValidationPlan:
 
 def plan_validation(
     n: int, early_stopping: bool, validation_fraction: float, n_iter_no_change: int,
-    epochs: int, generator: torch.Generator | None,
+    epochs: int, generator: torch.Generator | None, members: int = 1,
 ) -> ValidationPlan:
-    """Check the early-stopping options and choose the validation rows of ``n`` rows."""
+    """Check the early-stopping options and choose the validation rows of ``n`` rows.
+
+    ``members`` networks get validation parts that are disjoint while the rows allow (member
+    ``m``'s part starts ``m * n_val`` places further along one random order, wrapping round).
+    """
     if not isinstance(early_stopping, bool):
         raise TypeError(f"early_stopping must be a bool, got {early_stopping!r}")
     fraction = float(check_scalar(validation_fraction, "validation_fraction", low=0.0,
@@ -95,5 +111,8 @@ def plan_validation(
     n_val = min(n_val, n - MIN_VALIDATION)
     order = torch.randperm(n, generator=generator)
     seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-    return ValidationPlan(order[n_val:].sort().values, order[:n_val].sort().values, every,
-                          patience, "", seed)
+    folds = []
+    for m in range(members):
+        turned = order.roll(-m * n_val)
+        folds.append((turned[n_val:].sort().values, turned[:n_val].sort().values))
+    return ValidationPlan(*folds[0], every, patience, "", seed, folds)

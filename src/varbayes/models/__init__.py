@@ -18,6 +18,7 @@ so that the predictive of ``y`` is the mixture
 * :class:`BayesianMLP` -- Bayes by Backprop with :class:`~varbayes.nn.layers.BayesLinear` layers and
   an output :class:`Head`: fixed noise (the post's 0.1), learned homoscedastic noise, or a
   heteroscedastic head that predicts :math:`\\sigma(x)` as well (both uncertainties in one model).
+* :class:`Ensemble` -- ``M`` of these networks; the predictive is the mixture of theirs.
 * :class:`FamilyMLP` -- the same network with the head of another likelihood (Student-t,
   Poisson, exponential, Bernoulli, categorical), its parameters in ``ModelOutput.family``.
 """
@@ -27,12 +28,14 @@ from __future__ import annotations
 from varbayes.models.amortized import AmortizedVI
 from varbayes.models.base import Head, Model, ModelOutput
 from varbayes.models.bayesian import BayesianMLP
+from varbayes.models.ensemble import Ensemble
 from varbayes.models.family import FamilyMLP
 from varbayes.models.mle import MLPRegressor
 
 __all__ = [
     "AmortizedVI",
     "BayesianMLP",
+    "Ensemble",
     "FamilyMLP",
     "Head",
     "MLPRegressor",
