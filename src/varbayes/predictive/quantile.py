@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from varbayes._threads import available_threads
+from varbayes.predictive.quantile_runs import run_series, scale_runs
 from varbayes.predictive.quantile_series import (
     ORDER,
     series_cdf_terms,
@@ -231,8 +232,9 @@ def _solve_chunk(loc: Tensor, scale: Tensor, levels: Tensor, tol: float) -> Tens
     spread = sigma / rho
     m: Tensor | None = None
     w: Tensor | None = None
+    w_raw: Tensor | None = None
     if not bool(common.all()):  # rows of several scales: everything from their components
-        w = scale.to(big).t().contiguous()  # reductions along a row's own components only
+        w = w_raw = scale.to(big).t().contiguous()  # reductions along a row's own components
         spread = torch.where(common, spread, ((w * w).mean(1) + dev_var).sqrt())
     spread = spread.clamp_min(torch.finfo(big).tiny)
     m_lo, m_hi = dev.amin(1) / spread, dev.amax(1) / spread
@@ -255,16 +257,28 @@ def _solve_chunk(loc: Tensor, scale: Tensor, levels: Tensor, tol: float) -> Tens
     row = torch.arange(c, device=loc.device).repeat(k)  # element -> row of the chunk
     result = torch.empty_like(u)
     exact = torch.ones_like(u, dtype=torch.bool)
-    use = common & (bound <= tol * _SERIES_BOUND_PER_TOL)
-    if bool(use.any()):
+
+    def on_series(use: Tensor, bound: Tensor, evaluate: _Evaluate) -> None:
+        """Solve the elements of rows ``use`` on a series with remainder ``bound`` (c,)."""
+        use = use & (bound <= tol * _SERIES_BOUND_PER_TOL)
+        if not bool(use.any()):
+            return
         at = use.index_select(0, row).nonzero()[:, 0]
-        got, dens = _halley(u[at], lo[at], hi[at], q[at], row[at],
-                            _series(coefficients, rho), tol, whole=False)
+        got, dens = _halley(u[at], lo[at], hi[at], q[at], row[at], evaluate, tol, whole=False)
         # Keep a quantile only where the remainder moves it by far less than the resolution;
         # the others are solved on the components.
         kept = bound.index_select(0, row[at]) <= dens * tol * (1 + got.abs()) / 16
         result[at[kept]] = got[kept]
         exact[at[kept]] = False
+
+    on_series(common, bound, _series(coefficients, rho))
+    if w_raw is not None:  # rows of a few scales, each shared by a run of draws (an ensemble)
+        usable = ~common & (w_raw.amin(1) > 0) & torch.isfinite(w_raw).all(1)
+        for rows, runs in scale_runs(w_raw, usable):
+            run_bound, evaluate = run_series(comp_loc, w_raw, centre, spread, rows, runs)
+            bound_at = torch.full_like(bound, math.inf)
+            bound_at[rows] = run_bound
+            on_series(torch.isfinite(bound_at), bound_at, evaluate)
     if bool(exact.any()):
         if m is None or w is None:
             m, w = dev / spread[:, None], rho[:, None]  # one scale per row: (c, 1)
