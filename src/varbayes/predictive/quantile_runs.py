@@ -17,6 +17,7 @@ does not depend on the other rows of the batch.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -28,7 +29,7 @@ from varbayes.predictive.quantile_series import (
     series_polynomials,
 )
 
-__all__ = ["MAX_RUNS", "run_series", "scale_runs"]
+__all__ = ["MAX_RUNS", "RunSeries", "run_series", "scale_runs"]
 
 #: Rows with more runs of one scale than this are solved on their components.
 MAX_RUNS = 8
@@ -69,8 +70,19 @@ def scale_runs(scale: Tensor, candidates: Tensor) -> list[tuple[Tensor, list[int
             for i, key in enumerate(keys)]
 
 
+class RunSeries(NamedTuple):
+    """The run-by-run series of some rows: see :func:`run_series`."""
+
+    bound: Tensor  #: (r,) remainder bound of each row's CDF, in probability
+    evaluate: _Evaluate  #: CDF, density and slope (in ``u``) at elements of chunk rows
+    skew: Tensor  #: (r,) the mixture's third moment in spread units
+    kurt: Tensor  #: (r,) its fourth moment minus 3 (the excess kurtosis at unit variance)
+    scale_min: Tensor  #: (r,) the smallest component scale, in spread units
+    scale_max: Tensor  #: (r,) the largest
+
+
 def run_series(loc: Tensor, scale: Tensor, centre: Tensor, spread: Tensor, rows: Tensor,
-               bounds: list[int]) -> tuple[Tensor, _Evaluate]:
+               bounds: list[int]) -> RunSeries:
     """The run-by-run moment series of ``rows`` (one pattern of :func:`scale_runs`).
 
     Parameters
@@ -78,7 +90,8 @@ def run_series(loc: Tensor, scale: Tensor, centre: Tensor, spread: Tensor, rows:
     loc, scale : Tensor of shape (c, S)
         The chunk's component means and scales (float64), one row per mixture.
     centre, spread : Tensor of shape (c,)
-        Each row's centre and spread: the series works in ``u = (y - centre) / spread``.
+        Each row's mean and spread (the square root of its second central moment): the series
+        works in ``u = (y - centre) / spread``.
     rows : Tensor of shape (r,)
         Chunk rows of this pattern.
     bounds : list of int
@@ -86,29 +99,39 @@ def run_series(loc: Tensor, scale: Tensor, centre: Tensor, spread: Tensor, rows:
 
     Returns
     -------
-    bound : Tensor of shape (r,)
-        The remainder bound of each row's CDF, in probability.
-    evaluate : callable
-        ``evaluate(u, row)``: CDF, density and slope (in ``u``) at elements ``u`` of chunk
-        rows ``row`` (all in ``rows``).
+    RunSeries
+        The remainder bounds, the evaluator ``evaluate(u, row)`` for elements ``u`` of chunk
+        rows ``row`` (all in ``rows``), and the moments and extreme scales that start and
+        bracket the search (from the runs' moments: O(runs) per row, not O(S)).
     """
-    m, w = loc.index_select(0, rows), scale.index_select(0, rows)
+    every = rows.numel() == loc.shape[0]
+    m = loc if every else loc.index_select(0, rows)
     c0, sp = centre.index_select(0, rows), spread.index_select(0, rows)
     s = m.shape[1]
-    offsets, rhos, polys = [], [], []
+    offsets, rhos, polys, moments = [], [], [], []
     bound = torch.zeros_like(c0)
     weights = torch.tensor([(b - a) / s for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
                            dtype=m.dtype, device=m.device)
     for g, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-        part, sigma = m[:, a:b], w[:, a]
+        part, sigma = m[:, a:b], scale[:, a].index_select(0, rows)
         mean = part.mean(1)
         coefficients, remainder = series_coefficients((part - mean[:, None]) / sigma[:, None])
         bound = bound + weights[g] * remainder
         offsets.append((mean - c0) / sp)
         rhos.append(sigma / sp)
         polys.append(series_polynomials(coefficients))
+        moments.append(coefficients[:, 2:5] * torch.tensor([2.0, 6.0, 24.0], dtype=m.dtype,
+                                                            device=m.device))  # M_2, M_3, M_4
     off, rho = torch.stack(offsets, 1), torch.stack(rhos, 1)  # (r, G)
     poly = torch.stack(polys, 1)  # (r, G, 3, ORDER + 1)
+    mk = torch.stack(moments, 1)  # (r, G, 3)
+    # Raw moments of each run's means about the row's centre (M_1 = 0), then the mixture's.
+    d, r2 = off, rho * rho
+    e2 = d * d + r2 * mk[..., 0]
+    e3 = d**3 + 3 * d * r2 * mk[..., 0] + r2 * rho * mk[..., 1]
+    e4 = d**4 + 6 * d * d * r2 * mk[..., 0] + 4 * d * r2 * rho * mk[..., 1] + r2 * r2 * mk[..., 2]
+    skew = ((e3 + 3 * r2 * d) * weights).sum(1)
+    kurt = ((e4 + 6 * r2 * e2 + 3 * r2 * r2) * weights).sum(1) - 3
     local = torch.full((loc.shape[0],), -1, dtype=torch.long, device=loc.device)
     local[rows] = torch.arange(rows.numel(), device=loc.device)
     groups = len(bounds) - 1
@@ -124,4 +147,4 @@ def run_series(loc: Tensor, scale: Tensor, centre: Tensor, spread: Tensor, rows:
                 (dens.view(shape) / r * weights).sum(1),
                 (slope.view(shape) / (r * r) * weights).sum(1))
 
-    return bound, evaluate
+    return RunSeries(bound, evaluate, skew, kurt, rho.amin(1), rho.amax(1))
