@@ -12,7 +12,11 @@ Rows (each a whole process where the issue says so, timed from this parent):
   ``varbayes benchmark speed`` does (:func:`varbayes.benchmarks.speed._post_train` on
   ``_data(150)``, 2000 full-batch epochs). That process also imports
   ``varbayes.benchmarks.speed``, which the post's script would not; the child times that import
-  and it is subtracted. Fastest of ``--repeats``, interleaved; target post / varbayes >= 4.
+  and it is subtracted. The post's process runs on one intra-op thread (``OMP_NUM_THREADS=1``,
+  its fastest on a shared machine: with a second thread its autograd loop stalls on every
+  operation, see "Threads" in docs/performance.md); ``varbayes fit`` picks its threads itself
+  (one for a problem this small). Fastest of ``--repeats // 2``, interleaved; target
+  post / varbayes >= 4.
 * CRPS at S = 1000 draws: :func:`varbayes.metrics.crps_mixture` against the closed form with all
   S^2 pairs, on a bbb-like mixture (means spread 10x the scale, the case measured at 1.6e-2 with
   the 256-component estimate); target relative error <= 1e-3 (tested to 1e-12 in
@@ -44,11 +48,12 @@ import numpy as np
 PY = sys.executable
 
 
-def _run(cmd: list[str], *, check: bool = True) -> dict[str, Any]:
+def _run(cmd: list[str], *, check: bool = True,
+         env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run ``cmd``; its wall seconds, exit code and stdout (exit unless it succeeds, if
     ``check``)."""
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     wall = time.perf_counter() - start
     if check and proc.returncode != 0:
         _fail(cmd, proc.returncode, proc.stderr)
@@ -108,7 +113,7 @@ def fit_vs_post(repeats: int, work: Path) -> list[tuple[str, str, str, bool]]:
     best_vb, best_post = float("inf"), float("inf")
     for _ in range(repeats):
         best_vb = min(best_vb, _run(vb)["wall"])
-        post = _run([PY, "-c", _POST])
+        post = _run([PY, "-c", _POST], env={**os.environ, "OMP_NUM_THREADS": "1"})
         best_post = min(best_post, post["wall"] - float(post["out"].split()[-1]))
     ratio = best_post / best_vb
     return [("`varbayes fit --model bbb` (2000 epochs) vs the post's script, whole processes",
