@@ -107,10 +107,12 @@ def test_hetero_init_rho() -> None:
 
 
 def test_calibration_part_is_sized_for_an_exact_ninety_percent() -> None:
-    """``n_cal + 1`` a multiple of 10 where 20 rows are left to train on; else as before."""
+    """``n_cal + 1`` a multiple of 10 where 20 rows are left to train on, as many as 80 (a
+    validation part) where there were 80 before; else as before."""
     sizes = {n: len(calibration_rows(n, 0.1, torch.Generator().manual_seed(0))[1])
-             for n in (45, 48, 49, 200, 277, 691, 1000)}
-    assert sizes == {45: 20, 48: 20, 49: 29, 200: 29, 277: 29, 691: 69, 1000: 109}
+             for n in (45, 48, 49, 99, 100, 108, 109, 200, 277, 691, 1000)}
+    assert sizes == {45: 20, 48: 20, 49: 29, 99: 29, 100: 20, 108: 20, 109: 29, 200: 29,
+                     277: 29, 691: 69, 1000: 109}
     assert len(calibration_rows(1000, 0.5, None)[1]) == 509
 
 

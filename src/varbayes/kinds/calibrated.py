@@ -17,7 +17,7 @@ from torch import Tensor
 
 from varbayes._validation import check_scalar, check_X_y
 from varbayes.calibration import CalibrationMap, check_method, fit_calibration
-from varbayes.kinds.stopping import MIN_VALIDATION
+from varbayes.kinds.stopping import MIN_ROWS, MIN_VALIDATION
 
 __all__ = ["CONFORMAL_STEP", "calibrate", "calibration_rows"]
 
@@ -33,8 +33,10 @@ def calibration_rows(n: int, fraction: float, generator: torch.Generator | None
 
     The calibration part has ``round(fraction * n)`` rows (at least
     :data:`~varbayes.kinds.stopping.MIN_VALIDATION`), rounded up to the next count ``m`` with
-    ``m + 1`` a multiple of :data:`CONFORMAL_STEP` while :data:`MIN_VALIDATION` rows are left to
-    train on (at most 9 rows more). The count depends on ``n`` and ``fraction`` alone, never
+    ``m + 1`` a multiple of :data:`CONFORMAL_STEP` (at most 9 rows more) where that leaves
+    :data:`MIN_VALIDATION` rows to train on and does not take them below
+    :data:`~varbayes.kinds.stopping.MIN_ROWS` (below it training has no validation part: the
+    rounding must not change how the model trains). The count depends on ``n`` and ``fraction`` alone, never
     on the data, so the conformal guarantee (coverage >= level, and <= level + 1 / (m + 1)
     without ties) holds as for any fixed ``m``; rounding only removes the excess of the 90 %
     interval's expected coverage over 0.9, up to ``0.9 / (m + 1)`` (``docs/calibration.md``).
@@ -43,7 +45,7 @@ def calibration_rows(n: int, fraction: float, generator: torch.Generator | None
                                   low_inclusive=False, high_inclusive=False))
     n_cal = max(MIN_VALIDATION, round(fraction * n))
     rounded = n_cal + (-(n_cal + 1)) % CONFORMAL_STEP
-    if n - rounded >= MIN_VALIDATION:
+    if n - rounded >= MIN_VALIDATION and (n - rounded >= MIN_ROWS) == (n - n_cal >= MIN_ROWS):
         n_cal = rounded
     if n - n_cal < MIN_VALIDATION:
         raise ValueError(
