@@ -36,10 +36,11 @@ def calibration_rows(n: int, fraction: float, generator: torch.Generator | None
     ``m + 1`` a multiple of :data:`CONFORMAL_STEP` (at most 9 rows more) where that leaves
     :data:`MIN_VALIDATION` rows to train on and does not take them below
     :data:`~varbayes.kinds.stopping.MIN_ROWS` (below it training has no validation part: the
-    rounding must not change how the model trains). The count depends on ``n`` and ``fraction`` alone, never
-    on the data, so the conformal guarantee (coverage >= level, and <= level + 1 / (m + 1)
-    without ties) holds as for any fixed ``m``; rounding only removes the excess of the 90 %
-    interval's expected coverage over 0.9, up to ``0.9 / (m + 1)`` (``docs/calibration.md``).
+    rounding must not change how the model trains). The count depends on ``n`` and
+    ``fraction`` alone, never on the data, so the conformal guarantee (coverage >= level, and
+    <= level + 1 / (m + 1) without ties) holds as for any fixed ``m``; the rounding removes the
+    excess of the 90 % interval's expected coverage over 0.9, up to ``0.9 / (m + 1)``
+    (``docs/calibration.md``).
     """
     fraction = float(check_scalar(fraction, "validation_fraction", low=0.0, high=1.0,
                                   low_inclusive=False, high_inclusive=False))
