@@ -37,6 +37,8 @@ Usage::
 
     python benchmarks/spread_factor.py --uci-root ../shared/data/uci --splits 10 \\
         --out benchmarks/results/spread_factor.json
+    python benchmarks/spread_factor.py --uci-root ../shared/data/uci --splits 20 \\
+        --datasets yacht --no-gen --out benchmarks/results/spread_factor_yacht20.json
 """
 
 from __future__ import annotations
