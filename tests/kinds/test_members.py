@@ -153,8 +153,10 @@ def test_n_members_and_warmup_fraction_are_estimator_options(tmp_path: Path) -> 
     ({"model": "mle", "n_members": 2}, ValueError, "n_members=2 does not apply to model='mle'"),
     ({"likelihood": "poisson", "warmup_fraction": 0.5}, ValueError,
      "warmup_fraction=0.5 does not apply to model='family'"),
-    ({"method": "ivon", "n_members": 3}, ValueError, "n_members=3 does not apply to "
-                                                     "method='ivon'"),
+    ({"method": "ivon", "n_members": 3}, ValueError, r"n_members=3: method='ivon' trains one "
+                                                     r"network \(n_members=1\)"),
+    ({"method": "ivon", "warmup_fraction": 0.5}, ValueError, "warmup_fraction=0.5: method='ivon' "
+                                                             "trains without the noise warm-up"),
 ])
 def test_bad_n_members_or_warmup_fraction_is_refused_at_fit(
         options: dict[str, object], error: type[Exception], match: str) -> None:
@@ -183,12 +185,16 @@ def test_cli_n_members_and_warmup_fraction(tmp_path: Path,
                       (["--model", "mle", "--n-members", "2"], "--n-members applies to --model "
                                                                "hetero"),
                       (["--likelihood", "poisson", "--warmup-fraction", "0.2"],
-                       "--warmup-fraction applies to --model hetero"),
-                      (["--method", "ivon", "--n-members", "2"], "n_members=2 does not apply "
-                                                                 "to method='ivon'")):
+                       "--warmup-fraction applies to --model hetero with the gaussian"),
+                      (["--method", "ivon", "--n-members", "2"], "n_members=2: method='ivon' "
+                                                                 "trains one network")):
         with pytest.raises(SystemExit) as stop:  # argparse's errors exit, the others return
             raise SystemExit(main([*fit_args, *bad, "--out", str(tmp_path / "bad")]))
         assert stop.value.code == 2
         err = capsys.readouterr().err
         assert says in err and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "bad").exists()
+    # the family kind of --likelihood takes --n-members too (one network by default)
+    assert main([*fit_args, "--likelihood", "poisson", "--n-members", "2", "--out",
+                 str(tmp_path / "counts")]) == 0
+    assert len(members_of(io.load(tmp_path / "counts").model)) == 2
