@@ -112,17 +112,20 @@ def _single_networks(x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarra
 
 
 def run_problem(x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray, seed: int,
-                samples: int = 200, ablation: bool = True, maps: bool = True) -> dict[str, Any]:
-    """Every variant on one problem (``ablation``: also the old recipe and single networks)."""
+                samples: int = 200, ablation: bool = True, maps: bool = True,
+                defaults: bool = True) -> dict[str, Any]:
+    """Every variant on one problem (``ablation``: also the old recipe and single networks;
+    ``defaults=False``: not the defaults' fit, e.g. to add maps to rows measured before)."""
     out: dict[str, Any] = {"n": int(len(y)), "d": int(x.shape[1])}
     t = time.perf_counter()
     if ablation:
         out["old_default"] = _kinds_fit(x, y, xt, yt, seed, samples, **OLD_RECIPE)[0]
         out.update(_single_networks(x, y, xt, yt, seed, samples))
-    new = BayesianRegressor(random_state=seed, num_samples=samples).fit(x, y)
-    out["default"] = _scores(yt, new._prediction(xt))
-    out["default"]["epochs"] = new.model_.fit_info.get("best_epoch")
-    out["default"]["spread_factor"] = new.model_.spread_factor
+    if defaults:
+        new = BayesianRegressor(random_state=seed, num_samples=samples).fit(x, y)
+        out["default"] = _scores(yt, new._prediction(xt))
+        out["default"]["epochs"] = new.model_.fit_info.get("best_epoch")
+        out["default"]["spread_factor"] = new.model_.spread_factor
     if maps:  # one fit with a calibration part held out (as calibration=... does), every map
         cal = BayesianRegressor(random_state=seed, num_samples=samples, calibration="scale")
         cal.fit(x, y)
@@ -131,6 +134,7 @@ def run_problem(x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray, se
         base_cal = cal.model_.predict(x[held], samples, generator=gen)
         base = cal.model_.predict(xt, samples, generator=torch.Generator().manual_seed(1))
         out["held_out_uncalibrated"] = _scores(yt, base)
+        out["n_cal"] = int(len(held))
         for method in ("scale", "isotonic", "conformal"):
             out[method] = _scores(yt, fit_calibration(method, base_cal, y[held]).apply(base))
         out["conformal_abs"] = _abs_conformal(base_cal, y[held], base, yt)
@@ -149,29 +153,33 @@ def _held_rows(reg: BayesianRegressor, x: np.ndarray) -> np.ndarray:
     return held.numpy()
 
 
-def group_gen(seeds: int) -> list[dict[str, Any]]:
+def group_gen(seeds: int, maps_only: bool = False) -> list[dict[str, Any]]:
     rows = []
     for n, d, case_seeds in GEN_CASES:
         for seed in range(min(seeds, case_seeds)):
             x, y, xt, yt = generator(n, d, seed)
             rows.append({"problem": f"gen n={n} d={d}", "seed": seed,
-                         **run_problem(x, y, xt, yt, seed)})
+                         **run_problem(x, y, xt, yt, seed, ablation=not maps_only,
+                                       defaults=not maps_only)})
             print(json.dumps(_short(rows[-1])), file=sys.stderr, flush=True)
     return rows
 
 
-def group_uci(root: str, splits: int, ablation_splits: int, maps_splits: int
+def group_uci(root: str, splits: int, ablation_splits: int, maps_splits: int,
+              datasets: list[str] | None = None, maps_only: bool = False
               ) -> list[dict[str, Any]]:
     from varbayes.data import list_uci, load_uci
 
     rows = []
     for name in list_uci(root):
+        if datasets and name not in datasets:
+            continue
         for split in range(splits):
             data = load_uci(name, split, root=root)
             rows.append({"problem": f"uci {name}", "seed": split,
                          **run_problem(data.x_train, data.y_train, data.x_test, data.y_test,
                                        split, ablation=split < ablation_splits,
-                                       maps=split < maps_splits)})
+                                       maps=split < maps_splits, defaults=not maps_only)})
             print(json.dumps(_short(rows[-1])), file=sys.stderr, flush=True)
     return rows
 
@@ -212,9 +220,20 @@ VARIANTS = (("old_default", "old recipe"), ("single_ckpt", "one network, checkpo
             ("conformal_abs", "conformal, |y - mean|"))
 
 
+def merge(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per problem, seed (and epochs): the variants of later rows added or replacing."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        key = (r["problem"], r["seed"], r.get("epochs") if r["problem"].startswith("tiny")
+               else None)
+        merged[key] = {**merged.get(key, {}), **r}
+    return list(merged.values())
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """Markdown: per problem, mean over seeds of coverage / width / NLL of every variant."""
-    problems = list(dict.fromkeys(r["problem"] for r in rows if "default" in r))
+    problems = list(dict.fromkeys(r["problem"] for r in rows
+                                  if any(k in r for k, _ in VARIANTS)))
     lines = ["| problem | seeds | " + " | ".join(t for _, t in VARIANTS) + " |",
              "|---|---|" + "---|" * len(VARIANTS)]
     for p in problems:
@@ -279,23 +298,35 @@ def main() -> None:
     parser.add_argument("--maps-splits", type=int, default=10**9,
                         help="uci: the held-out fit and the maps on the first N splits")
     parser.add_argument("--uci-root", default="../shared/data/uci")
+    parser.add_argument("--datasets", nargs="*", help="uci: only these data sets")
+    parser.add_argument("--conformal-step", type=int,
+                        help="round the calibration part to n + 1 a multiple of this (default: "
+                             "varbayes.kinds.calibrated.CONFORMAL_STEP; 1: no rounding)")
+    parser.add_argument("--maps-only", action="store_true",
+                        help="gen, uci: only the held-out fit and the maps (merged by --table "
+                             "with the rows of an earlier run, later files winning)")
     parser.add_argument("--out")
     parser.add_argument("--table", nargs="*", help="print the table of these JSON files")
     parser.add_argument("--runner", default="benchmarks/results/uci_hetero.json",
                         help="with --table: the UCI runner's results to compare the NLL with")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.conformal_step is not None:
+        import varbayes.kinds.calibrated as calibrated
+
+        calibrated.CONFORMAL_STEP = args.conformal_step
     if args.table:
-        rows = [r for f in args.table for r in json.loads(Path(f).read_text())["rows"]]
+        rows = merge([r for f in args.table for r in json.loads(Path(f).read_text())["rows"]])
         print(table(rows))
         if any(r["problem"].startswith("uci") for r in rows) and Path(args.runner).is_file():
             print("\n" + runner_table(rows, json.loads(Path(args.runner).read_text())))
         return
     start = time.perf_counter()
     if args.group == "gen":
-        rows = group_gen(args.seeds)
+        rows = group_gen(args.seeds, args.maps_only)
     elif args.group == "uci":
-        rows = group_uci(args.uci_root, args.splits, args.ablation_splits, args.maps_splits)
+        rows = group_uci(args.uci_root, args.splits, args.ablation_splits, args.maps_splits,
+                         args.datasets, args.maps_only)
     else:
         rows = group_tiny(args.seeds)
     doc = {"group": args.group, "seconds": time.perf_counter() - start, "rows": rows,

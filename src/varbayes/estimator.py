@@ -42,7 +42,8 @@ from varbayes.predictive import FamilyPrediction, Prediction, prediction_columns
 
 __all__ = ["BayesianRegressor"]
 
-_OPTIONS = ("hidden", "epochs", "lr", "batch_size", "kl", "prior", "prior_scale", "noise")
+_OPTIONS = ("hidden", "epochs", "lr", "batch_size", "kl", "prior", "prior_scale", "noise",
+            "n_members", "warmup_fraction")
 
 
 def _ndim(a: Any) -> int:
@@ -84,6 +85,14 @@ class BayesianRegressor(RegressorMixin, EstimatorBase):
     noise : {'fixed', 'learned'}, float or None, default=None
         Observation noise of ``'bbb'``: ``'fixed'`` (the post's 0.1 in standardised units),
         ``'learned'``, or a float: fixed at that standard deviation (standardised units).
+    n_members : int or None, default=None
+        Networks in the ensemble, each stopped on its own validation part (``None``: the kind's
+        default, 3 for ``'hetero'``, 1 for a non-Gaussian ``likelihood``; ``1``: one network).
+        ``'hetero'`` and the ``likelihood`` models only, and ``1`` with ``method='ivon'``.
+    warmup_fraction : float in [0, 1) or None, default=None
+        Share of ``epochs`` for which each ``'hetero'`` network first trains with one learned
+        noise level (``None``: the kind's default, 2/3; ``0``: no warm-up). ``'hetero'`` only,
+        and ``0`` with ``method='ivon'``. See ``docs/calibration.md``.
     random_state : int, numpy / torch generator or None, default=None
         Seeds initialisation, mini-batches and the weight noise of training, and the weight
         draws of prediction, so an int gives reproducible fits and predictions.
@@ -160,6 +169,8 @@ class BayesianRegressor(RegressorMixin, EstimatorBase):
 
     model: str
     noise: str | float | None
+    n_members: int | None
+    warmup_fraction: float | None
     calibration: str | None
     likelihood: str
     device: str | torch.device
@@ -177,6 +188,8 @@ class BayesianRegressor(RegressorMixin, EstimatorBase):
         prior: str | None = None,
         prior_scale: float | None = None,
         noise: str | float | None = None,
+        n_members: int | None = None,
+        warmup_fraction: float | None = None,
         random_state: int | np.random.Generator | torch.Generator | None = None,
         progress: bool = False,
         early_stopping: bool = True,
@@ -387,9 +400,11 @@ class BayesianRegressor(RegressorMixin, EstimatorBase):
         params: dict[str, Any] = self.get_params()
         if params["hidden"] is not None and not isinstance(params["hidden"], int | np.integer):
             params["hidden"] = [int(h) for h in params["hidden"]]
-        for key in ("hidden", "epochs", "batch_size", "num_samples"):
+        for key in ("hidden", "epochs", "batch_size", "num_samples", "n_members"):
             if isinstance(params[key], np.integer):
                 params[key] = int(params[key])
+        if isinstance(params["warmup_fraction"], np.floating):
+            params["warmup_fraction"] = float(params["warmup_fraction"])
         params["device"] = str(params["device"])
         rs = params["random_state"]
         params["random_state"] = int(rs) if isinstance(rs, int | np.integer) else None
@@ -425,7 +440,8 @@ class BayesianRegressor(RegressorMixin, EstimatorBase):
         if meta is None:  # written by the CLI / io.save: rebuild the parameters from the config
             config = fitted.config
             params = {k: config[k] for k in ("hidden", "epochs", "lr", "batch_size")}
-            params.update({k: config[k] for k in ("kl", "prior", "prior_scale") if k in config})
+            params.update({k: config[k] for k in ("kl", "prior", "prior_scale", "n_members",
+                                                  "warmup_fraction") if k in config})
             if "noise" in config:
                 params["noise"] = config["noise_std"] if config["noise"] == "fixed" else "learned"
             params["model"], seed = config["kind"], 0

@@ -16,6 +16,7 @@ from varbayes.cli import main
 from varbayes.infer import ELBO, train
 from varbayes.infer.early_stopping import EarlyStopping
 from varbayes.kinds import fit
+from varbayes.kinds.calibrated import calibration_rows
 from varbayes.kinds.registry import FIXED_INIT_RHO, hetero_init_rho
 from varbayes.kinds.stopping import MIN_ROWS
 from varbayes.models import BayesianMLP
@@ -105,13 +106,23 @@ def test_hetero_init_rho() -> None:
     assert fixed.config["init_rho"] == -5.0
 
 
+def test_calibration_part_is_sized_for_an_exact_ninety_percent() -> None:
+    """``n_cal + 1`` a multiple of 10 where 20 rows are left to train on, as many as 80 (a
+    validation part) where there were 80 before; else as before."""
+    sizes = {n: len(calibration_rows(n, 0.1, torch.Generator().manual_seed(0))[1])
+             for n in (45, 48, 49, 99, 100, 108, 109, 200, 277, 691, 1000)}
+    assert sizes == {45: 20, 48: 20, 49: 29, 99: 29, 100: 20, 108: 20, 109: 29, 200: 29,
+                     277: 29, 691: 69, 1000: 109}
+    assert len(calibration_rows(1000, 0.5, None)[1]) == 509
+
+
 @pytest.mark.parametrize("method", ["scale", "isotonic", "conformal"])
 def test_estimator_calibration_round_trip(method: str, tmp_path: object) -> None:
     x, y = _data(200)
     reg = BayesianRegressor(epochs=150, num_samples=50, calibration=method, random_state=0)
     reg.fit(x, y)
     assert reg.model_.calibration.method == method
-    assert reg.model_.fit_info["calibration"]["n"] == 20
+    assert reg.model_.fit_info["calibration"]["n"] == 29  # 20 rounded up: 30 * 0.9 = 27
     mean, std = reg.predict(x[:5], return_std=True)
     lo, hi = reg.predict_interval(x[:5])
     assert np.all(lo < mean) and np.all(mean < hi) and np.all(std > 0)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 
 from varbayes import BayesianRegressor, io
 from varbayes.cli import main
@@ -124,3 +125,76 @@ def test_estimator_and_cli_share_the_defaults(tmp_path: Path) -> None:
         assert cli.config[key] == est.config[key], key
     assert est.config["n_members"] == 3 and est.config["hidden"] == [50]
     assert len(cli.fit_info["members"]) == len(est.fit_info["members"]) == 3
+
+
+def test_n_members_and_warmup_fraction_are_estimator_options(tmp_path: Path) -> None:
+    """The estimator's ``n_members`` / ``warmup_fraction``: trained, cloned, saved and loaded."""
+    x, y = _data(120)
+    reg = BayesianRegressor(n_members=2, warmup_fraction=0.25, epochs=20, num_samples=20,
+                            random_state=0)
+    assert clone(reg).get_params()["n_members"] == 2
+    assert reg.set_params(warmup_fraction=0.5).warmup_fraction == 0.5
+    reg.fit(x, y)
+    assert isinstance(reg.model_.model, Ensemble) and len(members_of(reg.model_.model)) == 2
+    assert reg.model_.config["n_members"] == 2 and reg.model_.config["warmup_fraction"] == 0.5
+    assert all(r["warmup_epochs"] <= 10 for r in reg.model_.fit_info["members"])  # 0.5 * 20
+    again = BayesianRegressor.load(reg.save(tmp_path / "m"))
+    assert again.get_params()["n_members"] == 2 and again.warmup_fraction == 0.5
+    np.testing.assert_array_equal(again.predict(x[:5]), reg.predict(x[:5]))
+    one = BayesianRegressor(n_members=1, warmup_fraction=0.0, epochs=5).fit(x, y)
+    assert isinstance(one.model_.model, BayesianMLP)
+
+
+@pytest.mark.parametrize(("options", "error", "match"), [
+    ({"n_members": 0}, ValueError, r"n_members must be in the range \[1, inf\), got 0"),
+    ({"n_members": 2.5}, TypeError, "n_members must be an int, got float 2.5"),
+    ({"warmup_fraction": 1.0}, ValueError, r"warmup_fraction must be .*\[0.0, 1.0\), got 1.0"),
+    ({"warmup_fraction": "a"}, TypeError, "warmup_fraction must be a float, got str 'a'"),
+    ({"model": "mle", "n_members": 2}, ValueError, "n_members=2 does not apply to model='mle'"),
+    ({"likelihood": "poisson", "warmup_fraction": 0.5}, ValueError,
+     "warmup_fraction=0.5 does not apply to model='family'"),
+    ({"method": "ivon", "n_members": 3}, ValueError, r"n_members=3: method='ivon' trains one "
+                                                     r"network \(n_members=1\)"),
+    ({"method": "ivon", "warmup_fraction": 0.5}, ValueError, "warmup_fraction=0.5: method='ivon' "
+                                                             "trains without the noise warm-up"),
+])
+def test_bad_n_members_or_warmup_fraction_is_refused_at_fit(
+        options: dict[str, object], error: type[Exception], match: str) -> None:
+    x, y = _data(30)
+    reg = BayesianRegressor(epochs=2, **options)  # type: ignore[arg-type]
+    with pytest.raises(error, match=match):
+        reg.fit(x, np.abs(np.round(y)))
+
+
+def test_cli_n_members_and_warmup_fraction(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    x, y = _data(120)
+    data = tmp_path / "d.csv"
+    np.savetxt(data, np.c_[x, np.abs(np.round(y))], delimiter=",", header="a,b,y", comments="")
+    fit_args = ["fit", str(data), "--target", "y", "--epochs", "20", "--samples", "20"]
+    assert main([*fit_args, "--n-members", "2", "--warmup-fraction", "0.25", "--out",
+                 str(tmp_path / "m")]) == 0
+    fitted = io.load(tmp_path / "m")
+    assert fitted.config["n_members"] == 2 and fitted.config["warmup_fraction"] == 0.25
+    est = BayesianRegressor.load(tmp_path / "m")
+    assert est.n_members == 2 and est.warmup_fraction == 0.25
+    capsys.readouterr()
+    for bad, says in ((["--n-members", "0"], "--n-members: expected a positive integer"),
+                      (["--warmup-fraction", "1"], "--warmup-fraction: expected a number in "
+                                                   "[0, 1), got '1'"),
+                      (["--model", "mle", "--n-members", "2"], "--n-members applies to --model "
+                                                               "hetero"),
+                      (["--likelihood", "poisson", "--warmup-fraction", "0.2"],
+                       "--warmup-fraction applies to --model hetero with the gaussian"),
+                      (["--method", "ivon", "--n-members", "2"], "n_members=2: method='ivon' "
+                                                                 "trains one network")):
+        with pytest.raises(SystemExit) as stop:  # argparse's errors exit, the others return
+            raise SystemExit(main([*fit_args, *bad, "--out", str(tmp_path / "bad")]))
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "bad").exists()
+    # the family kind of --likelihood takes --n-members too (one network by default)
+    assert main([*fit_args, "--likelihood", "poisson", "--n-members", "2", "--out",
+                 str(tmp_path / "counts")]) == 0
+    assert len(members_of(io.load(tmp_path / "counts").model)) == 2

@@ -135,6 +135,15 @@ def _cmd_fit(args: argparse.Namespace) -> int:
                 raise UsageError(f"--{option.replace('_', '-')} applies to --model bbb and "
                                  "hetero only")
             overrides[option] = getattr(args, option)
+    if args.n_members is not None:  # hetero, and the family kind of --likelihood
+        if args.model != "hetero":
+            raise UsageError("--n-members applies to --model hetero and --likelihood models only")
+        overrides["n_members"] = args.n_members
+    if args.warmup_fraction is not None:
+        if args.model != "hetero" or family is not None:
+            raise UsageError("--warmup-fraction applies to --model hetero with the gaussian "
+                             "likelihood only")
+        overrides["warmup_fraction"] = args.warmup_fraction
     if family is not None:  # --likelihood: the family kind, its labels kept with the model
         args.model, overrides = "family", {**overrides, **family, "classes": classes}
     make_config(args.model, x.shape[1], **{k: v for k, v in overrides.items() if k != "classes"})

@@ -57,6 +57,7 @@ _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
 _nonneg_int = _number(int, lambda v: v >= 0, "an integer >= 0")
 _positive_float = _number(float, lambda v: 0 < v < float("inf"), "a positive finite number")
 _level = _number(float, lambda v: 0 < v < 1, "a number in (0, 1)")
+_fraction = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
 def _hidden(text: str) -> list[int]:
@@ -153,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "(at least 20 rows; default 0.1)")
     p.add_argument("--n-iter-no-change", type=_positive_int, default=20,
                    help="validation checks without improvement before stopping (default 20)")
+    p.add_argument("--n-members", type=_positive_int,
+                   help="hetero and --likelihood models: networks in the ensemble, each "
+                        "stopped on its own validation part (default 3 for hetero, 1 with "
+                        "--likelihood)")
+    p.add_argument("--warmup-fraction", type=_fraction,
+                   help="hetero: share of the epochs each network first trains with one "
+                        "learned noise level (default 2/3; 0: no warm-up)")
     p.add_argument("--calibration", choices=["scale", "isotonic", "conformal"],
                    help="fit this calibration map on a held-out part of the rows")
     _add_device(p, DEVICE_NAMES)

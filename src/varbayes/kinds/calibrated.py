@@ -17,17 +17,37 @@ from torch import Tensor
 
 from varbayes._validation import check_scalar, check_X_y
 from varbayes.calibration import CalibrationMap, check_method, fit_calibration
-from varbayes.kinds.stopping import MIN_VALIDATION
+from varbayes.kinds.stopping import MIN_ROWS, MIN_VALIDATION
 
-__all__ = ["calibrate", "calibration_rows"]
+__all__ = ["CONFORMAL_STEP", "calibrate", "calibration_rows"]
+
+#: The calibration part has ``n`` rows with ``n + 1`` a multiple of this, where the rows allow:
+#: then ``(n + 1) * 0.9`` is an integer and split conformal's expected 90 % coverage,
+#: ``ceil((n + 1) 0.9) / (n + 1)``, is exactly 0.9 (28 rows: 27 / 29 = 0.931).
+CONFORMAL_STEP = 10
 
 
 def calibration_rows(n: int, fraction: float, generator: torch.Generator | None
                      ) -> tuple[Tensor, Tensor]:
-    """``(training rows, calibration rows)`` of ``n`` rows, chosen at random."""
+    """``(training rows, calibration rows)`` of ``n`` rows, chosen at random.
+
+    The calibration part has ``round(fraction * n)`` rows (at least
+    :data:`~varbayes.kinds.stopping.MIN_VALIDATION`), rounded up to the next count ``m`` with
+    ``m + 1`` a multiple of :data:`CONFORMAL_STEP` (at most 9 rows more) where that leaves
+    :data:`MIN_VALIDATION` rows to train on and does not take them below
+    :data:`~varbayes.kinds.stopping.MIN_ROWS` (below it training has no validation part: the
+    rounding must not change how the model trains). The count depends on ``n`` and
+    ``fraction`` alone, never on the data, so the conformal guarantee (coverage >= level, and
+    <= level + 1 / (m + 1) without ties) holds as for any fixed ``m``; the rounding removes the
+    excess of the 90 % interval's expected coverage over 0.9, up to ``0.9 / (m + 1)``
+    (``docs/calibration.md``).
+    """
     fraction = float(check_scalar(fraction, "validation_fraction", low=0.0, high=1.0,
                                   low_inclusive=False, high_inclusive=False))
     n_cal = max(MIN_VALIDATION, round(fraction * n))
+    rounded = n_cal + (-(n_cal + 1)) % CONFORMAL_STEP
+    if n - rounded >= MIN_VALIDATION and (n - rounded >= MIN_ROWS) == (n - n_cal >= MIN_ROWS):
+        n_cal = rounded
     if n - n_cal < MIN_VALIDATION:
         raise ValueError(
             f"calibration needs a held-out part of at least {MIN_VALIDATION} rows and as many "

@@ -104,6 +104,12 @@ def method_options(kind: str, overrides: dict[str, Any]) -> dict[str, Any]:
         if overrides.get(key) not in (None, allowed):
             raise ValueError(f"{key}={overrides[key]!r} does not apply to method='ivon': IVON's "
                              f"prior is Gaussian (prior_scale) and it has no KL estimator")
+    for key, trains in (("n_members", "one network"), ("warmup_fraction", "without the noise "
+                                                                          "warm-up")):
+        allowed = LEGACY_HETERO[key]  # trained by IVON throughout: no ensemble, no twin
+        if overrides.get(key) not in (None, allowed):
+            raise ValueError(f"{key}={overrides[key]!r}: method='ivon' trains {trains} "
+                             f"({key}={allowed!r})")
     options = {**IVON_OPTIONS, **{k: _CHECKS[k](v, k) for k, v in given.items()
                                   if v is not None}}
     return {"method": "ivon", **copy.deepcopy(IVON_DEFAULTS[kind]), **options}
