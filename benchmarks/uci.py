@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from varbayes import __version__  # noqa: E402
-from varbayes.benchmarks.uci import format_summary, run_uci_benchmark, write_json  # noqa: E402
+from varbayes.benchmarks.uci_run import format_summary, run_uci_benchmark, write_json  # noqa: E402
 
 MODELS = ("hetero", "bbb", "mle")
 BEGIN, END = "<!-- uci-results:begin -->", "<!-- uci-results:end -->"

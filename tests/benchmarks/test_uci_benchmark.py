@@ -14,10 +14,10 @@ from scipy.stats import norm
 
 from varbayes.benchmarks.uci import (
     METRICS,
-    fit_split,
-    run_uci_benchmark,
     validation_rows,
 )
+from varbayes.benchmarks.uci_run import run_uci_benchmark
+from varbayes.benchmarks.uci_stack import fit_splits
 from varbayes.cli import main
 from varbayes.data import load_uci
 
@@ -90,7 +90,8 @@ def test_quick_cli_writes_json(quick_run):
 @needs_uci
 def test_ll_is_the_mixture_log_density_in_data_units(quick_run):
     data = load_uci("yacht", 0, UCI)
-    res = fit_split(data, "hetero", quick=True)
+    # the CLI trains the two splits together: so does this (split 0 alone: test_uci_stack.py)
+    res = fit_splits([data, load_uci("yacht", 1, UCI)], "hetero", quick=True)[0]
     loc = res.prediction.loc.double().numpy()
     scale = res.prediction.scale.double().numpy()
     y = data.y_test
