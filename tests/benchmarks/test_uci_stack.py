@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_uci_benchmark import _synthetic  # the sibling test module's data set
 
+from _uci_layout import synthetic_uci as _synthetic
 from varbayes.benchmarks.uci import SCHEDULES, _checkpoints, fit_split
 from varbayes.benchmarks.uci_run import run_uci_benchmark
 from varbayes.benchmarks.uci_stack import (

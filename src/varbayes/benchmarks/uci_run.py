@@ -84,7 +84,7 @@ def _datasets(root: Path, dataset: str) -> list[str]:
 def run_uci_benchmark(
     data_dir: str | os.PathLike[str] | None, dataset: str, *, splits: int | None = None,
     model: str = "hetero", quick: bool = False, seed: int = 0, progress: bool = True,
-    overrides: dict[str, Any] | None = None, stacked: bool = True,
+    overrides: dict[str, Any] | None = None, stacked: bool = True, refit: bool = True,
 ) -> dict[str, Any]:
     """Run the UCI benchmark protocol (module docstring) on one data set or on ``"all"``.
 
@@ -108,6 +108,9 @@ def run_uci_benchmark(
     stacked : bool, default=True
         Train up to :data:`STACK_SPLITS` splits of a data set together where the model runs on
         the vectorised engine (module docstring); ``False``: one split at a time.
+    refit : bool, default=True
+        ``False``: test the best validation checkpoint, no refit (stacked runs only; see
+        :func:`~varbayes.benchmarks.uci_stack.fit_splits`).
 
     Returns
     -------
@@ -132,7 +135,9 @@ def run_uci_benchmark(
     root = uci_root(data_dir)
     start = time.perf_counter()
     result: dict[str, Any] = {
-        "benchmark": "uci", "protocol": _protocol(kind, quick, seed, overrides),
+        "benchmark": "uci",
+        "protocol": {**_protocol(kind, quick, seed, overrides), "stacked": stacked,
+                     "refit": refit},
         "data_dir": str(root), "datasets": {},
     }
     for name in _datasets(root, dataset):
@@ -144,9 +149,11 @@ def run_uci_benchmark(
         begun = time.perf_counter()
         with tqdm(total=wanted, desc=f"{name} {kind}", unit="split", disable=not progress,
                   file=sys.stderr, dynamic_ncols=True) as bar:
-            for group in _groups(name, root, wanted, kind, stacked, overrides):
-                if len(group) > 1:
-                    done = fit_splits(group, kind, seed=seed, quick=quick, overrides=overrides)
+            groups, together = _groups(name, root, wanted, kind, stacked, overrides)
+            for group in groups:
+                if together:
+                    done = fit_splits(group, kind, seed=seed, quick=quick, overrides=overrides,
+                                      refit=refit)
                 else:
                     done = [fit_split(group[0], kind, seed=seed, quick=quick, overrides=overrides)]
                 records.extend(r.record for r in done)
@@ -163,17 +170,17 @@ def run_uci_benchmark(
 
 
 def _groups(name: str, root: Path, wanted: int, kind: str, stacked: bool,
-            overrides: dict[str, Any] | None) -> list[list[UCISplit]]:
-    """The first ``wanted`` splits of ``name``, in groups to train together (or one by one)."""
+            overrides: dict[str, Any] | None) -> tuple[list[list[UCISplit]], bool]:
+    """The first ``wanted`` splits of ``name`` in groups to train together, and whether to."""
     splits = [load_uci(name, i, root) for i in range(wanted)]
     first = splits[0]
     if not (stacked and stackable(kind, first.x_train.shape[1], first.n_hidden, overrides)):
-        return [[s] for s in splits]
+        return [[s] for s in splits], False
     by_shape: dict[tuple[int, int], list[UCISplit]] = {}
     for s in splits:  # the standard splits of a data set all have the same shape
         by_shape.setdefault((len(s.y_train), s.x_train.shape[1]), []).append(s)
     return [group[i : i + STACK_SPLITS] for group in by_shape.values()
-            for i in range(0, len(group), STACK_SPLITS)]
+            for i in range(0, len(group), STACK_SPLITS)], True
 
 
 def format_summary(result: dict[str, Any]) -> str:
@@ -207,6 +214,7 @@ def run_uci_command(args: Any) -> int:
     result = run_uci_benchmark(
         args.data_dir, args.dataset, splits=args.splits, model=args.model, quick=args.quick,
         seed=args.seed, progress=True, stacked=not getattr(args, "one_at_a_time", False),
+        refit=not getattr(args, "no_refit", False),
     )
     print(format_summary(result))
     print(f"total {result['seconds']:.1f} s")

@@ -107,13 +107,15 @@ def _score(run: _Run, x_val: Any, y_val: torch.Tensor, seed: int) -> tuple[float
 
 
 def fit_splits(splits: Sequence[UCISplit], kind: str = "hetero", *, seed: int = 0,
-               quick: bool = False, overrides: dict[str, Any] | None = None
-               ) -> list[SplitResult]:
+               quick: bool = False, overrides: dict[str, Any] | None = None,
+               refit: bool = True) -> list[SplitResult]:
     """Run the protocol on ``splits`` of one data set together (module docstring).
 
     The splits must have the same numbers of training rows and features (the standard splits
     of a data set have). Each record's ``train_seconds`` is the wall-clock time of the whole
-    group divided by the number of splits; ``stacked`` gives that number.
+    group divided by the number of splits; ``stacked`` gives that number. ``refit=False``
+    tests each split's best validation checkpoint itself (trained on 80 % of the training
+    rows, standardised with their statistics) and trains no refit: half the work.
     """
     first = splits[0]
     shape = (len(first.y_train), first.x_train.shape[1])
@@ -127,19 +129,21 @@ def fit_splits(splits: Sequence[UCISplit], kind: str = "hetero", *, seed: int = 
         fit_rows, val_rows = validation_rows(shape[0], data.split, seed)
         train_seed = _seed(seed, data.split)
         val_runs.append(_Run(config, data.x_train[fit_rows], data.y_train[fit_rows], train_seed))
-        full_runs.append(_Run(config, data.x_train, data.y_train, train_seed))
+        if refit:
+            full_runs.append(_Run(config, data.x_train, data.y_train, train_seed))
         held_out.append((data.x_train[val_rows],
                          torch.as_tensor(data.y_train[val_rows], dtype=torch.float32),
                          _seed(seed, data.split, _VALIDATION)))
     schedule, steps = step_schedule(_scaled(SCHEDULES[kind], quick), len(val_runs[0].y))
-    batches = [None if steps == 1 else math.ceil(len(runs[0].y) / steps)
-               for runs in (val_runs, full_runs)]
+    groups = (val_runs, full_runs) if refit else (val_runs,)
+    batches = [None if steps == 1 else math.ceil(len(runs[0].y) / steps) for runs in groups]
+    tested = full_runs if refit else val_runs
     curves: list[list[dict[str, Any]]] = [[] for _ in splits]
     best: list[dict[str, Any] | None] = [None] * len(splits)
     kept: list[dict[str, torch.Tensor] | None] = [None] * len(splits)
     previous: dict[int, int] = {}
     for k, done, total in _checkpoints(schedule):
-        for runs, batch in zip((val_runs, full_runs), batches, strict=True):
+        for runs, batch in zip(groups, batches, strict=True):
             _train(runs, schedule[k], done - previous.get(k, 0), batch)
         previous[k] = done
         for i, (run, (x_val, y_val, val_seed)) in enumerate(zip(val_runs, held_out, strict=True)):
@@ -148,10 +152,10 @@ def fit_splits(splits: Sequence[UCISplit], kind: str = "hetero", *, seed: int = 
             curves[i].append({"epochs": total, "ll": ll if finite else None, "rmse": rmse})
             if finite and (best[i] is None or ll > best[i]["ll"]):  # type: ignore[index]
                 best[i] = {"stage": k, "stage_epochs": done, "epochs": total, "ll": ll}
-                kept[i] = copy.deepcopy(full_runs[i].model.state_dict())
+                kept[i] = copy.deepcopy(tested[i].model.state_dict())
     seconds = (time.perf_counter() - start) / len(splits)
     results = []
-    for data, run, choice, curve, state in zip(splits, full_runs, best, curves, kept,
+    for data, run, choice, curve, state in zip(splits, tested, best, curves, kept,
                                                strict=True):
         if choice is None or state is None:
             raise RuntimeError(f"{kind}: the validation log-likelihood was not finite at any "
@@ -160,6 +164,7 @@ def fit_splits(splits: Sequence[UCISplit], kind: str = "hetero", *, seed: int = 
         choice = {**choice, "curve": curve, "n_validation": len(held_out[0][1])}
         results.append(test_split(data, run.fitted(), choice, seed=seed, quick=quick,
                                   seconds=(seconds, None, None),
-                                  extra={"stacked": len(splits), "batch_size": batches[1],
+                                  extra={"stacked": len(splits), "refit": refit,
+                                         "batch_size": batches[-1],
                                          "validation_batch_size": batches[0]}))
     return results
