@@ -1,6 +1,6 @@
 """Regenerate the UCI results table of docs/benchmarks.md.
 
-Runs ``varbayes.benchmarks.uci.run_uci_benchmark`` on every data set under the data directory
+Runs ``varbayes.benchmarks.uci_run.run_uci_benchmark`` on every data set under the data directory
 for each model (``hetero``, ``bbb`` with learned noise, ``mle`` with its residual variance),
 writes one JSON file per model, and rewrites the block between the markers
 ``<!-- uci-results:begin -->`` and ``<!-- uci-results:end -->`` of docs/benchmarks.md.

@@ -30,6 +30,10 @@ it is Bayes by Backprop with one learned noise level; then every parameter is tr
 it the noise network learns large noise where the mean has not fitted yet and the mean gives up
 there (on ``energy`` the RMSE is 5x worse). ``quick=True`` runs 2 splits with a tenth of the
 epochs and ``S = 50``: a smoke test, not a result.
+
+This module runs one split (:func:`fit_split`); :mod:`varbayes.benchmarks.uci_stack` runs the
+splits of a data set together on the vectorised engine with the same result up to rounding, and
+:mod:`varbayes.benchmarks.uci_run` is the runner of ``varbayes benchmark uci``.
 """
 
 from __future__ import annotations
