@@ -163,9 +163,9 @@ def _rows(x: Tensor, y: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
     """The rows ``idx`` of ``(x, y)``: one index vector for all models, or one (M, B) per model."""
     if idx.dim() == 1:
         return x.index_select(-2, idx), y.index_select(-1, idx)
-    models = torch.arange(idx.shape[0], device=idx.device)[:, None]
     if x.dim() == 2:
         return x[idx], y[idx]
+    models = torch.arange(idx.shape[0], device=idx.device)[:, None]
     return x[models, idx], y[models, idx]
 
 
