@@ -61,3 +61,36 @@ def test_save_and_load_keep_labels_and_predictions(tmp_path: Path) -> None:
     assert loaded.classes_.tolist() == ["no", "yes"]
     np.testing.assert_array_equal(loaded.predict_proba(x), clf.predict_proba(x))
     np.testing.assert_array_equal(loaded.predict(x), clf.predict(x))
+
+
+def test_ensemble_is_the_equal_mixture_of_its_members_and_round_trips(tmp_path: Path) -> None:
+    import torch
+
+    from varbayes.models import Ensemble, FamilyMLP
+    from varbayes.predictive import family_predictive
+
+    x, y = _blobs()
+    clf = BayesianClassifier(epochs=30, n_members=3, random_state=0).fit(x, y)
+    net = clf.model_.model
+    assert isinstance(net, Ensemble) and len(net.members) == 3
+    assert all(isinstance(m, FamilyMLP) for m in net.members)
+    assert len(clf.model_.fit_info["members"]) == 3  # each member stopped on its own part
+    assert clf.model_.fit_info["temperature"] == clf.model_.temperature
+    # The ensemble's draws are its members' draws, one member after the other: the mixture's
+    # class probabilities are the average of the members' (equal shares of 9 draws).
+    z = torch.randn(7, 2, dtype=torch.float64).float()
+    g = torch.Generator().manual_seed(3)
+    whole = family_predictive(net, z, 9, generator=torch.Generator().manual_seed(3))
+    parts = [family_predictive(m, z, 3, generator=g) for m in net.members]
+    torch.testing.assert_close(whole.probs, sum(p.probs for p in parts) / 3)
+    loaded = BayesianClassifier.load(clf.save(tmp_path / "e"))
+    assert loaded.n_members == 3 and loaded.model_.temperature == clf.model_.temperature
+    np.testing.assert_array_equal(loaded.predict_proba(x), clf.predict_proba(x))
+
+
+def test_ensemble_options_are_checked() -> None:
+    x, y = _blobs()
+    with pytest.raises(ValueError, match="method='ivon' trains one network"):
+        BayesianClassifier(epochs=2, n_members=2, method="ivon").fit(x, y)
+    with pytest.raises(ValueError, match="n_members"):
+        BayesianClassifier(epochs=2, n_members=0).fit(x, y)

@@ -71,6 +71,9 @@ CASES: list[tuple[str, str, str, str]] = [
     ("hp-method-kind", "`method='ivon'` with a kind without weight uncertainty (`mle`, `vi`), or "
      "with `kl='mc'` / `prior='scale_mixture'`", "ValueError: \"method='ivon'\" (the message "
      "names the kind or option)", "2: \"method='ivon' trains a model with weight uncertainty\""),
+    ("hp-members-ivon", "`n_members > 1` (an ensemble) with `method='ivon'` "
+     "(`BayesianClassifier`, `kinds.fit('family', ...)`)", "ValueError: \"method='ivon' trains "
+     "one network (n_members=1)\"", "n/a"),
     ("hp-random-state", "`random_state` that is not an int, generator or None", 'TypeError: '
      '"random_state must be None, a non-negative int"', '2: "expected an integer >= 0"'),
     ("hp-samples-0", "`num_samples = 0`", 'ValueError: "num_samples must be"',
@@ -285,6 +288,10 @@ LIB: dict[str, LibCalls] = {
                                  lambda: _fn(X, kind="vi", method="ivon"),
                                  lambda: _est(method="ivon", kl="mc").fit(X, Y),
                                  lambda: _fn(X, method="ivon", prior="scale_mixture")],
+    "hp-members-ivon": lambda c: [
+        lambda: BayesianClassifier(n_members=2, method="ivon").fit(X, Y > 0),
+        lambda: _fn(X, (Y > 0).astype(float), kind="family", likelihood="bernoulli",
+                    n_members=2, method="ivon")],
     "hp-random-state": lambda c: [lambda: _est(random_state="seed").fit(X, Y),
                                   lambda: _est(random_state=0.5).fit(X, Y)],
     "hp-samples-0": lambda c: [lambda: _est(num_samples=0).fit(X, Y),

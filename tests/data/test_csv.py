@@ -86,29 +86,19 @@ def test_read_csv_empty_header_name(tmp_path: Path) -> None:
         read_csv(p)
 
 
-@pytest.mark.parametrize("cell", ["", "NA", " n/a ", "?"])
-def test_read_csv_missing_cell(tmp_path: Path, cell: str) -> None:
-    p = _write(tmp_path / "m.csv", f"a,b,y\n1,2,3\n4,{cell},6\n")
-    with pytest.raises(ValueError, match=r"m\.csv, row 3, column 'b': missing value"):
-        read_csv(p, target="y")
-
-
-def test_read_csv_missing_target_cell(tmp_path: Path) -> None:
-    p = _write(tmp_path / "m.csv", "a,y\n1,2\n3,\n")
-    with pytest.raises(ValueError, match=r"row 3, column 'y': missing value"):
-        read_csv(p, target="y")
-
-
-def test_read_csv_non_numeric(tmp_path: Path) -> None:
-    p = _write(tmp_path / "s.csv", "a,b,y\n1,2,3\n4,abc,6\n")
-    with pytest.raises(ValueError, match=r"row 3, column 'b': value 'abc' is not a number"):
-        read_csv(p, target="y")
-
-
-@pytest.mark.parametrize("cell", ["nan", "inf", "-Infinity", "NaN"])
-def test_read_csv_non_finite(tmp_path: Path, cell: str) -> None:
-    p = _write(tmp_path / "f.csv", f"a,y\n1,2\n{cell},3\n")
-    with pytest.raises(ValueError, match=rf"row 3, column 'a': value '{cell}' is not finite"):
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [(f"m{i}.csv", f"a,b,y\n1,2,3\n4,{cell},6\n", rf"m{i}\.csv, row 3, column 'b': missing value")
+     for i, cell in enumerate(["", "NA", " n/a ", "?"])]
+    + [("m.csv", "a,y\n1,2\n3,\n", r"row 3, column 'y': missing value"),
+       ("s.csv", "a,b,y\n1,2,3\n4,abc,6\n", r"row 3, column 'b': value 'abc' is not a number")]
+    + [("f.csv", f"a,y\n1,2\n{cell},3\n", rf"row 3, column 'a': value '{cell}' is not finite")
+       for cell in ["nan", "inf", "-Infinity", "NaN"]],
+)
+def test_read_csv_bad_cell_named(tmp_path: Path, name: str, text: str, message: str) -> None:
+    """A missing, non-numeric or non-finite cell is named by file, row and column."""
+    p = _write(tmp_path / name, text)
+    with pytest.raises(ValueError, match=message):
         read_csv(p, target="y")
 
 

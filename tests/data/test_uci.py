@@ -167,40 +167,26 @@ def test_uci_missing_n_splits(tmp_path: Path) -> None:
         uci_n_splits("toyset", root=tmp_path)
 
 
-def test_uci_overlapping_split(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("edits", "message"),
+    [
+        ({"index_test_0.txt": "8\n3\n"}, r"1 row\(s\) are in both .*first: row 3.*disjoint"),
+        ({"index_train_0.txt": "0\n1\n10\n"},
+         r"index_train_0.txt: row index 10 is out of range for 10"),
+        ({"index_train_0.txt": "0\n1\n", "index_features.txt": "0\n5\n"},
+         r"column index 5 is out of range for 3 columns"),
+        ({"index_features.txt": "0\n2\n"}, "target column 2 is also listed"),
+        ({"index_test_0.txt": "8\n9.5\n"},
+         r"index_test_0.txt, line 2: expected an integer, got '9.5'"),
+        ({"n_splits.txt": "2\n3\n"}, "n_splits.txt must hold one integer"),
+    ],
+)
+def test_uci_bad_index_named(tmp_path: Path, edits: dict[str, str], message: str) -> None:
+    """Overlapping splits, out-of-range indices and unparsable index files name the problem."""
     d = _make_uci(tmp_path)
-    (d / "index_test_0.txt").write_text("8\n3\n")
-    with pytest.raises(ValueError, match=r"1 row\(s\) are in both .*first: row 3.*disjoint"):
-        load_uci("toyset", root=tmp_path)
-
-
-def test_uci_index_out_of_range(tmp_path: Path) -> None:
-    d = _make_uci(tmp_path)
-    (d / "index_train_0.txt").write_text("0\n1\n10\n")
-    with pytest.raises(ValueError, match=r"index_train_0.txt: row index 10 is out of range for 10"):
-        load_uci("toyset", root=tmp_path)
-    (d / "index_train_0.txt").write_text("0\n1\n")
-    (d / "index_features.txt").write_text("0\n5\n")
-    with pytest.raises(ValueError, match=r"column index 5 is out of range for 3 columns"):
-        load_uci("toyset", root=tmp_path)
-
-
-def test_uci_target_among_features(tmp_path: Path) -> None:
-    d = _make_uci(tmp_path)
-    (d / "index_features.txt").write_text("0\n2\n")
-    with pytest.raises(ValueError, match="target column 2 is also listed"):
-        load_uci("toyset", root=tmp_path)
-
-
-def test_uci_bad_index_file(tmp_path: Path) -> None:
-    d = _make_uci(tmp_path)
-    (d / "index_test_0.txt").write_text("8\n9.5\n")
-    with pytest.raises(
-        ValueError, match=r"index_test_0.txt, line 2: expected an integer, got '9.5'"
-    ):
-        load_uci("toyset", root=tmp_path)
-    (d / "n_splits.txt").write_text("2\n3\n")
-    with pytest.raises(ValueError, match="n_splits.txt must hold one integer"):
+    for name, text in edits.items():
+        (d / name).write_text(text)
+    with pytest.raises(ValueError, match=message):
         load_uci("toyset", root=tmp_path)
 
 

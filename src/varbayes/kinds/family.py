@@ -10,9 +10,11 @@ model. With early stopping the validation score is the mean log predictive densi
 family's own mixture (:func:`~varbayes.predictive.family_predictive`), over
 :data:`VALIDATION_DRAWS` weight draws, or :data:`CLASS_VALIDATION_DRAWS` for a classifier (a
 class probability near 0 of a hard row needs many draws to be estimated; few draws make the
-later, sharper epochs look worse than they are). A classifier then fits a temperature on the
-validation part (:mod:`varbayes.calibration.temperature`, ``rescale=True``), kept as
-``fitted.temperature`` and applied by :func:`predict_family`.
+later, sharper epochs look worse than they are). With ``n_members > 1`` the networks of an
+:class:`~varbayes.models.Ensemble` train one after the other, each stopped on its own part. A
+classifier then fits a temperature on the validation part, or the union of the parts
+(:mod:`varbayes.calibration.temperature`, ``rescale=True``), kept as ``fitted.temperature``
+and applied by :func:`predict_family`.
 
 :func:`predict_family` is the family's :meth:`FittedModel.predict`: a
 :class:`~varbayes.predictive.FamilyPrediction` (Student-t, Poisson, exponential; in data
@@ -21,7 +23,9 @@ units) or a :class:`~varbayes.predictive.ClassPrediction` (Bernoulli, categorica
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
@@ -35,6 +39,8 @@ from varbayes.infer import History, train
 from varbayes.infer.early_stopping import EarlyStopping
 from varbayes.kinds.config import build_model, make_config
 from varbayes.kinds.fitted import WORKING_DTYPE, FittedModel, _standardised
+from varbayes.kinds.ivon import is_ivon
+from varbayes.kinds.members import members_of
 from varbayes.kinds.registry import auto_init_rho, get_kind
 from varbayes.kinds.stopping import VALIDATION_DRAWS, plan_validation
 from varbayes.likelihoods import CLASSIFICATION, get_likelihood
@@ -75,6 +81,26 @@ def _output_bias(likelihood: str, y: Tensor, n_classes: int) -> list[float]:
     return (log_freq - log_freq.mean()).tolist()
 
 
+@dataclass(frozen=True)
+class _Validation:
+    """A network's validation part (standardised rows) and its fixed weight draws."""
+
+    net: FamilyMLP
+    x: Tensor
+    y: Tensor
+    draws: int
+    seed: int
+
+    def predictive(self) -> FamilyPrediction | ClassPrediction:
+        """The network's predictive there (the same draws at every call)."""
+        return family_predictive(self.net, self.x, self.draws,
+                                 generator=torch.Generator().manual_seed(self.seed))
+
+    def score(self, jacobian: float) -> float:
+        """Mean log predictive density in data units (``jacobian``: log of the target scale)."""
+        return float(self.predictive().log_prob(self.y).mean()) - jacobian
+
+
 def fit_family(
     x: Any, y: Any, *, generator: torch.Generator | None = None, progress: bool = False,
     nonfinite: str = "raise", feature_names: list[str] | None = None,
@@ -87,12 +113,17 @@ def fit_family(
     ``classes`` (optional) are the labels of the class indices ``0 .. K-1``, kept with the
     model (``fitted.classes``) and saved with it. With early stopping and ``rescale``, a
     classifier's temperature is fitted on the validation part (``fitted.temperature``).
+    ``n_members=M > 1`` trains an :class:`~varbayes.models.Ensemble` of ``M`` networks, one
+    after the other, each stopped on its own validation part (disjoint while the rows allow,
+    :func:`~varbayes.kinds.stopping.plan_validation`); the temperature is then fitted on the
+    union of the parts, each predicted by the network that did not train on it.
 
     Raises
     ------
     ValueError
         For targets outside the likelihood's support (naming the row), class indices beyond
-        ``n_classes``, a single class, or invalid options.
+        ``n_classes``, a single class, invalid options, or ``n_members > 1`` with
+        ``method='ivon'``.
     """
     xa, ya = check_X_y(x, y, names=("x", "y"))
     if generator is not None:
@@ -118,47 +149,54 @@ def fit_family(
     xs = _standardised(x_scaler, xt, "x")
     ys = _standardised(y_scaler, yt[:, None], "y")[:, 0]
     kind = get_kind("family")
+    members = int(config["n_members"])
+    if members > 1 and is_ivon(config):
+        raise ValueError("n_members > 1 trains an ensemble by Bayes by Backprop; "
+                         "method='ivon' trains one network (n_members=1)")
     plan = plan_validation(xs.shape[0], early_stopping, validation_fraction, n_iter_no_change,
-                           int(config["epochs"]), generator)
-    fit_x, fit_y = xs, ys
-    if plan.fit_rows is not None and plan.val_rows is not None:
-        fit_x, fit_y = xs[plan.fit_rows], ys[plan.fit_rows]
+                           int(config["epochs"]), generator, members)
+    folds: list[tuple[Tensor | None, Tensor | None]] = list(plan.folds) or [(None, None)]
     if config["init_rho"] is None:
-        config["init_rho"] = auto_init_rho(fit_x.shape[0])
-    model = cast(FamilyMLP, build_model(config, generator))
-    if lik.name != "student_t":
-        model.set_output_bias(_output_bias(lik.name, fit_y, int(config["n_classes"])))
-    monitor = None
+        rows = folds[0][0]
+        config["init_rho"] = auto_init_rho(xs.shape[0] if rows is None else rows.numel())
+    model = build_model(config, generator)
     draws = CLASS_VALIDATION_DRAWS if lik.name in CLASSIFICATION else VALIDATION_DRAWS
-    if plan.val_rows is not None:
-        x_val, y_val = xs[plan.val_rows], ys[plan.val_rows].double()
-        jacobian = float(y_scaler.std.double().log()[0])
-
-        def validation() -> FamilyPrediction | ClassPrediction:
-            return family_predictive(model, x_val, draws,
-                                     generator=torch.Generator().manual_seed(plan.seed))
-
-        def score() -> float:
-            return float(validation().log_prob(y_val).mean()) - jacobian
-
-        monitor = EarlyStopping(model, score, check_every=plan.check_every,
-                                n_iter_no_change=plan.n_iter_no_change)
-    history = train(
-        model, kind.objective(config, fit_x.shape[0]), fit_x, fit_y,
-        epochs=int(config["epochs"]), lr=float(config["lr"]), batch_size=config["batch_size"],
-        generator=generator, nonfinite=nonfinite, progress=progress,
-        desc=f"family/{lik.name}", distributed=distributed, callback=monitor,
-        callback_every=plan.check_every,
-    )
-    if monitor is not None:
-        monitor.restore()
+    jacobian = float(y_scaler.std.double().log()[0])
+    runs = []
+    for m, net in enumerate(members_of(model)):
+        fit_rows, val_rows = folds[m % len(folds)]
+        fit_x, fit_y = (xs, ys) if fit_rows is None else (xs[fit_rows], ys[fit_rows])
+        val = None if val_rows is None else _Validation(
+            cast(FamilyMLP, net), xs[val_rows], ys[val_rows].double(), draws, plan.seed)
+        if lik.name != "student_t":
+            cast(FamilyMLP, net).set_output_bias(
+                _output_bias(lik.name, fit_y, int(config["n_classes"])))
+        monitor = None if val is None else EarlyStopping(
+            net, functools.partial(val.score, jacobian), check_every=plan.check_every,
+            n_iter_no_change=plan.n_iter_no_change)
+        history = train(
+            net, kind.objective(config, fit_x.shape[0]), fit_x, fit_y,
+            epochs=int(config["epochs"]), lr=float(config["lr"]),
+            batch_size=config["batch_size"], generator=generator, nonfinite=nonfinite,
+            progress=progress, distributed=distributed, callback=monitor,
+            callback_every=plan.check_every,
+            desc=f"family/{lik.name}" + (f" {m + 1}/{members}" if members > 1 else ""))
+        if monitor is not None:
+            monitor.restore()
+        runs.append((history, monitor, val))
     model.eval()
     fitted = FittedModel(config, model, x_scaler, y_scaler, feature_names=feature_names,
                          target_name=target_name)
     fitted.classes = None if classes is None else list(classes)
+    history, monitor, _ = runs[0]
     fitted.fit_info = plan.info(monitor)
+    if members > 1 and monitor is not None:
+        fitted.fit_info["members"] = [m.summary() for _, m, _ in runs if m is not None]
     if monitor is not None and rescale and lik.name in CLASSIFICATION:
-        fitted.temperature = fit_temperature(cast(ClassPrediction, validation()), y_val)
+        parts = [cast(ClassPrediction, v.predictive()) for _, _, v in runs if v is not None]
+        fitted.temperature = fit_temperature(
+            ClassPrediction(torch.cat([p.logits for p in parts], 1)),
+            torch.cat([v.y for _, _, v in runs if v is not None]))
         fitted.fit_info["temperature"] = fitted.temperature
     fitted.validation_rows = plan.val_rows
     return fitted, history

@@ -41,7 +41,7 @@ from varbayes.kinds.stopping import ValidationPlan
 from varbayes.models import BayesianMLP, Ensemble
 from varbayes.predictive import Prediction, predictive
 
-__all__ = ["RESCALE_DRAWS", "SPREAD_LEVEL", "spread_factor", "train_networks"]
+__all__ = ["RESCALE_DRAWS", "SPREAD_LEVEL", "members_of", "spread_factor", "train_networks"]
 
 #: Weight draws of the validation predictive that :func:`spread_factor` fits its factor on.
 RESCALE_DRAWS = 100

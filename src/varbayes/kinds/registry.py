@@ -175,9 +175,11 @@ def _elbo(config: Config, n_data: int) -> ELBO:
 
 
 def _build_family(config: Config, generator: torch.Generator | None) -> nn.Module:
-    return FamilyMLP(config["in_features"], config["hidden"], likelihood=config["likelihood"],
-                     n_classes=config["n_classes"], min_scale=config["min_scale"],
-                     **_bayes_common(config, generator))
+    members = [FamilyMLP(config["in_features"], config["hidden"],
+                         likelihood=config["likelihood"], n_classes=config["n_classes"],
+                         min_scale=config["min_scale"], **_bayes_common(config, generator))
+               for _ in range(int(config.get("n_members", 1)))]
+    return members[0] if len(members) == 1 else Ensemble(members)
 
 
 def _family_elbo(config: Config, n_data: int) -> ELBO:
@@ -243,8 +245,11 @@ KINDS: Mapping[str, Kind] = MappingProxyType({k.name: k for k in (
         {"hidden": [50], "epochs": 500, "lr": 0.01, "batch_size": None,
          "likelihood": "student_t", "n_classes": 2, "kl": "analytic", **_PRIOR_DEFAULTS,
          "estimator": "local", "num_particles": 1, "init_loc_std": None, "init_rho": None,
-         "init_rho_bias": None, "min_scale": 1e-3},
+         "init_rho_bias": None, "min_scale": 1e-3,
+         # One network; n_members > 1: an ensemble, each member early-stopped on its own part.
+         "n_members": 1},
         build=_build_family, objective=_family_elbo, has_epistemic=True,
+        absent=MappingProxyType({"n_members": 1}),
     ),
 )})
 

@@ -1,12 +1,21 @@
-"""Drawing the predictive of a :class:`~varbayes.models.FamilyMLP`: S weight draws, one pass."""
+"""Drawing the predictive of a :class:`~varbayes.models.FamilyMLP`: S weight draws, one pass.
+
+An :class:`~varbayes.models.Ensemble` of them gives the equal mixture of its members'
+predictives: member ``m`` draws its share of the ``S`` draws
+(:func:`~varbayes.models.ensemble.member_draws`), one member after the other on the same
+generator.
+"""
 
 from __future__ import annotations
+
+from typing import cast
 
 import torch
 from torch import Tensor, nn
 
 from varbayes._checks_scalar import check_count
 from varbayes.likelihoods import CLASSIFICATION
+from varbayes.models.ensemble import Ensemble, member_draws
 from varbayes.predictive.classes import ClassPrediction
 from varbayes.predictive.draw import check_draw_budget
 from varbayes.predictive.families import FamilyPrediction
@@ -26,6 +35,12 @@ def family_predictive(
     chunks with the same weight draws for every chunk. The model's mode is restored.
     """
     num_samples = check_count(num_samples, "num_samples")
+    if isinstance(model, Ensemble):
+        shares = [family_predictive(member, x, count, generator=generator, chunk_size=chunk_size)
+                 for member, count in zip(model.members, member_draws(num_samples,
+                                                                      len(model.members)),
+                                          strict=True) if count]
+        return _concatenated(shares)
     likelihood = getattr(model, "likelihood", None)
     if not isinstance(likelihood, str):
         raise TypeError(f"family_predictive needs a FamilyMLP, got {type(model).__name__}")
@@ -58,3 +73,14 @@ def family_predictive(
         return ClassPrediction(params["logits"])
     return FamilyPrediction(likelihood, {k: v.contiguous() for k, v in params.items()},
                             torch.float32)
+
+
+def _concatenated(parts: list[FamilyPrediction | ClassPrediction]
+                  ) -> FamilyPrediction | ClassPrediction:
+    """One predictive of the draws of ``parts`` (predictives of the same inputs), in order."""
+    first = parts[0]
+    if isinstance(first, ClassPrediction):
+        return ClassPrediction(torch.cat([cast(ClassPrediction, p).logits for p in parts]))
+    params = {k: torch.cat([cast(FamilyPrediction, p).params[k] for p in parts]).contiguous()
+              for k in first.params}
+    return FamilyPrediction(first.likelihood, params, first.working_dtype)

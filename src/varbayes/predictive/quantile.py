@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from varbayes._threads import available_threads
+from varbayes.predictive.quantile_runs import RunSeries, run_series, scale_runs
 from varbayes.predictive.quantile_series import (
     ORDER,
     series_cdf_terms,
@@ -59,6 +60,10 @@ _EPS64 = torch.finfo(torch.float64).eps
 _CDF_NOISE = 8 * _EPS64
 #: Largest step (in spread units) that rounding noise in the CDF may excuse.
 _NOISE_CAP = 1e-11
+#: Largest ``|newton * slope / density|`` at which a step below the resolution is accepted: the
+#: local quadratic model must hold by a wide margin. (0.1 accepted a point inside a component
+#: narrower than the step, whose CDF saturates before the root: F - q = -0.07 there.)
+_CURVE_MAX = 1e-3
 #: The moment series is tried on rows whose remainder bound (in probability) is at most this
 #: times the resolution: where the density exceeds 1/10 (in spread units) the quantiles then
 #: pass the check of each one's error (1/16 of the resolution). With float64's resolution that
@@ -144,7 +149,7 @@ def _halley(u: Tensor, lo: Tensor, hi: Tensor, q: Tensor, row: Tensor, evaluate:
         # component a Newton step underestimates the distance to the root.
         noise = torch.clamp(_CDF_NOISE / dens, max=_NOISE_CAP)
         converged = (halley.abs() <= (tol + noise) * (1 + u.abs())) & (g != 0) \
-            & (curve.abs() <= 0.1) & torch.isfinite(proposal)
+            & (curve.abs() <= _CURVE_MAX) & torch.isfinite(proposal)
         # F(u) = q exactly where the CDF rises steeply enough for its rounding to pin the
         # root to the resolution: u is the root (elsewhere an exact zero may be a flat stretch).
         hit = (g == 0) & (_CDF_NOISE <= dens * tol * (1 + u.abs()))
@@ -198,6 +203,17 @@ def _series(coefficients: Tensor, rho: Tensor) -> _Evaluate:
     return evaluate
 
 
+def _in_spread_units(dev: Tensor, w: Tensor | None, spread: Tensor, common: Tensor,
+                     rho: Tensor) -> tuple[Tensor, Tensor]:
+    """Components in spread units: means (c, S) and scales (c, S), or (c, 1) without ``w``."""
+    m = dev / spread[:, None]
+    if w is None:
+        return m, rho[:, None]
+    w = w / spread[:, None]  # (not in place: w may be a view of scale)
+    w[common] = rho[common, None]  # a row's values never depend on the others
+    return m, w
+
+
 def _solve_chunk(loc: Tensor, scale: Tensor, levels: Tensor, tol: float) -> Tensor:
     """Quantiles of one chunk: ``loc``, ``scale`` (S, c), ``levels`` (k, c); returns (k, c).
 
@@ -240,13 +256,23 @@ def _solve_chunk(loc: Tensor, scale: Tensor, levels: Tensor, tol: float) -> Tens
     # The root lies between the smallest and the largest component quantile; bound those by
     # the extreme means and scales (O(S) per row, not per level).
     w_lo, w_hi = rho.clone(), rho.clone()
+    on_runs: list[tuple[Tensor, RunSeries]] = []
     if w is not None:
-        m = dev / spread[:, None]
-        w = w / spread[:, None]  # (not in place: w may be a view of scale)
-        w[common] = rho[common, None]  # a row's values never depend on the others
+        # Rows of a few scales, each shared by a run of draws (an ensemble): the moment series
+        # run by run, started and bracketed from the runs' moments.
         other = ~common
-        w_lo[other], w_hi[other] = w[other].amin(1), w[other].amax(1)
-        u[:, other] = _start(m[other], w[other], zq[:, other])
+        usable = other & (s_lo > 0) & torch.isfinite(s_hi)
+        for rows, cuts in scale_runs(w, usable):
+            runs = run_series(comp_loc, w, centre, spread, rows, cuts)
+            u[:, rows] = _cornish_fisher(zq[:, rows], runs.skew, runs.kurt)
+            w_lo[rows], w_hi[rows] = runs.scale_min, runs.scale_max
+            other[rows] = False
+            on_runs.append((rows, runs))
+        if bool(other.any()):
+            m, w = _in_spread_units(dev, w, spread, common, rho)
+            mo, wo = (m, w) if bool(other.all()) else (m[other], w[other])
+            w_lo[other], w_hi[other] = wo.amin(1), wo.amax(1)
+            u[:, other] = _start(mo, wo, zq[:, other])
     neg = zq < 0
     lo = (m_lo + zq * torch.where(neg, w_hi, w_lo)).reshape(-1)
     hi = (m_hi + zq * torch.where(neg, w_lo, w_hi)).reshape(-1)
@@ -255,19 +281,28 @@ def _solve_chunk(loc: Tensor, scale: Tensor, levels: Tensor, tol: float) -> Tens
     row = torch.arange(c, device=loc.device).repeat(k)  # element -> row of the chunk
     result = torch.empty_like(u)
     exact = torch.ones_like(u, dtype=torch.bool)
-    use = common & (bound <= tol * _SERIES_BOUND_PER_TOL)
-    if bool(use.any()):
+
+    def on_series(use: Tensor, bound: Tensor, evaluate: _Evaluate) -> None:
+        """Solve the elements of rows ``use`` on a series with remainder ``bound`` (c,)."""
+        use = use & (bound <= tol * _SERIES_BOUND_PER_TOL)
+        if not bool(use.any()):
+            return
         at = use.index_select(0, row).nonzero()[:, 0]
-        got, dens = _halley(u[at], lo[at], hi[at], q[at], row[at],
-                            _series(coefficients, rho), tol, whole=False)
+        got, dens = _halley(u[at], lo[at], hi[at], q[at], row[at], evaluate, tol, whole=False)
         # Keep a quantile only where the remainder moves it by far less than the resolution;
         # the others are solved on the components.
         kept = bound.index_select(0, row[at]) <= dens * tol * (1 + got.abs()) / 16
         result[at[kept]] = got[kept]
         exact[at[kept]] = False
+
+    on_series(common, bound, _series(coefficients, rho))
+    for rows, runs in on_runs:
+        bound_at = torch.full_like(bound, math.inf)
+        bound_at[rows] = runs.bound
+        on_series(torch.isfinite(bound_at), bound_at, runs.evaluate)
     if bool(exact.any()):
         if m is None or w is None:
-            m, w = dev / spread[:, None], rho[:, None]  # one scale per row: (c, 1)
+            m, w = _in_spread_units(dev, w, spread, common, rho)
         whole = bool(exact.all())
         at = exact.nonzero()[:, 0]
         result[at], _ = _halley(u[at], lo[at], hi[at], q[at], row[at], _exact(m, w, k), tol,

@@ -1,0 +1,150 @@
+"""Mixtures whose draws come in runs of one scale each: the moment series run by run.
+
+An :class:`~varbayes.models.Ensemble` of heteroscedastic networks with point-estimate noise
+networks (the default ``hetero`` fit) gives all draws of one member the member's scale, so a
+row's ``S`` components fall into a few runs of consecutive draws, each of one scale. The
+mixture's CDF is the weighted sum of the runs' CDFs, :math:`F = \\sum_g \\frac{n_g}{S} F_g`, and
+each :math:`F_g` is a mixture of one common scale: the moment series of
+:mod:`varbayes.predictive.quantile_series` about the run's own mean and scale. Its remainder is
+bounded by :math:`\\sum_g \\frac{n_g}{S} |R_g|`, which
+:func:`varbayes.predictive.quantile.mixture_quantile` checks exactly as for one run.
+
+Any split of the draws into runs of one scale is exact (the remainder bound holds for each run);
+a row's runs are found from its own scales only (where consecutive scales differ), so the result
+does not depend on the other rows of the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from varbayes.predictive.quantile_series import (
+    ORDER,
+    series_cdf_terms,
+    series_coefficients,
+    series_polynomials,
+)
+
+__all__ = ["MAX_RUNS", "RunSeries", "run_series", "scale_runs"]
+
+#: Rows with more runs of one scale than this are solved on their components.
+MAX_RUNS = 8
+
+#: (cdf, density, slope) of elements ``u`` (E,) of chunk rows ``row`` (E,).
+_Evaluate = Callable[[Tensor, "Tensor | None"], tuple[Tensor, Tensor, Tensor]]
+
+
+def scale_runs(scale: Tensor, candidates: Tensor) -> list[tuple[Tensor, list[int]]]:
+    """The candidate rows grouped by where their scales change along the draws.
+
+    Parameters
+    ----------
+    scale : Tensor of shape (c, S)
+        Each row's component scales, in draw order.
+    candidates : Tensor of shape (c,), bool
+        Rows to consider; those with more than :data:`MAX_RUNS` runs are left out.
+
+    Returns
+    -------
+    list of (rows, bounds)
+        The row indices of one pattern and its run boundaries ``[0, b_1, ..., S]``.
+    """
+    s = scale.shape[1]
+    change = scale[:, 1:] != scale[:, :-1]  # (c, S - 1)
+    runs = change.sum(1) + 1
+    at = (candidates & (runs > 1) & (runs <= MAX_RUNS)).nonzero()[:, 0]
+    if at.numel() == 0:
+        return []
+    # Each row's change positions, padded with S, as a key of MAX_RUNS - 1 integers.
+    counts = runs.index_select(0, at) - 1
+    r, p = change.index_select(0, at).nonzero(as_tuple=True)  # row-major: p rises in a row
+    first = torch.cumsum(counts, 0) - counts
+    pos = torch.full((at.numel(), MAX_RUNS - 1), s, dtype=torch.long, device=scale.device)
+    pos[r, torch.arange(r.numel(), device=scale.device) - first[r]] = p + 1
+    keys, inverse = torch.unique(pos, dim=0, return_inverse=True)
+    return [(at[inverse == i], [0, *(int(b) for b in key if b < s), s])
+            for i, key in enumerate(keys)]
+
+
+class RunSeries(NamedTuple):
+    """The run-by-run series of some rows: see :func:`run_series`."""
+
+    bound: Tensor  #: (r,) remainder bound of each row's CDF, in probability
+    evaluate: _Evaluate  #: CDF, density and slope (in ``u``) at elements of chunk rows
+    skew: Tensor  #: (r,) the mixture's third moment in spread units
+    kurt: Tensor  #: (r,) its fourth moment minus 3 (the excess kurtosis at unit variance)
+    scale_min: Tensor  #: (r,) the smallest component scale, in spread units
+    scale_max: Tensor  #: (r,) the largest
+
+
+def run_series(loc: Tensor, scale: Tensor, centre: Tensor, spread: Tensor, rows: Tensor,
+               bounds: list[int]) -> RunSeries:
+    """The run-by-run moment series of ``rows`` (one pattern of :func:`scale_runs`).
+
+    Parameters
+    ----------
+    loc, scale : Tensor of shape (c, S)
+        The chunk's component means and scales (float64), one row per mixture.
+    centre, spread : Tensor of shape (c,)
+        Each row's mean and spread (the square root of its second central moment): the series
+        works in ``u = (y - centre) / spread``.
+    rows : Tensor of shape (r,)
+        Chunk rows of this pattern.
+    bounds : list of int
+        Run boundaries ``[0, b_1, ..., S]``.
+
+    Returns
+    -------
+    RunSeries
+        The remainder bounds, the evaluator ``evaluate(u, row)`` for elements ``u`` of chunk
+        rows ``row`` (all in ``rows``), and the moments and extreme scales that start and
+        bracket the search (from the runs' moments: O(runs) per row, not O(S)).
+    """
+    every = rows.numel() == loc.shape[0]
+    m = loc if every else loc.index_select(0, rows)
+    c0, sp = centre.index_select(0, rows), spread.index_select(0, rows)
+    s = m.shape[1]
+    offsets, rhos, polys, moments = [], [], [], []
+    bound = torch.zeros_like(c0)
+    weights = torch.tensor([(b - a) / s for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
+                           dtype=m.dtype, device=m.device)
+    for g, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        part, sigma = m[:, a:b], scale[:, a].index_select(0, rows)
+        mean = part.mean(1)
+        coefficients, remainder = series_coefficients((part - mean[:, None]) / sigma[:, None])
+        bound = bound + weights[g] * remainder
+        offsets.append((mean - c0) / sp)
+        rhos.append(sigma / sp)
+        polys.append(series_polynomials(coefficients))
+        moments.append(coefficients[:, 2:5] * torch.tensor([2.0, 6.0, 24.0], dtype=m.dtype,
+                                                            device=m.device))  # M_2, M_3, M_4
+    off, rho = torch.stack(offsets, 1), torch.stack(rhos, 1)  # (r, G)
+    poly = torch.stack(polys, 1)  # (r, G, 3, ORDER + 1)
+    mk = torch.stack(moments, 1)  # (r, G, 3)
+    # Raw moments of each run's means about the row's centre (M_1 = 0), then the mixture's.
+    d, r2 = off, rho * rho
+    e2 = d * d + r2 * mk[..., 0]
+    e3 = d**3 + 3 * d * r2 * mk[..., 0] + r2 * rho * mk[..., 1]
+    e4 = d**4 + 6 * d * d * r2 * mk[..., 0] + 4 * d * r2 * rho * mk[..., 1] + r2 * r2 * mk[..., 2]
+    skew = ((e3 + 3 * r2 * d) * weights).sum(1)
+    kurt = ((e4 + 6 * r2 * e2 + 3 * r2 * r2) * weights).sum(1) - 3
+    local = torch.full((loc.shape[0],), -1, dtype=torch.long, device=loc.device)
+    local[rows] = torch.arange(rows.numel(), device=loc.device)
+    groups = len(bounds) - 1
+
+    def evaluate(u: Tensor, row: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        at = local.index_select(0, row if row is not None else rows)
+        r = rho.index_select(0, at)
+        t = (u[:, None] - off.index_select(0, at)) / r
+        cdf, dens, slope = series_cdf_terms(
+            t.reshape(-1), poly.index_select(0, at).reshape(-1, 3, ORDER + 1))
+        shape = (-1, groups)
+        return ((cdf.view(shape) * weights).sum(1),
+                (dens.view(shape) / r * weights).sum(1),
+                (slope.view(shape) / (r * r) * weights).sum(1))
+
+    return RunSeries(bound, evaluate, skew, kurt, rho.amin(1), rho.amax(1))
