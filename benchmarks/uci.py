@@ -1,6 +1,6 @@
 """Regenerate the UCI results table of docs/benchmarks.md.
 
-Runs ``varbayes.benchmarks.uci.run_uci_benchmark`` on every data set under the data directory
+Runs ``varbayes.benchmarks.uci_run.run_uci_benchmark`` on every data set under the data directory
 for each model (``hetero``, ``bbb`` with learned noise, ``mle`` with its residual variance),
 writes one JSON file per model, and rewrites the block between the markers
 ``<!-- uci-results:begin -->`` and ``<!-- uci-results:end -->`` of docs/benchmarks.md.
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from varbayes import __version__  # noqa: E402
-from varbayes.benchmarks.uci import format_summary, run_uci_benchmark, write_json  # noqa: E402
+from varbayes.benchmarks.uci_run import format_summary, run_uci_benchmark, write_json  # noqa: E402
 
 MODELS = ("hetero", "bbb", "mle")
 BEGIN, END = "<!-- uci-results:begin -->", "<!-- uci-results:end -->"

@@ -12,12 +12,13 @@ import pytest
 from scipy.special import logsumexp
 from scipy.stats import norm
 
+from _uci_layout import synthetic_uci as _synthetic
 from varbayes.benchmarks.uci import (
     METRICS,
-    fit_split,
-    run_uci_benchmark,
     validation_rows,
 )
+from varbayes.benchmarks.uci_run import run_uci_benchmark
+from varbayes.benchmarks.uci_stack import fit_splits
 from varbayes.cli import main
 from varbayes.data import load_uci
 
@@ -25,30 +26,6 @@ UCI = Path(__file__).resolve().parents[3] / "shared" / "data" / "uci"
 needs_uci = pytest.mark.skipif(
     not (UCI / "yacht").is_dir(), reason=f"shared UCI data not found at {UCI}"
 )
-
-
-def _synthetic(root: Path, name: str = "synth", *, nested: bool = False, n: int = 60,
-               constant: bool = True, n_splits: int = 2) -> Path:
-    """A tiny data set in the UCI layout; column 1 is constant when ``constant``."""
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(n, 3))
-    if constant:
-        x[:, 1] = 4.2
-    y = 2.0 * x[:, 0] - x[:, 2] + 0.3 * rng.normal(size=n)
-    folder = root / name / "data" if nested else root / name
-    folder.mkdir(parents=True)
-    np.savetxt(folder / "data.txt", np.column_stack([x, y]))
-    (folder / "index_features.txt").write_text("0\n1\n2\n")
-    (folder / "index_target.txt").write_text("3\n")
-    for i in range(n_splits):
-        perm = np.random.default_rng(i).permutation(n)
-        cut = round(0.9 * n)
-        np.savetxt(folder / f"index_train_{i}.txt", np.sort(perm[:cut]), fmt="%d")
-        np.savetxt(folder / f"index_test_{i}.txt", np.sort(perm[cut:]), fmt="%d")
-    (folder / "n_splits.txt").write_text(f"{n_splits}\n")
-    (folder / "n_hidden.txt").write_text("8\n")
-    (folder / "n_epochs.txt").write_text("40\n")
-    return folder
 
 
 def _check_result(result: dict, name: str, n_splits: int) -> None:
@@ -90,7 +67,8 @@ def test_quick_cli_writes_json(quick_run):
 @needs_uci
 def test_ll_is_the_mixture_log_density_in_data_units(quick_run):
     data = load_uci("yacht", 0, UCI)
-    res = fit_split(data, "hetero", quick=True)
+    # the CLI trains the two splits together: so does this (split 0 alone: test_uci_stack.py)
+    res = fit_splits([data, load_uci("yacht", 1, UCI)], "hetero", quick=True)[0]
     loc = res.prediction.loc.double().numpy()
     scale = res.prediction.scale.double().numpy()
     y = data.y_test

@@ -214,7 +214,7 @@ def test_a_member_outside_the_whitelist_takes_the_autograd_path(monkeypatch):
     """The engine refuses what it has no gradients for; train() then uses autograd."""
     x, y = _data()
     model = _model("reparam", "learned", None)
-    monkeypatch.setattr("varbayes._fast.stack.HEADS", frozenset({Head.FIXED}))
+    monkeypatch.setattr("varbayes._fast.arch.HEADS", frozenset({Head.FIXED}))
     assert "no gradients for the head 'learned'" in fast_path_unsupported(model, ELBO(9))
     reference = copy.deepcopy(model)
     train(model, ELBO(9), x, y, epochs=3, lr=0.01, generator=torch.Generator().manual_seed(0))

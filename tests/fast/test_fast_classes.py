@@ -93,7 +93,7 @@ def test_the_class_equivalence_tests_cover_the_whole_whitelist():
 def test_a_class_head_outside_the_whitelist_takes_the_autograd_path(monkeypatch):
     x, y = _data(3)
     model = _model("categorical", 3, "local")
-    monkeypatch.setattr("varbayes._fast.stack.CLASS_HEADS", frozenset({"bernoulli"}))
+    monkeypatch.setattr("varbayes._fast.arch.CLASS_HEADS", frozenset({"bernoulli"}))
     why = fast_path_unsupported(model, ELBO(9, likelihood="categorical"))
     assert "no gradients for the 'categorical' likelihood head" in why
     reference = copy.deepcopy(model)

@@ -48,7 +48,8 @@ __all__ = [
 ]
 
 
-def fast_path_unsupported(model: nn.Module, objective: object) -> str | None:
+def fast_path_unsupported(model: nn.Module, objective: object, *,
+                          frozen: bool = False) -> str | None:
     """Why ``model`` and ``objective`` cannot use the fast engine, or ``None`` if they can.
 
     Supported: a :class:`~varbayes.models.BayesianMLP` (a head of
@@ -57,7 +58,8 @@ def fast_path_unsupported(model: nn.Module, objective: object) -> str | None:
     hooks) with an :class:`~varbayes.ELBO` of the Gaussian likelihood, or a
     :class:`~varbayes.models.FamilyMLP` whose likelihood is in
     :data:`~varbayes._fast.classes.CLASS_HEADS` with an ELBO of that same likelihood; the KL in
-    closed form.
+    closed form. Parameters with ``requires_grad=False`` only with ``frozen=True`` (they are
+    then held fixed, as by an optimiser of the trainable ones alone).
     """
     if type(objective) is not ELBO:
         return f"needs varbayes.ELBO, got {type(objective).__name__}"
@@ -67,6 +69,8 @@ def fast_path_unsupported(model: nn.Module, objective: object) -> str | None:
         arch = stack_architecture(model)
     except ValueError as exc:
         return str(exc)
+    if any(arch.frozen) and not frozen:
+        return "needs every parameter trainable (requires_grad=True)"
     expected = LIKELIHOODS[arch.likelihood]
     if type(objective.likelihood) is not expected:
         return (f"has gradients for the {expected.name} likelihood of this model only, got "
@@ -75,7 +79,8 @@ def fast_path_unsupported(model: nn.Module, objective: object) -> str | None:
 
 
 def _run(stack: BayesianMLPStack, objective: ELBO, x: Tensor, y: Tensor, *, epochs: int,
-         lr: float, batch_size: int, generator: torch.Generator | None, policy: NonFinitePolicy,
+         lr: float, batch_size: int, generator: torch.Generator | list[torch.Generator] | None,
+         policy: NonFinitePolicy,
          progress: bool, desc: str | None, models: Sequence[BayesianMLP] = (),
          callback: Callable[[int], bool] | None = None, callback_every: int = 1
          ) -> list[History]:
@@ -94,12 +99,15 @@ def _run(stack: BayesianMLPStack, objective: ELBO, x: Tensor, y: Tensor, *, epoc
         check_terminated()  # a SIGTERM whose exception C code swallowed (CLI only)
         if batch_size < n:
             batches = ()  # free the last epoch's permutation before drawing the next
-            batches = torch.randperm(n, generator=generator, device="cpu", dtype=index).to(
-                x.device).split(batch_size)
+            batches = (torch.stack([torch.randperm(n, generator=g, dtype=index)
+                                    for g in generator]).to(x.device).split(batch_size, 1)
+                       if isinstance(generator, list) else
+                       torch.randperm(n, generator=generator, device="cpu", dtype=index).to(
+                           x.device).split(batch_size))
         sums.zero_()
         taken, partial = 0, None  # steps taken by all models; per-model counts of the others
         for step, idx in enumerate(batches):
-            xb, yb = (x, y) if idx is None else (x.index_select(-2, idx), y.index_select(-1, idx))
+            xb, yb = (x, y) if idx is None else _rows(x, y, idx)
             noise = stack.draw_noise(xb.shape[-2], objective.num_particles, generator)
             terms = stack.loss_and_grad(xb, yb, noise, n_data=objective.n_data,
                                         kl_weight=objective.kl_weight,
@@ -151,6 +159,16 @@ def _run(stack: BayesianMLPStack, objective: ELBO, x: Tensor, y: Tensor, *, epoc
     return histories
 
 
+def _rows(x: Tensor, y: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
+    """The rows ``idx`` of ``(x, y)``: one index vector for all models, or one (M, B) per model."""
+    if idx.dim() == 1:
+        return x.index_select(-2, idx), y.index_select(-1, idx)
+    if x.dim() == 2:
+        return x[idx], y[idx]
+    models = torch.arange(idx.shape[0], device=idx.device)[:, None]
+    return x[models, idx], y[models, idx]
+
+
 def train_many(
     models: Sequence[BayesianMLP],
     objective: ELBO,
@@ -160,7 +178,7 @@ def train_many(
     epochs: int,
     lr: float,
     batch_size: int | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     nonfinite: NonFinitePolicy | str = NonFinitePolicy.RAISE,
     progress: bool = False,
     desc: str | None = None,
@@ -185,9 +203,14 @@ def train_many(
     x : Tensor of shape (n, d) or (M, n, d)
         Inputs shared by all models, or one data set per model (e.g. the splits of a UCI set).
     y : Tensor of shape (n,) or (M, n)
-    epochs, lr, batch_size, generator, nonfinite, progress, desc
+    epochs, lr, batch_size, nonfinite, progress, desc
         As in :func:`~varbayes.infer.train`. With ``nonfinite='skip'`` a step is skipped for
         the models whose loss is not finite (their Adam step count still advances).
+    generator : torch.Generator, sequence of M torch.Generator, or None
+        One generator for all models, or one per model (``reparam`` and ``local`` estimators):
+        then model ``m`` draws its noise and its mini-batch order from ``generator[m]`` exactly
+        as a run of that model alone (``M = 1``) does, so its result does not depend on the
+        other models beyond floating-point rounding.
     callback, callback_every
         As in :func:`~varbayes.infer.train`: called with every model's parameters up to date
         (one call for all ``M`` models); training of all models ends when it returns True.
@@ -221,7 +244,7 @@ def train_many(
     if not models:
         raise ValueError("train_many needs at least one model")
     for model in models:
-        why = fast_path_unsupported(model, objective)
+        why = fast_path_unsupported(model, objective, frozen=True)
         if why is not None:
             raise ValueError(f"train_many cannot train this model: {why}")
     m = len(models)
@@ -239,6 +262,10 @@ def train_many(
         )
     n = x.shape[-2]
     batch_size = n if batch_size is None else min(batch_size, n)
+    if isinstance(generator, Sequence):
+        generator = list(generator)
+        if len(generator) != m:
+            raise ValueError(f"train_many got {len(generator)} generators for {m} models")
     stack = BayesianMLPStack(models)
     x, y = x.to(stack.params), y.to(stack.params)
     for model in models:

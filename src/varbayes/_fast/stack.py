@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
 
 import torch
 from torch import Tensor, nn
 
+from varbayes._fast.arch import ESTIMATORS, HEADS, stack_architecture
 from varbayes._fast.classes import CLASS_HEADS, class_head
 from varbayes._fast.kernels import (
     mlp_backward,
@@ -41,10 +41,9 @@ from varbayes._fast.kernels import (
     relu_grad,
     standard_normal_,
 )
-from varbayes.models import BayesianMLP, FamilyMLP, Head
-from varbayes.nn.layers import BayesLinear, Estimator, batched_linear
+from varbayes.models import BayesianMLP, Head
+from varbayes.nn.layers import Estimator, batched_linear
 from varbayes.nn.parametrization import softplus_scale
-from varbayes.priors import GaussianPrior
 
 __all__ = [
     "CLASS_HEADS",
@@ -58,71 +57,7 @@ __all__ = [
 #: Tensor (``local``) or a Tensor and the random signs (``flipout``).
 Noise: TypeAlias = "Tensor | list[Tensor] | tuple[Tensor, Tensor]"
 
-#: The heads and estimators whose gradients this module derives: the whitelist. Anything else
-#: (a new head or estimator included) is refused by :func:`stack_architecture` and so trains on
-#: the autograd path; every branch below on a head or estimator covers exactly these members.
-HEADS = frozenset({Head.FIXED, Head.LEARNED, Head.HETEROSCEDASTIC})
-ESTIMATORS = frozenset({Estimator.REPARAM, Estimator.LOCAL, Estimator.FLIPOUT})
-
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
-
-
-@dataclass(frozen=True)
-class _Arch:
-    """Everything two models must share to be stacked."""
-
-    sizes: tuple[int, ...]
-    likelihood: str  # 'gaussian' (a BayesianMLP) or one of CLASS_HEADS (a FamilyMLP)
-    noise_sizes: tuple[int, ...] | None
-    head: Head
-    estimator: Estimator
-    prior: tuple[float, float]
-    floor: float
-    min_scale: float
-    dtype: torch.dtype
-    device: torch.device
-
-
-def stack_architecture(model: nn.Module) -> _Arch:
-    """Describe ``model`` for stacking, or raise ``ValueError`` naming what is not supported."""
-    likelihood = "gaussian"
-    if type(model) is FamilyMLP:  # a BayesianMLP with a fixed head, replaced by the likelihood's
-        if model.likelihood not in CLASS_HEADS:
-            raise ValueError(f"has no gradients for the {model.likelihood!r} likelihood head")
-        likelihood = model.likelihood
-    elif type(model) is not BayesianMLP:
-        raise ValueError(f"needs a BayesianMLP, got {type(model).__name__}")
-    if model.head not in HEADS:
-        raise ValueError(f"has no gradients for the head {model.head.value!r}")
-    layers = list(model.layers)
-    if not all(type(m) is BayesLinear and m.bias_loc is not None for m in layers):
-        raise ValueError("needs BayesLinear layers with a bias")
-    if len({(m.estimator, m.min_scale) for m in layers}) != 1:
-        raise ValueError("needs one estimator and one min_scale for all layers")
-    if layers[0].estimator not in ESTIMATORS:
-        raise ValueError(f"has no gradients for the estimator {layers[0].estimator.value!r}")
-    priors = {(type(m.prior), getattr(m.prior, "loc", None), getattr(m.prior, "scale", None))
-              for m in layers}
-    kind, loc, scale = priors.pop()
-    if priors or kind is not GaussianPrior:
-        raise ValueError("needs one GaussianPrior for all layers (closed-form KL)")
-    noise_sizes = None
-    if model.noise_hidden is not None:
-        linears = cast("list[nn.Linear]", list(model.noise_net)[0::2])  # checked next
-        if not all(type(m) is nn.Linear and m.bias is not None for m in linears) or not all(
-                type(m) is nn.ReLU for m in list(model.noise_net)[1::2]):
-            raise ValueError("needs a noise network of Linear and ReLU layers")
-        noise_sizes = (linears[0].in_features, *(m.out_features for m in linears))
-    params = list(model.parameters())
-    if not all(p.requires_grad for p in params) or len({(p.dtype, p.device) for p in params}) != 1:
-        raise ValueError("needs trainable parameters of one dtype and device")
-    if any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
-           for m in model.modules()):
-        raise ValueError("the model has hooks; they run only on the autograd path")
-    sizes = (layers[0].in_features, *(m.out_features for m in layers))
-    prior = (cast(float, loc), cast(float, scale))  # a GaussianPrior's, checked above
-    return _Arch(sizes, likelihood, noise_sizes, model.head, layers[0].estimator, prior,
-                 layers[0].min_scale, model.min_scale, params[0].dtype, params[0].device)
 
 
 def _require(covered: bool, member: Head | Estimator) -> None:
@@ -181,6 +116,13 @@ class BayesianMLPStack:
             same = bool((stds == stds[0]).all())
             self.noise_std = float(stds[0]) if same else stds.view(-1, 1, 1)
         self.load(models)
+        # columns of frozen parameters (requires_grad False): their gradient is kept at zero
+        self.frozen: Tensor | None = None
+        if any(arch.frozen):
+            self.frozen = torch.zeros(self.params.shape[1], dtype=torch.bool, device=arch.device)
+            for tensor, flat in self._pairs(models[0], 0):
+                start = flat.storage_offset() - self.params.storage_offset()
+                self.frozen[start : start + flat.numel()] |= not tensor.requires_grad
 
     def _pairs(self, model: BayesianMLP, m: int) -> Iterator[tuple[Tensor, Tensor]]:
         """Each parameter of ``model`` with its flat slice in row ``m`` of :attr:`params`."""
@@ -210,13 +152,14 @@ class BayesianMLPStack:
             for tensor, flat in self._pairs(model, m):
                 tensor.copy_(flat.view(tensor.shape))
 
-    def draw_noise(self, rows: int, particles: int = 1, generator: torch.Generator | None = None
-                   ) -> Noise:
+    def draw_noise(self, rows: int, particles: int = 1,
+                   generator: torch.Generator | Sequence[torch.Generator] | None = None) -> Noise:
         """Standard-normal noise of one step for ``rows`` data rows and ``particles`` draws.
 
         With ``M = 1``, drawn layer by layer in the order and shapes of the layers' own forward
         pass: :func:`~varbayes.infer.train` gives the same model with or without the engine.
-        The tensors are reused: the next call overwrites them.
+        With one generator per model (``reparam``, ``local``), model ``m`` gets what it would
+        get alone with ``generator[m]``. The tensors are reused: the next call overwrites them.
 
         Returns
         -------
@@ -245,6 +188,13 @@ class BayesianMLPStack:
                          if est is Estimator.FLIPOUT else None)
                 self._noise[key] = (eps, views, signs)
         out, views, signs = self._noise[key]
+        if isinstance(generator, Sequence):  # one stream per model
+            if signs is not None or len(generator) != m:
+                raise ValueError("one generator per model needs reparam or local, and M of them")
+            for view in views:
+                for i, gen in enumerate(generator):
+                    standard_normal_(view[i], gen)
+            return out
         if m > 1 and est is not Estimator.LOCAL:  # no autograd path to match: one draw
             cast(Tensor, out).normal_(generator=generator)
         elif signs is None:
@@ -487,6 +437,8 @@ class BayesianMLPStack:
         self.gloc.add_(diff, alpha=c / s0**2)
         g_sigma.add_(sigma, alpha=c / s0**2).add_(sigma.reciprocal(), alpha=-c)
         torch.mul(g_sigma, torch.sigmoid(self.rho), out=self.grho)
+        if self.frozen is not None:
+            self.grad.masked_fill_(self.frozen, 0.0)
         terms = torch.stack((nll, nll, kl))
         terms[0].add_(kl, alpha=c)
         return terms

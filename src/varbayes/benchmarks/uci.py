@@ -30,27 +30,25 @@ it is Bayes by Backprop with one learned noise level; then every parameter is tr
 it the noise network learns large noise where the mean has not fitted yet and the mean gives up
 there (on ``energy`` the RMSE is 5x worse). ``quick=True`` runs 2 splits with a tenth of the
 epochs and ``S = 50``: a smoke test, not a result.
+
+This module runs one split (:func:`fit_split`); :mod:`varbayes.benchmarks.uci_stack` runs the
+splits of a data set together on the vectorised engine with the same result up to rounding, and
+:mod:`varbayes.benchmarks.uci_run` is the runner of ``varbayes benchmark uci``.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from varbayes import _atomic
-from varbayes.data import UCISplit, list_uci, load_uci, uci_n_splits, uci_root
+from varbayes.data import UCISplit
 from varbayes.data.transforms import Standardizer
 from varbayes.infer import train
 from varbayes.kinds import FittedModel, ModelKind, get_kind, make_config
@@ -64,12 +62,9 @@ __all__ = [
     "SplitResult",
     "Stage",
     "fit_split",
-    "format_summary",
-    "run_uci_benchmark",
-    "run_uci_command",
     "select_checkpoint",
+    "test_split",
     "validation_rows",
-    "write_json",
 ]
 
 #: Fraction of the training rows held out for hyper-parameter selection.
@@ -307,6 +302,19 @@ def fit_split(
         pass
     fitted = run.fitted()
     end = time.perf_counter()
+    return test_split(data, fitted, choice, seed=seed, quick=quick,
+                      seconds=(end - start, selected - start, end - selected))
+
+
+def test_split(data: UCISplit, fitted: FittedModel, choice: dict[str, Any], *, seed: int,
+               quick: bool, seconds: tuple[float, float | None, float | None],
+               extra: dict[str, Any] | None = None) -> SplitResult:
+    """Score ``fitted`` on the test rows of ``data``: the record of one split.
+
+    ``choice`` is what :func:`select_checkpoint` returns; ``seconds`` are the training, the
+    selection and the refit seconds of this split (``None`` where they are not apart);
+    ``extra`` is added to the record.
+    """
     samples = QUICK_SAMPLES if quick else TEST_SAMPLES
     pred = fitted.predict(data.x_test, samples,
                           generator=torch.Generator().manual_seed(_seed(seed, data.split, _TEST)))
@@ -317,162 +325,10 @@ def fit_split(
         "crps": scores["crps"], "coverage_90": scores["coverage_90"],
         "interval_width_90": scores["interval_width_90"],
         "calibration_error": scores["calibration_error"],
-        "train_seconds": end - start, "select_seconds": selected - start,
-        "refit_seconds": end - selected, "selected_epochs": choice["epochs"],
+        "train_seconds": seconds[0], "select_seconds": seconds[1],
+        "refit_seconds": seconds[2], "selected_epochs": choice["epochs"],
         "selected": {"stage": choice["stage"], "stage_epochs": choice["stage_epochs"],
                      "validation_ll": choice["ll"], "n_validation": choice["n_validation"]},
-        "validation_curve": choice["curve"],
+        "validation_curve": choice["curve"], **(extra or {}),
     }  # fmt: skip
     return SplitResult(record, fitted, pred)
-
-
-def _summary(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
-    out: dict[str, dict[str, float | None]] = {}
-    for key in METRICS:
-        values = np.array([r[key] for r in records], dtype=np.float64)
-        se = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else None
-        out[key] = {"mean": float(values.mean()), "stderr": se}
-    return out
-
-
-def _protocol(kind: str, quick: bool, seed: int,
-              overrides: dict[str, Any] | None) -> dict[str, Any]:
-    return {
-        "model": kind, "quick": quick, "seed": seed, "overrides": overrides or {},
-        "model_settings": MODEL_OVERRIDES[kind],
-        "schedule": [vars(s) for s in _scaled(SCHEDULES[kind], quick)],
-        "validation_fraction": VALIDATION_FRACTION, "validation_samples": VALIDATION_SAMPLES,
-        "test_samples": QUICK_SAMPLES if quick else TEST_SAMPLES, "interval_level": 0.9,
-        "selection": "checkpoint of the schedule with the highest validation log-likelihood",
-        "ll": "mean per-point log predictive density of the mixture, data units",
-        "stderr": "std(ddof=1) / sqrt(number of splits)",
-    }  # fmt: skip
-
-
-def _datasets(root: Path, dataset: str) -> list[str]:
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"UCI data directory {root} does not exist; pass --data-dir DIR with one folder per "
-            "data set (DIR/<name>/data.txt or DIR/<name>/data/data.txt)"
-        )
-    if dataset.lower() != "all":
-        return [dataset]
-    if not (names := list_uci(root)):
-        raise FileNotFoundError(f"no UCI data set (no <name>/data.txt nor <name>/data/data.txt) "
-                                f"in {root}")
-    return names
-
-
-def run_uci_benchmark(
-    data_dir: str | os.PathLike[str] | None, dataset: str, *, splits: int | None = None,
-    model: str = "hetero", quick: bool = False, seed: int = 0, progress: bool = True,
-    overrides: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Run the UCI benchmark protocol (module docstring) on one data set or on ``"all"``.
-
-    Parameters
-    ----------
-    data_dir : path-like or None
-        Root of the data sets (see :func:`varbayes.data.uci_root`).
-    dataset : str
-        Folder name or alias (``"boston"``, ``"wine-red"``, ...), or ``"all"`` for every data set
-        found under ``data_dir``.
-    splits : int or None, default=None
-        Run the first ``splits`` splits (default: all; 2 with ``quick``).
-    model : {'hetero', 'bbb', 'mle', 'vi', 'vi_analytic'}, default='hetero'
-    quick : bool, default=False
-        Smoke run: 2 splits, a tenth of the epochs, 50 predictive draws.
-    seed : int, default=0
-    progress : bool, default=True
-        A tqdm bar per data set on stderr, ticking once per split.
-    overrides : dict or None
-        Model settings over :data:`MODEL_OVERRIDES` (any key of ``DEFAULTS[model]``).
-
-    Returns
-    -------
-    dict
-        ``{"benchmark": "uci", "protocol": {...}, "seconds": float, "datasets": {name:
-        {"n_splits": int, "splits": [record, ...], "summary": {metric: {"mean", "stderr"}}}}}``.
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``data_dir`` or a data set's files are missing.
-    ValueError
-        For an unknown model or an invalid ``splits``.
-    """
-    try:
-        kind = ModelKind(model).value
-    except ValueError:
-        raise ValueError(f"unknown model {model!r}; expected one of "
-                         f"{[k.value for k in ModelKind]}") from None
-    if splits is not None and (isinstance(splits, bool) or int(splits) != splits or splits < 1):
-        raise ValueError(f"splits must be a positive integer, got {splits!r}")
-    root = uci_root(data_dir)
-    start = time.perf_counter()
-    result: dict[str, Any] = {
-        "benchmark": "uci", "protocol": _protocol(kind, quick, seed, overrides),
-        "data_dir": str(root), "datasets": {},
-    }
-    for name in _datasets(root, dataset):
-        total = uci_n_splits(name, root)
-        wanted = splits if splits is not None else (QUICK_SPLITS if quick else total)
-        if wanted > total:
-            raise ValueError(f"--splits {wanted} asked for, but {name} has {total} splits")
-        records, begun = [], time.perf_counter()
-        with tqdm(total=wanted, desc=f"{name} {kind}", unit="split", disable=not progress,
-                  file=sys.stderr, dynamic_ncols=True) as bar:
-            for i in range(wanted):
-                data = load_uci(name, i, root)
-                records.append(fit_split(data, kind, seed=seed, quick=quick,
-                                         overrides=overrides).record)
-                lls = [r["ll"] for r in records]
-                bar.set_postfix(ll=f"{np.mean(lls):.3f}", refresh=False)
-                bar.update(1)
-        result["datasets"][data.name] = {
-            "n_splits": wanted, "seconds": time.perf_counter() - begun, "splits": records,
-            "summary": _summary(records),
-        }
-    result["seconds"] = time.perf_counter() - start
-    return result
-
-
-def format_summary(result: dict[str, Any]) -> str:
-    """One line per data set: mean ± standard error of the main figures."""
-    kind = result["protocol"]["model"]
-
-    def cell(stats: dict[str, float | None], digits: int) -> str:
-        se = stats["stderr"]
-        return f"{stats['mean']:.{digits}f}" + ("" if se is None else f" ± {se:.{digits}f}")
-
-    lines = []
-    for name, res in result["datasets"].items():
-        s = res["summary"]
-        lines.append(
-            f"{name:<18} {kind:<7} splits {res['n_splits']:>2}  RMSE {cell(s['rmse'], 3)}  "
-            f"LL {cell(s['ll'], 3)}  cov90 {s['coverage_90']['mean']:.3f}  "
-            f"CRPS {cell(s['crps'], 3)}  train {s['train_seconds']['mean']:.1f} s/split"
-        )
-    return "\n".join(lines)
-
-
-def write_json(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` atomically (see :mod:`varbayes._atomic`)."""
-    _atomic.write_text(path, json.dumps(payload, indent=1) + "\n", parents=True)
-
-
-def run_uci_command(args: Any) -> int:
-    """``varbayes benchmark uci``: run, print a summary row per data set, write ``args.out``."""
-    if args.out is not None:  # before any work
-        _atomic.check_file_out(args.out, force=True, parents=True)
-    result = run_uci_benchmark(
-        args.data_dir, args.dataset, splits=args.splits, model=args.model, quick=args.quick,
-        seed=args.seed, progress=True,
-    )
-    print(format_summary(result))
-    print(f"total {result['seconds']:.1f} s")
-    if args.out is not None:
-        write_json(args.out, result)
-        print(f"wrote {args.out}")
-    return 0
-

@@ -333,7 +333,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     if args.benchmark == "uci":
-        from varbayes.benchmarks.uci import run_uci_command
+        from varbayes.benchmarks.uci_run import run_uci_command
 
         return run_uci_command(args)
     from varbayes.benchmarks.speed import run_speed_command

@@ -213,6 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--model", choices=kinds, default="hetero")
     b.add_argument("--quick", action="store_true", help="smoke run: 2 splits, fewer epochs")
     b.add_argument("--seed", type=_nonneg_int, default=0)
+    b.add_argument("--one-at-a-time", action="store_true",
+                   help="train the splits one by one instead of together on the vectorised "
+                        "engine (same results up to rounding; slower)")
+    b.add_argument("--no-refit", action="store_true",
+                   help="test each split's best validation checkpoint instead of a refit on "
+                        "all training rows (half the training; splits trained together only)")
     b.add_argument("--out", help="JSON file for per-split and summary results")
     b = bench.add_parser("speed", help="training and prediction speed vs the post and Pyro")
     b.add_argument("--sizes", type=lambda t: [int(v) for v in t.split(",")],

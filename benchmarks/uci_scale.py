@@ -1,0 +1,89 @@
+"""The UCI protocol at 10k-45k rows: one split at a time (before) against splits trained together.
+
+No UCI data set of that size is in ``../shared``; this writes one in the UCI layout from
+scikit-learn's ``make_friedman1`` (10 features, 5 of them used) with heteroscedastic noise
+``(0.5 + |x_1|) * N(0, 1)``, 90/10 splits like the standard ones, and runs
+``varbayes.benchmarks.uci_run.run_uci_benchmark`` on it both ways, back to back::
+
+    OMP_NUM_THREADS=1 python benchmarks/uci_scale.py --rows 10000 --splits 20 --old-splits 1
+    OMP_NUM_THREADS=1 python benchmarks/uci_scale.py --rows 45000 --splits 20 --old-splits 1 \\
+        --old-quick
+
+``--old-quick`` runs the one-at-a-time path with a tenth of the epochs (its seconds are then
+multiplied by 10 in the printout, and marked so): a full one at 45k rows takes 6 min or more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.datasets import make_friedman1
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from varbayes.benchmarks.uci_run import run_uci_benchmark  # noqa: E402
+
+
+def write_dataset(root: Path, rows: int, splits: int, seed: int = 0) -> str:
+    """A ``friedman<rows>`` folder under ``root`` in the UCI layout; returns its name."""
+    x, y = make_friedman1(n_samples=rows, n_features=10, noise=0.0, random_state=seed)
+    rng = np.random.default_rng(seed)
+    y = y + (0.5 + np.abs(x[:, 1])) * rng.normal(size=rows)
+    name = f"friedman{rows}"
+    folder = root / name
+    folder.mkdir(parents=True)
+    np.savetxt(folder / "data.txt", np.column_stack([x, y]), fmt="%.6f")
+    (folder / "index_features.txt").write_text("".join(f"{i}\n" for i in range(10)))
+    (folder / "index_target.txt").write_text("10\n")
+    cut = round(0.9 * rows)
+    for i in range(splits):
+        perm = np.random.default_rng([seed, i]).permutation(rows)
+        np.savetxt(folder / f"index_train_{i}.txt", np.sort(perm[:cut]), fmt="%d")
+        np.savetxt(folder / f"index_test_{i}.txt", np.sort(perm[cut:]), fmt="%d")
+    (folder / "n_splits.txt").write_text(f"{splits}\n")
+    (folder / "n_hidden.txt").write_text("50\n")
+    (folder / "n_epochs.txt").write_text("40\n")
+    return name
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--splits", type=int, default=20, help="splits trained together")
+    parser.add_argument("--old-splits", type=int, default=1, help="splits one at a time")
+    parser.add_argument("--old-quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=None, help="JSON with both results")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        name = write_dataset(Path(tmp), args.rows, max(args.splits, args.old_splits))
+        runs = {}
+        for label, kw in (("before", dict(splits=args.old_splits, stacked=False,
+                                          quick=args.old_quick)),
+                          ("after", dict(splits=args.splits))):
+            start, cpu = time.perf_counter(), time.process_time()
+            result = run_uci_benchmark(tmp, name, progress=False, **kw)
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+            recs = result["datasets"][name]["splits"]
+            scale = 10 if kw.get("quick") else 1
+            runs[label] = {"wall": wall, "cpu": cpu, "splits": len(recs),
+                           "per_split": wall / len(recs) * scale,
+                           "ll": [r["ll"] for r in recs], "rmse": [r["rmse"] for r in recs],
+                           "validation_ll": [r["selected"]["validation_ll"] for r in recs],
+                           "quick": bool(kw.get("quick"))}
+            print(f"{label:<7} {args.rows} rows  {len(recs)} split(s)  {wall:.1f} s  "
+                  f"{runs[label]['per_split']:.1f} s/split{' (x10, quick)' if scale > 1 else ''}"
+                  f"  CPU {cpu:.1f} s"
+                  f"  test LL split 0 {recs[0]['ll']:.4f}  mean {np.mean(runs[label]['ll']):.4f}",
+                  flush=True)
+    if args.out is not None:
+        args.out.write_text(json.dumps({"rows": args.rows, **runs}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

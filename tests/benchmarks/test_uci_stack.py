@@ -1,0 +1,118 @@
+"""The UCI splits trained together (``varbayes.benchmarks.uci_stack``) against one at a time.
+
+Nothing here is timed (the speed-up is measured in ``docs/performance.md``). What is checked:
+a split's validation curve, choice and test figures do not depend on the other splits trained
+beside it beyond floating-point rounding; the test rows never reach the choice; the mini-batch
+schedule of large data keeps the number of Adam steps (checkpoints at least as far apart).
+"""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _uci_layout import synthetic_uci as _synthetic
+from varbayes.benchmarks.uci import SCHEDULES, _checkpoints, fit_split
+from varbayes.benchmarks.uci_run import run_uci_benchmark
+from varbayes.benchmarks.uci_stack import (
+    FULL_BATCH_ROWS,
+    MINI_BATCH,
+    fit_splits,
+    stackable,
+    step_schedule,
+)
+from varbayes.data import load_uci
+
+UCI = Path(__file__).resolve().parents[3] / "shared" / "data" / "uci"
+needs_uci = pytest.mark.skipif(
+    not (UCI / "yacht").is_dir(), reason=f"shared UCI data not found at {UCI}"
+)
+
+
+def test_bbb_splits_together_are_the_splits_alone(tmp_path):
+    """``bbb`` (no heteroscedastic stage): the whole curve agrees to float32 rounding."""
+    _synthetic(tmp_path, n=80, constant=False)
+    splits = [load_uci("synth", i, tmp_path) for i in range(2)]
+    together = fit_splits(splits, "bbb", quick=True)
+    for data, res in zip(splits, together, strict=True):
+        alone = fit_split(data, "bbb", quick=True).record
+        rec = res.record
+        assert rec["stacked"] == 2 and rec["split"] == data.split
+        for key in ("stage", "stage_epochs", "n_validation"):
+            assert rec["selected"][key] == alone["selected"][key]
+        ours = [c["ll"] for c in rec["validation_curve"]]
+        theirs = [c["ll"] for c in alone["validation_curve"]]
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-4)
+        assert rec["ll"] == pytest.approx(alone["ll"], abs=1e-3)
+        assert rec["rmse"] == pytest.approx(alone["rmse"], rel=1e-3)
+
+
+def test_hetero_warm_up_together_is_the_warm_up_alone(tmp_path):
+    """``hetero``: the homoscedastic warm-up (frozen noise network) agrees to rounding.
+
+    In the heteroscedastic stage Adam divides the noise network's first gradients (exactly 0
+    before the stage, then of the size of rounding for units barely used) by their own size, so
+    rounding-level differences can grow there: that stage is compared in the full UCI run
+    (``docs/benchmarks.md``), not here.
+    """
+    _synthetic(tmp_path, n=80, constant=False)
+    splits = [load_uci("synth", i, tmp_path) for i in range(2)]
+    together = fit_splits(splits, "hetero", quick=True)
+    warm = sum(1 for k, *_ in _checkpoints(SCHEDULES["hetero"]) if k < 3)
+    for data, res in zip(splits, together, strict=True):
+        alone = fit_split(data, "hetero", quick=True).record
+        ours = [c["ll"] for c in res.record["validation_curve"][:warm]]
+        theirs = [c["ll"] for c in alone["validation_curve"][:warm]]
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-4)
+        assert len(res.record["validation_curve"]) == len(alone["validation_curve"])
+
+
+def test_the_cli_default_trains_the_splits_together(tmp_path):
+    _synthetic(tmp_path, n=80, constant=False)
+    kw = dict(quick=True, progress=False, model="hetero")
+    result = run_uci_benchmark(tmp_path, "synth", **kw)
+    recs = result["datasets"]["synth"]["splits"]
+    assert [r["split"] for r in recs] == [0, 1] and all(r["stacked"] == 2 for r in recs)
+    one = run_uci_benchmark(tmp_path, "synth", stacked=False, **kw)["datasets"]["synth"]
+    assert all("stacked" not in r for r in one["splits"])
+    assert stackable("hetero", 3, 8) and stackable("bbb", 3, 8)
+    assert not stackable("mle", 3, 8)
+    assert not stackable("hetero", 3, 8, {"batch_size": 32})
+
+
+@needs_uci
+def test_test_rows_never_influence_the_choice_of_stacked_splits(tmp_path):
+    """Corrupt the test targets of split 0: its choice and curve do not move.
+
+    Those rows are training rows of split 1, trained beside it: split 1 changes, and split 0's
+    training does not see that either (the models of a stack are independent).
+    """
+    shutil.copytree(UCI / "yacht", tmp_path / "yacht")
+    data_file = tmp_path / "yacht" / "data.txt"
+    data = np.loadtxt(data_file)
+    target = int((tmp_path / "yacht" / "index_target.txt").read_text())
+    clean = run_uci_benchmark(tmp_path, "yacht", splits=2, quick=True, progress=False)
+    rows = np.loadtxt(tmp_path / "yacht" / "index_test_0.txt", dtype=int)
+    data[rows, target] = np.random.default_rng(1).permutation(data[rows, target]) * 10 + 100
+    np.savetxt(data_file, data)
+    dirty = run_uci_benchmark(tmp_path, "yacht", splits=2, quick=True, progress=False)
+    (a, a1), (b, b1) = clean["datasets"]["yacht"]["splits"], dirty["datasets"]["yacht"]["splits"]
+    assert a["stacked"] == b["stacked"] == 2
+    assert a["selected"] == b["selected"]
+    assert a["validation_curve"] == b["validation_curve"]
+    assert a["ll"] != b["ll"]  # the test figures did see the corruption
+    assert a1["validation_curve"] != b1["validation_curve"]  # split 1 trained on those rows
+
+
+def test_step_schedule_keeps_steps_and_checkpoints():
+    base = SCHEDULES["hetero"]
+    assert step_schedule(base, FULL_BATCH_ROWS) == (base, 1)
+    n = 36_000
+    schedule, steps = step_schedule(base, n)
+    assert steps == -(-n // MINI_BATCH)
+    for old, new in zip(base, schedule, strict=True):
+        assert old.lr == new.lr and old.heteroscedastic == new.heteroscedastic
+        assert old.epochs <= new.epochs * steps < old.epochs + steps  # the steps, rounded up
+        assert old.check_every <= new.check_every * steps < old.check_every + steps
+    assert step_schedule(base, 2_000_000)[0][0].check_every == 1  # at least an epoch apart
