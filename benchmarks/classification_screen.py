@@ -37,7 +37,7 @@ import classification as bench  # noqa: E402
 
 KIND_OPTIONS = ("ivon_hess_init", "ivon_beta2", "ivon_mc_samples", "ivon_ess",
                 "ivon_clip_radius", "init_rho", "num_particles")
-DERIVED = ("ess_mult", "layer_prior")
+DERIVED = ("ess_mult", "layer_prior", "last_layer")
 
 
 def _expose_kind_options() -> None:
@@ -58,6 +58,25 @@ def _layer_prior(scales: list[float]) -> None:
             raise ValueError(f"{len(scales)} prior scales for {len(layers)} layers")
         for layer, scale in zip(layers, scales, strict=True):
             layer.prior = GaussianPrior(0.0, float(scale))
+        return model
+
+    vf.build_model = built  # type: ignore[assignment]
+
+
+def _last_layer() -> None:
+    """Keep every layer but the last at (nearly) a point: ``rho`` fixed at -12, so its scale is
+    the floor ``min_scale``; its KL is then a constant plus the prior's L2 penalty on the
+    means (a MAP body trained jointly with a Bayesian output layer, on autograd)."""
+    build = vf.build_model
+
+    def built(config: dict[str, Any], generator: Any) -> Any:
+        model = build(config, generator)
+        bayes = [m for m in model.modules() if isinstance(m, BayesLinear)]
+        for layer in bayes[:-1]:
+            for name, param in layer.named_parameters():
+                if name.endswith("rho"):
+                    param.data.fill_(-12.0)
+                    param.requires_grad_(False)
         return model
 
     vf.build_model = built  # type: ignore[assignment]
@@ -99,6 +118,8 @@ def main() -> None:
     _expose_kind_options()
     if "layer_prior" in params:
         _layer_prior(params["layer_prior"])
+    if params.get("last_layer"):
+        _last_layer()
     cache = json.load(open(args.cache)) if os.path.exists(args.cache) else {}
     for name in args.datasets.split(","):
         x, y = bench.DATASETS[name](return_X_y=True)
