@@ -2,7 +2,7 @@
 
 For tuning on splits that are not the docs' table (``--first-split 100``): the ``family``
 kind's options (``ivon_hess_init``, ``ivon_ess``, ``ivon_mc_samples``, ``init_rho``,
-``num_particles``, ...), two derived ones, and per data set the paired difference against
+``num_particles``, ...), three derived ones, and per data set the paired difference against
 ``MLPClassifier`` (its scores cached in ``--cache``)::
 
     python benchmarks/classification_screen.py --datasets digits --splits 10 --first-split 100 \\
@@ -10,7 +10,8 @@ kind's options (``ivon_hess_init``, ``ivon_ess``, ``ivon_mc_samples``, ``init_rh
 
 ``ess_mult``: IVON's effective sample size as a multiple of the rows that train (the default is
 1). ``layer_prior``: the standard deviation of the Gaussian prior per layer, input layer first
-(the network is then trained on autograd: the fast engine takes one prior). The splits, the
+(the network is then trained on autograd: the fast engine takes one prior). ``last_layer``:
+every layer but the output one at a point (see :func:`_last_layer`). The splits, the
 models and the scores are those of ``benchmarks/classification.py``.
 """
 
