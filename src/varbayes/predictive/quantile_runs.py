@@ -59,15 +59,25 @@ def scale_runs(scale: Tensor, candidates: Tensor) -> list[tuple[Tensor, list[int
     at = (candidates & (runs > 1) & (runs <= MAX_RUNS)).nonzero()[:, 0]
     if at.numel() == 0:
         return []
-    # Each row's change positions, padded with S, as a key of MAX_RUNS - 1 integers.
+    # An ensemble's rows share one pattern (its members' boundaries): take the first row's and
+    # keep every row whose changes are exactly those (as many, and all at those positions).
+    cuts = change[at[0]].nonzero()[:, 0]
+    same = (runs.index_select(0, at) == cuts.numel() + 1) & \
+        change.index_select(1, cuts).index_select(0, at).all(1)
+    found = [(at[same], [0, *(int(b) + 1 for b in cuts), s])]
+    at = at[~same]
+    if at.numel() == 0:
+        return found
+    # The other rows: each row's change positions, padded with S, as a key of MAX_RUNS - 1
+    # integers.
     counts = runs.index_select(0, at) - 1
     r, p = change.index_select(0, at).nonzero(as_tuple=True)  # row-major: p rises in a row
     first = torch.cumsum(counts, 0) - counts
     pos = torch.full((at.numel(), MAX_RUNS - 1), s, dtype=torch.long, device=scale.device)
     pos[r, torch.arange(r.numel(), device=scale.device) - first[r]] = p + 1
     keys, inverse = torch.unique(pos, dim=0, return_inverse=True)
-    return [(at[inverse == i], [0, *(int(b) for b in key if b < s), s])
-            for i, key in enumerate(keys)]
+    return found + [(at[inverse == i], [0, *(int(b) for b in key if b < s), s])
+                    for i, key in enumerate(keys)]
 
 
 class RunSeries(NamedTuple):
