@@ -38,7 +38,13 @@ import torch
 from torch import Tensor
 
 from varbayes._threads import available_threads
-from varbayes.predictive.quantile_runs import RunSeries, run_series, scale_runs
+from varbayes.predictive.quantile_runs import (
+    RunSeries,
+    draw_runs,
+    row_major,
+    run_series,
+    scale_runs_of,
+)
 from varbayes.predictive.quantile_series import (
     ORDER,
     series_cdf_terms,
@@ -242,7 +248,12 @@ def _solve_chunk(loc: Tensor, scale: Tensor, levels: Tensor, tol: float) -> Tens
     big = torch.float64
     comp_loc = loc.to(big).t().contiguous()  # (c, S): one row's components are contiguous
     c, k = comp_loc.shape[0], levels.shape[0]
-    s_lo, s_hi = scale.to(big).amin(0), scale.to(big).amax(0)
+    wide = scale.to(big)
+    # Draws in runs of one scale (an ensemble): the extremes and the row-major scales from the
+    # runs' heads, the same values without passes over (or a transposed copy of) every draw.
+    bounds = draw_runs(wide) if wide.shape[1] else None
+    heads = wide if bounds is None else wide[bounds[:-1]]
+    s_lo, s_hi = heads.amin(0), heads.amax(0)
     common = (s_lo == s_hi) & (s_lo > 0) & torch.isfinite(s_lo)
     centre = comp_loc.mean(1)
     dev = comp_loc - centre[:, None]  # (not in place: the copy may be a view of loc)
@@ -264,7 +275,8 @@ def _solve_chunk(loc: Tensor, scale: Tensor, levels: Tensor, tol: float) -> Tens
     m: Tensor | None = None
     w: Tensor | None = None
     if not bool(common.all()):  # rows of several scales: everything from their components
-        w = scale.to(big).t().contiguous()  # reductions along a row's own components only
+        # reductions along a row's own components only
+        w = wide.t().contiguous() if bounds is None else row_major(heads, bounds)
         spread = torch.where(common, spread, ((w * w).mean(1) + dev_var).sqrt())
     spread = spread.clamp_min(torch.finfo(big).tiny)
     m_lo, m_hi = dev.amin(1) / spread, dev.amax(1) / spread
@@ -278,7 +290,7 @@ def _solve_chunk(loc: Tensor, scale: Tensor, levels: Tensor, tol: float) -> Tens
         # run by run, started and bracketed from the runs' moments.
         other = ~common
         usable = other & (s_lo > 0) & torch.isfinite(s_hi)
-        for rows, cuts in scale_runs(w, usable):
+        for rows, cuts in scale_runs_of(w, usable, None if bounds is None else heads, bounds):
             runs = run_series(comp_loc, w, centre, spread, rows, cuts)
             u[:, rows] = _cornish_fisher(zq[:, rows], runs.skew, runs.kurt)
             w_lo[rows], w_hi[rows] = runs.scale_min, runs.scale_max
