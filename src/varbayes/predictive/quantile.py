@@ -276,8 +276,12 @@ def _solve_chunk(loc: Tensor, scale: Tensor, levels: Tensor, tol: float) -> Tens
     w: Tensor | None = None
     if not bool(common.all()):  # rows of several scales: everything from their components
         # reductions along a row's own components only
-        w = wide.t().contiguous() if bounds is None else row_major(heads, bounds)
-        spread = torch.where(common, spread, ((w * w).mean(1) + dev_var).sqrt())
+        if bounds is None:
+            w = wide.t().contiguous()
+            w2 = w * w
+        else:  # the same values, written from the runs' heads
+            w, w2 = row_major(heads, bounds), row_major(heads * heads, bounds)
+        spread = torch.where(common, spread, (w2.mean(1) + dev_var).sqrt())
     spread = spread.clamp_min(torch.finfo(big).tiny)
     m_lo, m_hi = dev.amin(1) / spread, dev.amax(1) / spread
     u = _cornish_fisher(zq, skew, kurt)
