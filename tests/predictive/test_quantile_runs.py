@@ -6,14 +6,16 @@ resolution, as for the other quantile tests.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import Tensor
 
 from _bisection import bisection_quantile
-from varbayes.predictive import Prediction, quantile_runs
+from varbayes.predictive import Prediction, quantile, quantile_runs
 from varbayes.predictive.quantile import mixture_quantile
-from varbayes.predictive.quantile_runs import MAX_RUNS, scale_runs
+from varbayes.predictive.quantile_runs import MAX_RUNS, draw_runs, row_major, scale_runs
 
 LEVELS = torch.tensor([1e-4, 0.05, 0.5, 0.95], dtype=torch.float64)
 
@@ -82,6 +84,29 @@ def test_rows_do_not_depend_on_the_batch_chunks_or_threads(series_calls: list[in
     for i in range(0, loc.shape[1], 3):
         one = mixture_quantile(loc[:, i : i + 1], scale[:, i : i + 1], LEVELS, tol=tol)
         assert torch.equal(one[:, 0], full[:, i])
+
+
+def test_runs_read_from_the_draws_give_the_bits_of_the_transposed_search(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    loc, scale = _ensemble([334, 333, 333], 12, 0.1, 6)
+    scale[334:667, 3] = scale[0, 3]  # row 3: two neighbouring members of one scale
+    scale[:, 5] = scale[0, 5]  # row 5: one scale
+    bounds = draw_runs(scale)
+    assert bounds == [0, 334, 667, 1000]
+    heads = scale[bounds[:-1]]
+    assert torch.equal(row_major(heads, bounds), scale.t().contiguous())
+    tol = _tol(torch.float32)
+    fast = mixture_quantile(loc, scale, LEVELS, tol=tol)
+    monkeypatch.setattr(quantile, "draw_runs", lambda s: None)  # the search on every draw
+    assert torch.equal(mixture_quantile(loc, scale, LEVELS, tol=tol), fast)
+    # Any bit that differs within a run, or more runs than MAX_RUNS, and the draws are searched.
+    nudged = scale.clone()
+    nudged[500, 2] = torch.nextafter(nudged[500, 2], torch.tensor(math.inf, dtype=torch.float64))
+    assert draw_runs(nudged) is None
+    signed = torch.zeros(4, 2, dtype=torch.float64)
+    signed[2:, 1] = -0.0
+    assert draw_runs(signed) is None
+    assert draw_runs(torch.arange(MAX_RUNS + 1.0, dtype=torch.float64)[:, None]) is None
 
 
 def test_scale_runs_groups_rows_by_their_own_boundaries() -> None:

@@ -148,14 +148,18 @@ class FittedModel(nn.Module):
         # Quantiles are resolved to the working dtype's precision, that of the inputs and weights.
         # The spread factor stretches every component about the mean (calibration.stretch),
         # then y = mean_y + std_y * z, in one pass: shift + gain * loc.
+        # A float64 gain of shape (1,) promotes the float32 network outputs element by element
+        # (the same values as widening them first, without the (S, n) float64 copies).
         with intra_op_threads(pred.loc.numel()):  # small chunks: one thread, no stalls
-            loc = pred.loc.double()
             mean_y, std_y = self.y_scaler.mean.double(), self.y_scaler.std.double()
-            gain = std_y * self.spread_factor
-            shift = mean_y if self.spread_factor == 1.0 else \
-                mean_y + (std_y - gain) * loc.mean(0, keepdim=True)
-            return Prediction(torch.addcmul(shift, loc, gain), pred.scale.double() * gain,
-                              working_dtype=WORKING_DTYPE)
+            gain = (std_y * self.spread_factor).reshape(1)
+            if self.spread_factor == 1.0:
+                loc = torch.addcmul(mean_y, pred.loc, gain)
+            else:  # the centre needs the float64 means: widen once, then map in place
+                wide = pred.loc.double()
+                shift = mean_y + (std_y - gain) * wide.mean(0, keepdim=True)
+                loc = torch.addcmul(shift, wide, gain, out=wide if wide is not pred.loc else None)
+            return Prediction(loc, torch.mul(pred.scale, gain), working_dtype=WORKING_DTYPE)
 
 
     def predict_calibrated(

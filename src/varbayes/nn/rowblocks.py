@@ -242,15 +242,17 @@ def block_pass(x: Tensor, weights: Sequence[Tensor], out: Tensor, *,
     step = _step(weights, cells)
     f_out = weights[-1].shape[1]
     result = x.new_empty((blocks, num, f_out, r))  # each step's output is one contiguous piece
+    hidden = x.new_empty(min(step, num) * weights[0].shape[1] * r)  # the first layer's, reused
     for s0 in range(0, num, step):
         d = min(step, num - s0)
         first, *rest = (w[s0 : s0 + d] for w in weights)
         stacked = first.reshape(-1, f0 + 1)  # the first layer: one product for all d draws
+        h0 = hidden[: stacked.shape[0] * r].view(-1, r)
         for block in range(blocks):
             if not rest:
                 torch.mm(stacked, xb[block], out=result[block, s0 : s0 + d].view(-1, r))
                 continue
-            h = torch.mm(stacked, xb[block]).view(d, -1, r).relu_()
+            h = torch.mm(stacked, xb[block], out=h0).view(d, -1, r).relu_()
             for w in rest[:-1]:
                 h = torch.bmm(w, h).relu_()
             torch.bmm(rest[-1], h, out=result[block, s0 : s0 + d])

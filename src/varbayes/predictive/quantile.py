@@ -38,7 +38,13 @@ import torch
 from torch import Tensor
 
 from varbayes._threads import available_threads
-from varbayes.predictive.quantile_runs import RunSeries, run_series, scale_runs
+from varbayes.predictive.quantile_runs import (
+    RunSeries,
+    draw_runs,
+    row_major,
+    run_series,
+    scale_runs_of,
+)
 from varbayes.predictive.quantile_series import (
     ORDER,
     series_cdf_terms,
@@ -48,8 +54,11 @@ from varbayes.predictive.quantile_series import (
 
 __all__ = ["CHUNK_CELLS", "MAX_ITERATIONS", "mixture_quantile"]
 
-#: Component values (levels x rows x components) one chunk works on: 8 MB per float64 array
-#: (in the L3 cache; on the 2-core VM 2**19 measured 5-15% slower, 2**21 up to 65% slower).
+#: Component values (rows x components) one chunk works on: 8 MB per float64 array of the
+#: rows' components (in the L3 cache), k times that for the component evaluations of the k
+#: levels while none has converged. A chunk costs about 4 ms of per-operation overhead on the
+#: 2-core VM, so fewer, larger chunks win: counting the levels too (the chunks of 0.2, a third of
+#: these for three levels) took 30% more CPU on the default hetero ensemble.
 CHUNK_CELLS = 2**20
 #: Evaluations of the CDF per element at most (bisection needs about 60 from the widest bracket).
 MAX_ITERATIONS = 200
@@ -178,14 +187,27 @@ def _halley(u: Tensor, lo: Tensor, hi: Tensor, q: Tensor, row: Tensor, evaluate:
 
 
 def _exact(m: Tensor, w: Tensor, k: int) -> _Evaluate:
-    """Every component's error function: ``m`` (c, S) and ``w`` (c, S) or (c, 1)."""
-    c = m.shape[0]
+    """Every component's error function: ``m`` (c, S) and ``w`` (c, S) or (c, 1).
+
+    At most :data:`CHUNK_CELLS` component values per pass (a level of the chunk's rows at a
+    time, or that many elements), so the work arrays stay cache-sized for any ``k``.
+    """
+    c, s = m.shape
+    per = max(1, CHUNK_CELLS // s)
 
     def evaluate(u: Tensor, row: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         if row is None:  # every element: broadcast, no gather
-            cdf, dens, slope = _cdf_terms(u.view(k, c, 1), m, w)
-            return cdf.reshape(-1), dens.reshape(-1), slope.reshape(-1)
-        return _cdf_terms(u[:, None], m.index_select(0, row), w.index_select(0, row))
+            levels = max(1, per // c)
+            parts = [_cdf_terms(u.view(k, c, 1)[j : j + levels], m, w)
+                     for j in range(0, k, levels)]
+        else:
+            parts = [_cdf_terms(u[j : j + per, None], m.index_select(0, row[j : j + per]),
+                                w.index_select(0, row[j : j + per]))
+                     for j in range(0, u.shape[0], per)]
+        if len(parts) == 1 and row is not None:
+            return parts[0]
+        cdf, dens, slope = (torch.cat([p[i].reshape(-1) for p in parts]) for i in range(3))
+        return cdf, dens, slope
 
     return evaluate
 
@@ -226,7 +248,12 @@ def _solve_chunk(loc: Tensor, scale: Tensor, levels: Tensor, tol: float) -> Tens
     big = torch.float64
     comp_loc = loc.to(big).t().contiguous()  # (c, S): one row's components are contiguous
     c, k = comp_loc.shape[0], levels.shape[0]
-    s_lo, s_hi = scale.to(big).amin(0), scale.to(big).amax(0)
+    wide = scale.to(big)
+    # Draws in runs of one scale (an ensemble): the extremes and the row-major scales from the
+    # runs' heads, the same values without passes over (or a transposed copy of) every draw.
+    bounds = draw_runs(wide) if wide.shape[1] else None
+    heads = wide if bounds is None else wide[bounds[:-1]]
+    s_lo, s_hi = heads.amin(0), heads.amax(0)
     common = (s_lo == s_hi) & (s_lo > 0) & torch.isfinite(s_lo)
     centre = comp_loc.mean(1)
     dev = comp_loc - centre[:, None]  # (not in place: the copy may be a view of loc)
@@ -248,8 +275,13 @@ def _solve_chunk(loc: Tensor, scale: Tensor, levels: Tensor, tol: float) -> Tens
     m: Tensor | None = None
     w: Tensor | None = None
     if not bool(common.all()):  # rows of several scales: everything from their components
-        w = scale.to(big).t().contiguous()  # reductions along a row's own components only
-        spread = torch.where(common, spread, ((w * w).mean(1) + dev_var).sqrt())
+        # reductions along a row's own components only
+        if bounds is None:
+            w = wide.t().contiguous()
+            w2 = w * w
+        else:  # the same values, written from the runs' heads
+            w, w2 = row_major(heads, bounds), row_major(heads * heads, bounds)
+        spread = torch.where(common, spread, (w2.mean(1) + dev_var).sqrt())
     spread = spread.clamp_min(torch.finfo(big).tiny)
     m_lo, m_hi = dev.amin(1) / spread, dev.amax(1) / spread
     u = _cornish_fisher(zq, skew, kurt)
@@ -262,7 +294,7 @@ def _solve_chunk(loc: Tensor, scale: Tensor, levels: Tensor, tol: float) -> Tens
         # run by run, started and bracketed from the runs' moments.
         other = ~common
         usable = other & (s_lo > 0) & torch.isfinite(s_hi)
-        for rows, cuts in scale_runs(w, usable):
+        for rows, cuts in scale_runs_of(w, usable, None if bounds is None else heads, bounds):
             runs = run_series(comp_loc, w, centre, spread, rows, cuts)
             u[:, rows] = _cornish_fisher(zq[:, rows], runs.skew, runs.kurt)
             w_lo[rows], w_hi[rows] = runs.scale_min, runs.scale_max
@@ -330,7 +362,7 @@ def mixture_quantile(
         :func:`varbayes._threads.available_threads`. Each runs single-threaded tensor
         operations, so a descheduled thread never stalls the others.
     chunk_cells : int, default=CHUNK_CELLS
-        Component values (k x rows x S) per chunk.
+        Component values (rows x S) per chunk.
 
     Returns
     -------
@@ -345,7 +377,7 @@ def mixture_quantile(
     workers = available_threads() if threads is None else int(threads)
     workers = max(1, min(workers, os.cpu_count() or 1))
     # Cache-sized chunks, and at least one per thread.
-    rows = max(1, min(int(chunk_cells) // (s * k), -(-n // workers)))
+    rows = max(1, min(int(chunk_cells) // s, -(-n // workers)))
     starts = list(range(0, n, rows))
     out = torch.empty((k, n), dtype=torch.float64, device=loc.device)
 

@@ -29,13 +29,54 @@ from varbayes.predictive.quantile_series import (
     series_polynomials,
 )
 
-__all__ = ["MAX_RUNS", "RunSeries", "run_series", "scale_runs"]
+__all__ = ["MAX_RUNS", "RunSeries", "draw_runs", "row_major", "run_series", "scale_runs",
+           "scale_runs_of"]
 
 #: Rows with more runs of one scale than this are solved on their components.
 MAX_RUNS = 8
 
 #: (cdf, density, slope) of elements ``u`` (E,) of chunk rows ``row`` (E,).
 _Evaluate = Callable[[Tensor, "Tensor | None"], tuple[Tensor, Tensor, Tensor]]
+
+
+def draw_runs(scale: Tensor) -> list[int] | None:
+    """Run boundaries ``[0, b_1, ..., S]`` that every row's scales follow, or ``None``.
+
+    Parameters
+    ----------
+    scale : Tensor of shape (S, c), float64
+        Component scales in draw order, one column per row (the layout of ``Prediction``).
+
+    Returns
+    -------
+    list of int or None
+        The boundaries where the first row's scales change, when there are at most
+        :data:`MAX_RUNS` runs and every row's scales are bitwise constant within each of
+        them (an ensemble of point-estimate noise networks: one scale per member). Checked on
+        the draws-major layout, without the transposed copy.
+    """
+    s = scale.shape[0]
+    first = scale[:, 0]
+    cuts = ((first[1:] != first[:-1]).nonzero()[:, 0] + 1).tolist()
+    if len(cuts) >= MAX_RUNS:
+        return None
+    bounds = [0, *cuts, s]
+    bits = scale.view(torch.int64)  # bitwise: -0.0 is not 0.0 here, a NaN equals itself
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        if not bool((bits[a + 1 : b] == bits[a]).all()):
+            return None
+    return bounds
+
+
+def row_major(heads: Tensor, bounds: list[int]) -> Tensor:
+    """The scales (c, S) of rows that follow ``bounds`` (:func:`draw_runs`), from ``heads``.
+
+    ``heads`` (G, c) holds each run's scale; the result equals ``scale.t().contiguous()``
+    bit for bit, written run by run instead of transposed.
+    """
+    c = heads.shape[1]
+    return torch.cat([heads[g][:, None].expand(c, b - a)
+                      for g, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))], 1)
 
 
 def scale_runs(scale: Tensor, candidates: Tensor) -> list[tuple[Tensor, list[int]]]:
@@ -59,15 +100,44 @@ def scale_runs(scale: Tensor, candidates: Tensor) -> list[tuple[Tensor, list[int
     at = (candidates & (runs > 1) & (runs <= MAX_RUNS)).nonzero()[:, 0]
     if at.numel() == 0:
         return []
-    # Each row's change positions, padded with S, as a key of MAX_RUNS - 1 integers.
+    # An ensemble's rows share one pattern (its members' boundaries): take the first row's and
+    # keep every row whose changes are exactly those (as many, and all at those positions).
+    cuts = change[at[0]].nonzero()[:, 0]
+    same = (runs.index_select(0, at) == cuts.numel() + 1) & \
+        change.index_select(1, cuts).index_select(0, at).all(1)
+    found = [(at[same], [0, *(int(b) + 1 for b in cuts), s])]
+    at = at[~same]
+    if at.numel() == 0:
+        return found
+    # The other rows: each row's change positions, padded with S, as a key of MAX_RUNS - 1
+    # integers.
     counts = runs.index_select(0, at) - 1
     r, p = change.index_select(0, at).nonzero(as_tuple=True)  # row-major: p rises in a row
     first = torch.cumsum(counts, 0) - counts
     pos = torch.full((at.numel(), MAX_RUNS - 1), s, dtype=torch.long, device=scale.device)
     pos[r, torch.arange(r.numel(), device=scale.device) - first[r]] = p + 1
     keys, inverse = torch.unique(pos, dim=0, return_inverse=True)
-    return [(at[inverse == i], [0, *(int(b) for b in key if b < s), s])
-            for i, key in enumerate(keys)]
+    return found + [(at[inverse == i], [0, *(int(b) for b in key if b < s), s])
+                    for i, key in enumerate(keys)]
+
+
+def scale_runs_of(scale: Tensor, candidates: Tensor, heads: Tensor | None,
+                  bounds: list[int] | None) -> list[tuple[Tensor, list[int]]]:
+    """:func:`scale_runs`, the same groups, with the runs of :func:`draw_runs` known.
+
+    Where every row's scales follow ``bounds`` with ``heads`` (G, c) as the runs' scales, a
+    row whose consecutive runs all differ has exactly those runs; only the other rows (two
+    neighbouring members of one scale) are searched.
+    """
+    if heads is None or bounds is None:
+        return scale_runs(scale, candidates)
+    if len(bounds) <= 2:  # one run: no row has more
+        return []
+    distinct = (heads[1:] != heads[:-1]).all(0)
+    rows = (candidates & distinct).nonzero()[:, 0]
+    found = [(rows, bounds)] if rows.numel() else []
+    rest = candidates & ~distinct
+    return found + scale_runs(scale, rest) if bool(rest.any()) else found
 
 
 class RunSeries(NamedTuple):
