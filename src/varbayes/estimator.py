@@ -38,7 +38,8 @@ from varbayes._validation import (
 from varbayes.calibration import CalibratedPrediction
 from varbayes.kinds import DEFAULTS, ModelKind, calibrate, fit, make_config
 from varbayes.kinds.family import is_family, predict_family, resolve_likelihood
-from varbayes.predictive import FamilyPrediction, Prediction, prediction_columns
+from varbayes.predictive import FamilyPrediction, Prediction
+from varbayes.predictive.columns import aligned_columns
 
 __all__ = ["BayesianRegressor"]
 
@@ -302,11 +303,22 @@ class BayesianRegressor(RegressorMixin, EstimatorBase):
 
     def _prediction(self, X: Any) -> Prediction | CalibratedPrediction | FamilyPrediction:
         X_arr, num_samples = self._checked_X(X)
+        return self._predict_checked(X_arr, num_samples)
+
+    def _predict_checked(self, X_arr: np.ndarray, num_samples: int
+                         ) -> Prediction | CalibratedPrediction | FamilyPrediction:
         generator = self._generator()
         if is_family(self.model_):  # a regressor's family is never a classifier's
             return cast(FamilyPrediction, predict_family(self.model_, X_arr, num_samples,
                                                          generator=generator))
         return self.model_.predict_calibrated(X_arr, num_samples, generator=generator)
+
+    def _columns(self, X: Any, level: float = 0.9, *,
+                 columns: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """The prediction's ``columns`` for ``X``, each row's bits independent of the others."""
+        X_arr, num_samples = self._checked_X(X)
+        return aligned_columns(lambda x: self._predict_checked(x, num_samples), X_arr, level,
+                               columns=columns)
 
     def predict(
         self, X: Any, return_std: bool = False
@@ -333,7 +345,7 @@ class BayesianRegressor(RegressorMixin, EstimatorBase):
             For invalid ``X``, a different number of features or different feature names
             than at fit.
         """
-        cols = prediction_columns(self._prediction(X), columns=("mean", "std"))
+        cols = self._columns(X, columns=("mean", "std"))
         return (cols["mean"], cols["std"]) if return_std else cols["mean"]
 
     def predict_interval(self, X: Any, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
@@ -352,7 +364,7 @@ class BayesianRegressor(RegressorMixin, EstimatorBase):
         lower, upper : ndarray of shape (n_samples,)
         """
         level = check_probability_level(level)
-        cols = prediction_columns(self._prediction(X), level, columns=("lower", "upper"))
+        cols = self._columns(X, level, columns=("lower", "upper"))
         return cols["lower"], cols["upper"]
 
     def predict_uncertainty(self, X: Any) -> dict[str, np.ndarray]:
@@ -371,8 +383,7 @@ class BayesianRegressor(RegressorMixin, EstimatorBase):
             ``epistemic_std`` (spread of the model's mean; 0 for ``mle``, ``vi`` and
             ``vi_analytic``, which have no weight uncertainty).
         """
-        return prediction_columns(self._prediction(X),
-                                  columns=("mean", "std", "aleatoric_std", "epistemic_std"))
+        return self._columns(X, columns=("mean", "std", "aleatoric_std", "epistemic_std"))
 
     def sample_y(self, X: Any, n_samples: int = 1, random_state: Any = 0) -> np.ndarray:
         """Draw values of ``y`` from the predictive, like ``GaussianProcessRegressor.sample_y``.

@@ -211,7 +211,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from varbayes._heap import keep_freed_memory
     from varbayes._threads import available_threads, ordered_map
     from varbayes.data.csvstream import CSVChunkReader, CSVChunkWriter, predict_chunk_rows
-    from varbayes.predictive.columns import COLUMNS, prediction_columns
+    from varbayes.predictive.columns import COLUMNS, aligned_columns
 
     _atomic.check_file_out(args.out, force=args.force)  # before any work
     keep_freed_memory()  # every chunk reuses the last one's pages
@@ -236,13 +236,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             def columns(chunk: tuple[Any, list[str]]) -> dict[str, Any]:
                 x, where = chunk
                 # A fresh generator per chunk: every row sees the same weight draws.
-                pred = fitted.predict_calibrated(
-                    x, samples, chunk_size=forward_rows,
-                    generator=torch.Generator(fitted.device).manual_seed(args.seed))
+                def predict(xs: Any) -> Any:
+                    return fitted.predict_calibrated(
+                        xs, samples, chunk_size=forward_rows,
+                        generator=torch.Generator(fitted.device).manual_seed(args.seed))
                 # Non-finite predictions raise ValueError naming the row: exit 2, and the
                 # writer removes its temporary file, so nothing is left at --out.
-                return prediction_columns(pred, args.level, epistemic=fitted.has_epistemic,
-                                          row_names=where)
+                return aligned_columns(predict, x, args.level, epistemic=fitted.has_epistemic,
+                                       row_names=where)
 
             # Chunks on all cores at once (each row's numbers do not depend on its chunk or
             # the thread count); read and written in order here.
