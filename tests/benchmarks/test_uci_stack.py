@@ -81,6 +81,28 @@ def test_the_cli_default_trains_the_splits_together(tmp_path):
     assert not stackable("hetero", 3, 8, {"batch_size": 32})
 
 
+def test_data_sets_in_parallel_are_the_data_sets_one_by_one(tmp_path):
+    """Two workers give every split the numbers of one worker on one thread, in name order."""
+    import torch
+
+    for name in ("b_synth", "a_synth"):
+        _synthetic(tmp_path, name, n=80, constant=False)
+    kw = dict(quick=True, progress=False, model="hetero")
+    together = run_uci_benchmark(tmp_path, "all", workers=2, **kw)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = run_uci_benchmark(tmp_path, "all", workers=1, **kw)
+    finally:
+        torch.set_num_threads(previous)
+    assert list(together["datasets"]) == list(alone["datasets"]) == ["a_synth", "b_synth"]
+    for name, entry in alone["datasets"].items():
+        for ours, theirs in zip(together["datasets"][name]["splits"], entry["splits"],
+                                strict=True):
+            assert (ours["ll"], ours["rmse"], ours["selected_epochs"]) == \
+                (theirs["ll"], theirs["rmse"], theirs["selected_epochs"])
+
+
 @needs_uci
 def test_test_rows_never_influence_the_choice_of_stacked_splits(tmp_path):
     """Corrupt the test targets of split 0: its choice and curve do not move.
