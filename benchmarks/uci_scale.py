@@ -23,33 +23,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.datasets import make_friedman1
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from varbayes.benchmarks.uci_run import run_uci_benchmark  # noqa: E402
-
-
-def write_dataset(root: Path, rows: int, splits: int, seed: int = 0) -> str:
-    """A ``friedman<rows>`` folder under ``root`` in the UCI layout; returns its name."""
-    x, y = make_friedman1(n_samples=rows, n_features=10, noise=0.0, random_state=seed)
-    rng = np.random.default_rng(seed)
-    y = y + (0.5 + np.abs(x[:, 1])) * rng.normal(size=rows)
-    name = f"friedman{rows}"
-    folder = root / name
-    folder.mkdir(parents=True)
-    np.savetxt(folder / "data.txt", np.column_stack([x, y]), fmt="%.6f")
-    (folder / "index_features.txt").write_text("".join(f"{i}\n" for i in range(10)))
-    (folder / "index_target.txt").write_text("10\n")
-    cut = round(0.9 * rows)
-    for i in range(splits):
-        perm = np.random.default_rng([seed, i]).permutation(rows)
-        np.savetxt(folder / f"index_train_{i}.txt", np.sort(perm[:cut]), fmt="%d")
-        np.savetxt(folder / f"index_test_{i}.txt", np.sort(perm[cut:]), fmt="%d")
-    (folder / "n_splits.txt").write_text(f"{splits}\n")
-    (folder / "n_hidden.txt").write_text("50\n")
-    (folder / "n_epochs.txt").write_text("40\n")
-    return name
+from varbayes.benchmarks.uci_scale import write_friedman_uci as write_dataset  # noqa: E402
 
 
 def main() -> None:

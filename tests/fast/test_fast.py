@@ -237,6 +237,9 @@ def test_speed_benchmark_quick_smoke(tmp_path, capsys):
     report = json.loads(out.read_text())
     printed = capsys.readouterr().out
     assert "varbayes" in printed and "post" in printed
+    assert "predict at scale: 5,000 rows" in printed
+    assert "UCI protocol at scale: friedman1 500 rows, 2 splits" in printed
+    assert report["uci_at_scale"]["splits"] == 2 and report["predict_at_scale"]["rows"] == 5000
     rows = report["results"]
     assert {r["implementation"] for r in rows} >= {"varbayes", "post"}
     for row in rows:

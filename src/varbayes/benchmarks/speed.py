@@ -53,6 +53,7 @@ from varbayes.benchmarks.peers import NOISE as _NOISE
 from varbayes.benchmarks.peers import PEERS, batches, gauss_kl
 from varbayes.benchmarks.peers import SIZES as _SIZES
 from varbayes.benchmarks.predict_scale import format_predict_scale, run_predict_scale
+from varbayes.benchmarks.uci_scale import format_uci_scale, run_uci_scale
 from varbayes.data import load_toy
 from varbayes.infer import ELBO, train
 from varbayes.kinds import build_model, make_config
@@ -408,7 +409,7 @@ def format_speed_table(report: dict[str, Any]) -> str:
 
 
 def run_speed_command(args: argparse.Namespace) -> int:
-    """``varbayes benchmark speed``: ``args.sizes``, ``quick``, ``out``, ``predict_rows``."""
+    """``varbayes benchmark speed``: sizes, quick, out, predict_rows, uci_rows."""
     quick = bool(getattr(args, "quick", False))
     sizes = getattr(args, "sizes", None) or ((150, 1000) if quick else DEFAULT_SIZES)
     if any(int(s) < 2 for s in sizes):
@@ -422,6 +423,9 @@ def run_speed_command(args: argparse.Namespace) -> int:
     rows = getattr(args, "predict_rows", None) or (5000 if quick else 1_000_000)
     print(format_predict_scale(scale := run_predict_scale(rows, 200 if quick else 1000)))
     report["predict_at_scale"] = scale
+    uci_rows = getattr(args, "uci_rows", None) or (500 if quick else 10_000)
+    print(format_uci_scale(uci := run_uci_scale(uci_rows, 2 if quick else 20, quick=quick)))
+    report["uci_at_scale"] = uci
     if out is not None:
         _atomic.write_text(out, json.dumps(report, indent=2) + "\n", parents=True)
     return 0

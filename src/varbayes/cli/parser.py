@@ -226,5 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="smoke run: small sizes, few epochs")
     b.add_argument("--predict-rows", type=_positive_int,
                    help="rows of the predict-at-scale row (default 1000000; --quick: 5000)")
+    b.add_argument("--uci-rows", type=_positive_int,
+                   help="rows of the UCI-protocol row, 20 splits of a friedman1 data set "
+                        "(default 10000; --quick: 500 rows, 2 splits, the quick schedule)")
     b.add_argument("--out", help="JSON file for the results")
     return parser
