@@ -13,12 +13,32 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["format_uci_scale", "run_uci_scale", "write_friedman_uci"]
+__all__ = ["format_uci_scale", "run_uci_scale", "write_friedman_uci", "write_uci_folder"]
+
+
+def write_uci_folder(folder: Path, x: np.ndarray, y: np.ndarray,
+                     permutations: Sequence[np.ndarray], *, n_hidden: int = 50,
+                     fmt: str = "%.18e") -> Path:
+    """Write ``x``, ``y`` in the UCI layout, split ``i`` the 90 / 10 cut of ``permutations[i]``."""
+    folder.mkdir(parents=True)
+    d = x.shape[1]
+    np.savetxt(folder / "data.txt", np.column_stack([x, y]), fmt=fmt)
+    (folder / "index_features.txt").write_text("".join(f"{i}\n" for i in range(d)))
+    (folder / "index_target.txt").write_text(f"{d}\n")
+    for i, perm in enumerate(permutations):
+        cut = round(0.9 * len(perm))
+        np.savetxt(folder / f"index_train_{i}.txt", np.sort(perm[:cut]), fmt="%d")
+        np.savetxt(folder / f"index_test_{i}.txt", np.sort(perm[cut:]), fmt="%d")
+    (folder / "n_splits.txt").write_text(f"{len(permutations)}\n")
+    (folder / "n_hidden.txt").write_text(f"{n_hidden}\n")
+    (folder / "n_epochs.txt").write_text("40\n")
+    return folder
 
 
 def write_friedman_uci(root: Path, rows: int, splits: int, seed: int = 0) -> str:
@@ -29,19 +49,8 @@ def write_friedman_uci(root: Path, rows: int, splits: int, seed: int = 0) -> str
     rng = np.random.default_rng(seed)
     y = y + (0.5 + np.abs(x[:, 1])) * rng.normal(size=rows)
     name = f"friedman{rows}"
-    folder = root / name
-    folder.mkdir(parents=True)
-    np.savetxt(folder / "data.txt", np.column_stack([x, y]), fmt="%.6f")
-    (folder / "index_features.txt").write_text("".join(f"{i}\n" for i in range(10)))
-    (folder / "index_target.txt").write_text("10\n")
-    cut = round(0.9 * rows)
-    for i in range(splits):
-        perm = np.random.default_rng([seed, i]).permutation(rows)
-        np.savetxt(folder / f"index_train_{i}.txt", np.sort(perm[:cut]), fmt="%d")
-        np.savetxt(folder / f"index_test_{i}.txt", np.sort(perm[cut:]), fmt="%d")
-    (folder / "n_splits.txt").write_text(f"{splits}\n")
-    (folder / "n_hidden.txt").write_text("50\n")
-    (folder / "n_epochs.txt").write_text("40\n")
+    perms = [np.random.default_rng([seed, i]).permutation(rows) for i in range(splits)]
+    write_uci_folder(root / name, x, y, perms, fmt="%.6f")
     return name
 
 
