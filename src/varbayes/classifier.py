@@ -34,6 +34,7 @@ from varbayes._estimator_base import EstimatorBase
 from varbayes._validation import check_array
 from varbayes.kinds import fit, make_config, predict_family
 from varbayes.predictive import ClassPrediction
+from varbayes.predictive.columns import aligned_rows
 
 __all__ = ["BayesianClassifier"]
 
@@ -169,14 +170,27 @@ class BayesianClassifier(ClassifierMixin, EstimatorBase):
             n_iter_no_change=self.n_iter_no_change, classes=list(classes), **overrides)
         return self
 
-    def _prediction(self, X: Any) -> ClassPrediction:
+    def _summary(self, X: Any) -> dict[str, np.ndarray]:
+        """Probabilities, label indices and the entropy split per row of ``X``.
+
+        Through :func:`~varbayes.predictive.columns.aligned_rows`: a row's numbers do not
+        depend on the rows predicted with it.
+        """
         X_arr, num_samples = self._checked_X(X)
-        return cast(ClassPrediction, predict_family(self.model_, X_arr, num_samples,
-                                                    generator=self._generator()))
+
+        def summarise(x: np.ndarray) -> dict[str, np.ndarray]:
+            pred = cast(ClassPrediction, predict_family(self.model_, x, num_samples,
+                                                        generator=self._generator()))
+            return {"probs": pred.probs.numpy(), "label_index": pred.label_index.numpy(),
+                    "entropy": pred.entropy.numpy(),
+                    "aleatoric_entropy": pred.aleatoric_entropy.numpy(),
+                    "mutual_information": pred.mutual_information.numpy()}
+
+        return aligned_rows(summarise, X_arr)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities averaged over the weight draws, shape (n_samples, n_classes)."""
-        return self._prediction(X).probs.numpy()
+        return self._summary(X)["probs"]
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """Logarithm of :meth:`predict_proba`."""
@@ -185,7 +199,7 @@ class BayesianClassifier(ClassifierMixin, EstimatorBase):
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable label per row, shape (n_samples,)."""
-        index = self._prediction(X).label_index.numpy()
+        index = self._summary(X)["label_index"]  # checks that the model is fitted
         return np.asarray(self.classes_[index])
 
     def predict_uncertainty(self, X: Any) -> dict[str, np.ndarray]:
@@ -197,10 +211,8 @@ class BayesianClassifier(ClassifierMixin, EstimatorBase):
             ``entropy`` (total) = ``aleatoric_entropy`` (expected entropy of the draws) +
             ``mutual_information`` (epistemic: between the label and the weights).
         """
-        pred = self._prediction(X)
-        return {"entropy": pred.entropy.numpy(),
-                "aleatoric_entropy": pred.aleatoric_entropy.numpy(),
-                "mutual_information": pred.mutual_information.numpy()}
+        summary = self._summary(X)
+        return {k: summary[k] for k in ("entropy", "aleatoric_entropy", "mutual_information")}
 
     def check_labels(self, y: Any, name: str = "y") -> np.ndarray:
         """Class indices of labels ``y``; ``ValueError`` naming a label never seen in fit."""

@@ -99,7 +99,8 @@ def test_a_saved_model_without_a_temperature_loads_with_none(tmp_path) -> None:
     (path / "config.json").write_text(json.dumps(doc))
     loaded = BayesianClassifier.load(path)
     assert loaded.model_.temperature == 1.0
-    assert type(loaded._prediction(x[:3])) is ClassPrediction
+    pred = predict_family(loaded.model_, x[:3], 50, generator=torch.Generator().manual_seed(1))
+    assert type(pred) is ClassPrediction
     doc["temperature"] = -1.0
     (path / "config.json").write_text(json.dumps(doc))
     with pytest.raises(ValueError, match="'temperature' must be a positive number"):

@@ -58,3 +58,40 @@ def test_estimator_rows_do_not_depend_on_their_batch() -> None:
             np.testing.assert_array_equal(values, large[name][:n], err_msg=name)
         np.testing.assert_array_equal(lo_s, lo_l[:n])
         np.testing.assert_array_equal(hi_s, hi_l[:n])
+
+
+def test_classifier_rows_do_not_depend_on_their_batch() -> None:
+    """Probabilities and the entropy split: the same bits alone or among 1048 rows."""
+    from varbayes import BayesianClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    y = (X[:, 0] + X[:, 1] ** 2 > 1).astype(int)
+    clf = BayesianClassifier(epochs=40, random_state=0).fit(X, y)
+    X_new = rng.normal(size=(1048, 4))
+    for n in (568, 37, 1):
+        np.testing.assert_array_equal(clf.predict_proba(X_new[:n]), clf.predict_proba(X_new)[:n])
+        small, large = clf.predict_uncertainty(X_new[:n]), clf.predict_uncertainty(X_new)
+        for name, values in small.items():
+            np.testing.assert_array_equal(values, large[name][:n], err_msg=name)
+
+
+def test_cli_family_predictions_do_not_depend_on_the_file_length(tmp_path) -> None:
+    """``varbayes predict`` of a classifier: a file's rows are the same bits in a longer file."""
+    from varbayes.cli import main
+    from varbayes.data import write_csv
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=300)
+    write_csv(tmp_path / "train.csv", {"x": x, "y": np.where(x + 0.5 * rng.normal(size=300) > 0,
+                                                             "a", "b")})
+    assert main(["fit", str(tmp_path / "train.csv"), "--target", "y", "--likelihood",
+                 "categorical", "--epochs", "20", "--out", str(tmp_path / "m")]) == 0
+    x_new = rng.normal(size=1100)
+    texts = []
+    for n in (1000, 1100):  # the last chunk of the shorter file is partial
+        write_csv(tmp_path / f"x{n}.csv", {"x": x_new[:n]})
+        assert main(["predict", str(tmp_path / "m"), str(tmp_path / f"x{n}.csv"), "--samples",
+                     "2000", "--out", str(tmp_path / f"p{n}.csv")]) == 0
+        texts.append((tmp_path / f"p{n}.csv").read_text().splitlines())
+    assert texts[0] == texts[1][: len(texts[0])]

@@ -86,8 +86,8 @@ def predict_family_command(args: argparse.Namespace, fitted: Any, samples: int,
     from varbayes import _atomic
     from varbayes.data.csvstream import CSVChunkReader, CSVChunkWriter, predict_chunk_rows
     from varbayes.kinds import predict_family
-    from varbayes.predictive import ClassPrediction, FamilyPrediction
-    from varbayes.predictive.columns import COLUMNS, prediction_columns
+    from varbayes.predictive.columns import COLUMNS, aligned_columns, aligned_rows
+    from varbayes.predictive.families import is_count_likelihood
 
     width = max([1, *fitted.config["hidden"]])
     chunk_rows, forward_rows = predict_chunk_rows(samples, width)
@@ -100,15 +100,19 @@ def predict_family_command(args: argparse.Namespace, fitted: Any, samples: int,
         if clash:
             raise UsageError(f"{reader.name} already has column(s) {clash}; rename them first")
         with CSVChunkWriter(args.out, [*reader.header, *out_names], force=args.force) as writer:
-            for x, rows in reader.chunks():
-                pred = predict_family(fitted, x, samples, chunk_size=forward_rows,
+            def predict(xs: Any) -> Any:
+                return predict_family(fitted, xs, samples, chunk_size=forward_rows,
                                       generator=torch.Generator().manual_seed(args.seed))
-                if isinstance(pred, ClassPrediction):
-                    writer.write(rows, _class_columns(pred, classes or []))
+
+            # Padded to whole row groups: a row's numbers do not depend on its chunk.
+            for x, rows in reader.chunks():
+                if classes is not None:
+                    writer.write(rows, aligned_rows(
+                        lambda xs: _class_columns(predict(xs), classes), x))
                     continue
                 where = [f"{reader.name}, row {n}" for n in reader.chunk_lines]
-                cols: dict[str, Any] = prediction_columns(pred, args.level, row_names=where)
-                if isinstance(pred, FamilyPrediction) and pred.is_count:
+                cols = aligned_columns(predict, x, args.level, row_names=where)
+                if is_count_likelihood(fitted.config["likelihood"]):
                     for key in ("lower", "median", "upper"):
                         cols[key] = cols[key].astype(np.int64)
                 writer.write(rows, cols)

@@ -17,7 +17,7 @@ from torch import Tensor
 from varbayes._threads import intra_op_threads
 from varbayes.predictive.mixture import Prediction
 
-__all__ = ["COLUMNS", "ROW_ALIGN", "aligned_columns", "prediction_columns"]
+__all__ = ["COLUMNS", "ROW_ALIGN", "aligned_columns", "aligned_rows", "prediction_columns"]
 
 
 def _first_nonfinite(columns: dict[str, Tensor], row_names: Sequence[str] | None) -> None:
@@ -37,7 +37,7 @@ def _first_nonfinite(columns: dict[str, Tensor], row_names: Sequence[str] | None
     )
 
 
-#: Rows are predicted in groups of this many (:func:`aligned_columns`). torch's vectorised
+#: Rows are predicted in groups of this many (:func:`aligned_rows`). torch's vectorised
 #: kernels (sums over the draws, ``exp``, ``softplus``) treat the columns past the last full
 #: vector of a row-wide tensor with other instructions, so without padding a row's last bits
 #: depended on how many rows shared its tensor (1 ulp in float64, found on the last chunk of a
@@ -126,24 +126,32 @@ def _columns(pred: Prediction | Any, level: float, wanted: list[str],
     return {k: v.detach().cpu().numpy() for k, v in chosen.items()}
 
 
-def aligned_columns(
-    predict: Callable[[Any], Prediction | Any], x: np.ndarray, level: float = 0.9, *,
-    epistemic: bool = True, row_names: Sequence[str] | None = None,
-    columns: Sequence[str] | None = None,
-) -> dict[str, np.ndarray]:
-    """:func:`prediction_columns` of ``predict(x)``, with ``x`` padded to whole row groups.
+def aligned_rows(summarise: Callable[[np.ndarray], dict[str, np.ndarray]],
+                 x: np.ndarray) -> dict[str, np.ndarray]:
+    """``summarise(x)`` (per-row arrays), with ``x`` padded to whole row groups.
 
     The rows of ``x`` (shape (n, d)) are padded with copies of the last row up to a multiple
-    of :data:`ROW_ALIGN` and the padding is cut from the columns, so every row's numbers are
-    the same bits whatever rows it is predicted with (``predict`` must draw its weights
+    of :data:`ROW_ALIGN` and the padding is cut from every result, so each row's numbers are
+    the same bits whatever rows it is predicted with (``summarise`` must draw its weights
     independently of the row count, as every varbayes predictive does).
     """
     n = len(x)
     pad = -n % ROW_ALIGN
     if pad:
         x = np.concatenate([x, np.repeat(x[-1:], pad, axis=0)])
-        if row_names is not None:
-            row_names = [*row_names, *[row_names[-1]] * pad]
-    cols = prediction_columns(predict(x), level, epistemic=epistemic, row_names=row_names,
-                              columns=columns)
-    return {k: v[:n] for k, v in cols.items()}
+    return {k: v[:n] for k, v in summarise(x).items()}
+
+
+def aligned_columns(
+    predict: Callable[[Any], Prediction | Any], x: np.ndarray, level: float = 0.9, *,
+    epistemic: bool = True, row_names: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
+) -> dict[str, np.ndarray]:
+    """:func:`prediction_columns` of ``predict(x)`` through :func:`aligned_rows`.
+
+    A non-finite padding row is named as the last row of ``x`` (it is a copy of it).
+    """
+    names = None if row_names is None else \
+        [*row_names, *[row_names[-1]] * (-len(x) % ROW_ALIGN)]
+    return aligned_rows(lambda xs: prediction_columns(
+        predict(xs), level, epistemic=epistemic, row_names=names, columns=columns), x)

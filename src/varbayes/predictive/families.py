@@ -36,7 +36,7 @@ from varbayes._validation import to_tensor
 from varbayes.likelihoods import get_likelihood, student_t_cdf
 from varbayes.predictive.moments import VarianceSplit, central_interval
 
-__all__ = ["FamilyPrediction"]
+__all__ = ["FamilyPrediction", "is_count_likelihood"]
 
 #: Continuous families, whose quantiles are found by bisection on the mixture CDF.
 _CONTINUOUS = ("student_t", "exponential")
@@ -49,6 +49,11 @@ def _levels(q: float | Tensor) -> tuple[Tensor, bool]:
     if not bool(((qt > 0) & (qt < 1)).all()):
         raise ValueError(f"quantile levels must lie in (0, 1), got {qt.tolist()}")
     return qt, scalar
+
+
+def is_count_likelihood(likelihood: str) -> bool:
+    """Whether targets of ``likelihood`` are counts, whose quantiles are integers."""
+    return likelihood == "poisson"
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,7 @@ class FamilyPrediction(VarianceSplit):
     @property
     def is_count(self) -> bool:
         """Whether ``y`` is a count (integer quantiles)."""
-        return self.likelihood == "poisson"
+        return is_count_likelihood(self.likelihood)
 
     @property
     def loc(self) -> Tensor:
