@@ -138,3 +138,38 @@ def test_step_schedule_keeps_steps_and_checkpoints():
         assert old.epochs <= new.epochs * steps < old.epochs + steps  # the steps, rounded up
         assert old.check_every <= new.check_every * steps < old.check_every + steps
     assert step_schedule(base, 2_000_000)[0][0].check_every == 1  # at least an epoch apart
+
+
+
+def _stopped(curve, patience):
+    """Where the library's rule stops a curve: ``patience`` checks after its running best."""
+    best, since = -np.inf, 0
+    for i, ll in enumerate(curve):
+        best, since = (ll, 0) if ll > best else (best, since + 1)
+        if since >= patience:
+            return i + 1
+    return len(curve)
+
+
+def test_patience_cuts_each_split_where_the_library_rule_stops(tmp_path):
+    """``n_iter_no_change``: each split's curve is the full run's, cut where ``BestCheckpoint``
+    stops it, and its choice is the best of that part; the same one split at a time.
+
+    ``hetero`` on this fixed data set peaks inside its heteroscedastic stage (the second split
+    stops early; a check below makes sure the test sees a cut).
+    """
+    _synthetic(tmp_path, n=80, constant=False)
+    splits = [load_uci("synth", i, tmp_path) for i in range(2)]
+    runs = {p: fit_splits(splits, "hetero", quick=True, n_iter_no_change=p) for p in (None, 2)}
+    alone = [fit_split(splits[1], "hetero", quick=True, n_iter_no_change=p).record
+             for p in (None, 2)]
+    cut = False
+    for full, short in [*((a.record, b.record) for a, b in zip(runs[None], runs[2],
+                                                               strict=True)), alone]:
+        whole = [c["ll"] for c in full["validation_curve"]]
+        part = [c["ll"] for c in short["validation_curve"]]
+        assert part == whole[:_stopped(whole, 2)]
+        assert short["selected_epochs"] == short["validation_curve"][part.index(max(part))][
+            "epochs"]
+        cut |= len(part) < len(whole)
+    assert cut

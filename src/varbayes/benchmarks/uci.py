@@ -51,6 +51,7 @@ from torch import nn
 from varbayes.data import UCISplit
 from varbayes.data.transforms import Standardizer
 from varbayes.infer import train
+from varbayes.infer.early_stopping import BestCheckpoint
 from varbayes.kinds import FittedModel, ModelKind, get_kind, make_config
 from varbayes.metrics import evaluate
 from varbayes.predictive import Prediction
@@ -61,7 +62,9 @@ __all__ = [
     "SCHEDULES",
     "SplitResult",
     "Stage",
+    "chosen",
     "fit_split",
+    "score_checkpoint",
     "select_checkpoint",
     "test_split",
     "validation_rows",
@@ -237,10 +240,15 @@ def _seed(seed: int, split: int, purpose: int = _TRAIN) -> int:
 def select_checkpoint(
     kind: str, x_train: np.ndarray, y_train: np.ndarray, *, split: int = 0, seed: int = 0,
     quick: bool = False, hidden: int = 50, overrides: dict[str, Any] | None = None,
+    n_iter_no_change: int | None = None,
 ) -> dict[str, Any]:
     """Choose the stopping point of the schedule of ``kind`` on a validation part.
 
-    Only the training rows are passed in: the test rows cannot influence the choice.
+    Only the training rows are passed in: the test rows cannot influence the choice. The rule
+    is the library's early stopping (:class:`~varbayes.infer.early_stopping.BestCheckpoint`):
+    the checkpoint with the best finite validation LL, the earliest on ties; with
+    ``n_iter_no_change`` the run stops after that many checkpoints without a new best (``None``:
+    the whole schedule).
 
     Returns
     -------
@@ -255,20 +263,32 @@ def select_checkpoint(
     run = _Run(config, x_train[fit_rows], y_train[fit_rows], _seed(seed, split))
     y_val = torch.as_tensor(y_train[val_rows], dtype=torch.float32)
     val_seed = _seed(seed, split, _VALIDATION)
-    curve, best = [], None
+    curve: list[dict[str, Any]] = []
+    best = BestCheckpoint(n_iter_no_change)
     for k, done, total in _follow(run, schedule):
         pred = run.fitted().predict(x_train[val_rows], VALIDATION_SAMPLES,
                                     generator=torch.Generator().manual_seed(val_seed))
-        ll = float(pred.log_prob(y_val).mean())
-        rmse = float((pred.mean - y_val).pow(2).mean().sqrt())
-        finite = math.isfinite(ll)
-        curve.append({"epochs": total, "ll": ll if finite else None, "rmse": rmse})
-        if finite and (best is None or ll > best["ll"]):
-            best = {"stage": k, "stage_epochs": done, "epochs": total, "ll": ll}
-    if best is None:
+        ll, rmse = score_checkpoint(pred, y_val)
+        curve.append({"epochs": total, "ll": ll if math.isfinite(ll) else None, "rmse": rmse})
+        best.offer(ll, {"stage": k, "stage_epochs": done, "epochs": total, "ll": ll})
+        if best.exhausted:
+            break
+    return chosen(kind, best, curve, len(val_rows))
+
+
+def score_checkpoint(pred: Prediction, y_val: torch.Tensor) -> tuple[float, float]:
+    """A checkpoint's validation score: mean log predictive density and RMSE, data units."""
+    return (float(pred.log_prob(y_val).mean()),
+            float((pred.mean - y_val).pow(2).mean().sqrt()))
+
+
+def chosen(kind: str, best: BestCheckpoint, curve: list[dict[str, Any]], n_validation: int,
+           what: str = "") -> dict[str, Any]:
+    """The selected checkpoint's record; an error when no checkpoint had a finite score."""
+    if best.best is None:
         raise RuntimeError(f"{kind}: the validation log-likelihood was not finite at any "
-                           "checkpoint; the training diverged")
-    return {**best, "curve": curve, "n_validation": int(len(val_rows))}
+                           f"checkpoint{what}; the training diverged")
+    return {**best.best, "curve": curve, "n_validation": int(n_validation)}
 
 
 def _truncate(schedule: Sequence[Stage], stage: int, stage_epochs: int) -> tuple[Stage, ...]:
@@ -287,13 +307,14 @@ class SplitResult:
 
 def fit_split(
     data: UCISplit, kind: str = "hetero", *, seed: int = 0, quick: bool = False,
-    overrides: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None, n_iter_no_change: int | None = None,
 ) -> SplitResult:
     """Run the protocol on one split: select on validation, refit on train, score on test."""
     kind = ModelKind(kind).value
     start = time.perf_counter()
     choice = select_checkpoint(kind, data.x_train, data.y_train, split=data.split, seed=seed,
-                               quick=quick, hidden=data.n_hidden, overrides=overrides)
+                               quick=quick, hidden=data.n_hidden, overrides=overrides,
+                               n_iter_no_change=n_iter_no_change)
     selected = time.perf_counter()
     schedule = _truncate(_scaled(SCHEDULES[kind], quick), choice["stage"], choice["stage_epochs"])
     config = _config(kind, data.x_train.shape[1], data.n_hidden, overrides)

@@ -62,7 +62,8 @@ def _protocol(kind: str, quick: bool, seed: int,
         "schedule": [vars(s) for s in _scaled(SCHEDULES[kind], quick)],
         "validation_fraction": VALIDATION_FRACTION, "validation_samples": VALIDATION_SAMPLES,
         "test_samples": QUICK_SAMPLES if quick else TEST_SAMPLES, "interval_level": 0.9,
-        "selection": "checkpoint of the schedule with the highest validation log-likelihood",
+        "selection": "checkpoint of the schedule with the highest validation log-likelihood "
+                     "(varbayes.infer.early_stopping.BestCheckpoint)",
         "ll": "mean per-point log predictive density of the mixture, data units",
         "stderr": "std(ddof=1) / sqrt(number of splits)",
     }  # fmt: skip
@@ -86,7 +87,7 @@ def run_uci_benchmark(
     data_dir: str | os.PathLike[str] | None, dataset: str, *, splits: int | None = None,
     model: str = "hetero", quick: bool = False, seed: int = 0, progress: bool = True,
     overrides: dict[str, Any] | None = None, stacked: bool = True, refit: bool = True,
-    workers: int | None = None,
+    workers: int | None = None, n_iter_no_change: int | None = None,
 ) -> dict[str, Any]:
     """Run the UCI benchmark protocol (module docstring) on one data set or on ``"all"``.
 
@@ -117,6 +118,9 @@ def run_uci_benchmark(
         Data sets trained at once, each on a thread of its own running single-threaded
         operations (default: the process's threads, at most one per data set). With one
         worker the operations use the usual intra-op threads.
+    n_iter_no_change : int or None, default=None
+        Stop a split's validation run after this many checkpoints without a better validation
+        LL (the library's early-stopping rule); ``None``: the whole schedule.
 
     Returns
     -------
@@ -143,7 +147,7 @@ def run_uci_benchmark(
     result: dict[str, Any] = {
         "benchmark": "uci",
         "protocol": {**_protocol(kind, quick, seed, overrides), "stacked": stacked,
-                     "refit": refit},
+                     "refit": refit, "n_iter_no_change": n_iter_no_change},
         "data_dir": str(root), "datasets": {},
     }
     names = _datasets(root, dataset)
@@ -166,9 +170,10 @@ def run_uci_benchmark(
             for group in groups:
                 if together:
                     done = fit_splits(group, kind, seed=seed, quick=quick, overrides=overrides,
-                                      refit=refit)
+                                      refit=refit, n_iter_no_change=n_iter_no_change)
                 else:
-                    done = [fit_split(group[0], kind, seed=seed, quick=quick, overrides=overrides)]
+                    done = [fit_split(group[0], kind, seed=seed, quick=quick, overrides=overrides,
+                                      n_iter_no_change=n_iter_no_change)]
                 records.extend(r.record for r in done)
                 lls = [r["ll"] for r in records]
                 bar.set_postfix(ll=f"{np.mean(lls):.3f}", refresh=False)
@@ -232,6 +237,7 @@ def run_uci_command(args: Any) -> int:
         args.data_dir, args.dataset, splits=args.splits, model=args.model, quick=args.quick,
         seed=args.seed, progress=True, stacked=not getattr(args, "one_at_a_time", False),
         refit=not getattr(args, "no_refit", False),
+        n_iter_no_change=getattr(args, "n_iter_no_change", None),
     )
     print(format_summary(result))
     print(f"total {result['seconds']:.1f} s")

@@ -44,10 +44,13 @@ from varbayes.benchmarks.uci import (
     _Run,
     _scaled,
     _seed,
+    chosen,
+    score_checkpoint,
     test_split,
     validation_rows,
 )
 from varbayes.data import UCISplit
+from varbayes.infer.early_stopping import BestCheckpoint
 from varbayes.models import BayesianMLP
 
 __all__ = ["FULL_BATCH_ROWS", "MINI_BATCH", "fit_splits", "stackable", "step_schedule"]
@@ -101,14 +104,13 @@ def _train(runs: Sequence[_Run], stage: Stage, epochs: int, batch_size: int | No
 
 def _score(run: _Run, x_val: Any, y_val: torch.Tensor, seed: int) -> tuple[float, float]:
     """Validation LL and RMSE (data units), as :func:`select_checkpoint` scores a checkpoint."""
-    pred = run.fitted().predict(x_val, VALIDATION_SAMPLES,
-                                generator=torch.Generator().manual_seed(seed))
-    return float(pred.log_prob(y_val).mean()), float((pred.mean - y_val).pow(2).mean().sqrt())
+    return score_checkpoint(run.fitted().predict(
+        x_val, VALIDATION_SAMPLES, generator=torch.Generator().manual_seed(seed)), y_val)
 
 
 def fit_splits(splits: Sequence[UCISplit], kind: str = "hetero", *, seed: int = 0,
                quick: bool = False, overrides: dict[str, Any] | None = None,
-               refit: bool = True) -> list[SplitResult]:
+               refit: bool = True, n_iter_no_change: int | None = None) -> list[SplitResult]:
     """Run the protocol on ``splits`` of one data set together (module docstring).
 
     The splits must have the same numbers of training rows and features (the standard splits
@@ -116,6 +118,9 @@ def fit_splits(splits: Sequence[UCISplit], kind: str = "hetero", *, seed: int = 
     group divided by the number of splits; ``stacked`` gives that number. ``refit=False``
     tests each split's best validation checkpoint itself (trained on 80 % of the training
     rows, standardised with their statistics) and trains no refit: half the work.
+    ``n_iter_no_change``: as in :func:`select_checkpoint`, per split; a split whose patience
+    has run out keeps its choice (its later checkpoints are not scored) and the group stops
+    when every split's has.
     """
     first = splits[0]
     shape = (len(first.y_train), first.x_train.shape[1])
@@ -139,7 +144,7 @@ def fit_splits(splits: Sequence[UCISplit], kind: str = "hetero", *, seed: int = 
     batches = [None if steps == 1 else math.ceil(len(runs[0].y) / steps) for runs in groups]
     tested = full_runs if refit else val_runs
     curves: list[list[dict[str, Any]]] = [[] for _ in splits]
-    best: list[dict[str, Any] | None] = [None] * len(splits)
+    best = [BestCheckpoint(n_iter_no_change) for _ in splits]
     kept: list[dict[str, torch.Tensor] | None] = [None] * len(splits)
     previous: dict[int, int] = {}
     for k, done, total in _checkpoints(schedule):
@@ -147,21 +152,21 @@ def fit_splits(splits: Sequence[UCISplit], kind: str = "hetero", *, seed: int = 
             _train(runs, schedule[k], done - previous.get(k, 0), batch)
         previous[k] = done
         for i, (run, (x_val, y_val, val_seed)) in enumerate(zip(val_runs, held_out, strict=True)):
+            if best[i].exhausted:
+                continue
             ll, rmse = _score(run, x_val, y_val, val_seed)
-            finite = math.isfinite(ll)
-            curves[i].append({"epochs": total, "ll": ll if finite else None, "rmse": rmse})
-            if finite and (best[i] is None or ll > best[i]["ll"]):  # type: ignore[index]
-                best[i] = {"stage": k, "stage_epochs": done, "epochs": total, "ll": ll}
+            curves[i].append({"epochs": total, "ll": ll if math.isfinite(ll) else None,
+                              "rmse": rmse})
+            if best[i].offer(ll, {"stage": k, "stage_epochs": done, "epochs": total, "ll": ll}):
                 kept[i] = copy.deepcopy(tested[i].model.state_dict())
+        if all(b.exhausted for b in best):
+            break
     seconds = (time.perf_counter() - start) / len(splits)
     results = []
-    for data, run, choice, curve, state in zip(splits, tested, best, curves, kept,
-                                               strict=True):
-        if choice is None or state is None:
-            raise RuntimeError(f"{kind}: the validation log-likelihood was not finite at any "
-                               f"checkpoint of split {data.split}; the training diverged")
-        run.model.load_state_dict(state)
-        choice = {**choice, "curve": curve, "n_validation": len(held_out[0][1])}
+    for data, run, tracker, curve, state in zip(splits, tested, best, curves, kept,
+                                                strict=True):
+        choice = chosen(kind, tracker, curve, len(held_out[0][1]), f" of split {data.split}")
+        run.model.load_state_dict(cast(dict[str, torch.Tensor], state))
         results.append(test_split(data, run.fitted(), choice, seed=seed, quick=quick,
                                   seconds=(seconds, None, None),
                                   extra={"stacked": len(splits), "refit": refit,

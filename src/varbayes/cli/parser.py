@@ -219,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-refit", action="store_true",
                    help="test each split's best validation checkpoint instead of a refit on "
                         "all training rows (half the training; splits trained together only)")
+    b.add_argument("--n-iter-no-change", type=_positive_int, default=None,
+                   help="stop a split's validation run after K checkpoints without a better "
+                        "validation LL (the library's early-stopping rule; default: the whole "
+                        "schedule)")
     b.add_argument("--out", help="JSON file for per-split and summary results")
     b = bench.add_parser("speed", help="training and prediction speed vs the post and Pyro")
     b.add_argument("--sizes", type=lambda t: [int(v) for v in t.split(",")],
