@@ -18,6 +18,7 @@ from varbayes.benchmarks.uci_run import run_uci_benchmark
 from varbayes.benchmarks.uci_stack import (
     FULL_BATCH_ROWS,
     MINI_BATCH,
+    STEP_FACTOR,
     fit_splits,
     stackable,
     step_schedule,
@@ -127,17 +128,18 @@ def test_test_rows_never_influence_the_choice_of_stacked_splits(tmp_path):
     assert a1["validation_curve"] != b1["validation_curve"]  # split 1 trained on those rows
 
 
-def test_step_schedule_keeps_steps_and_checkpoints():
+def test_step_schedule_scales_steps_rates_and_checkpoints():
     base = SCHEDULES["hetero"]
     assert step_schedule(base, FULL_BATCH_ROWS) == (base, 1)
-    n = 36_000
+    n, f = 36_000, STEP_FACTOR
     schedule, steps = step_schedule(base, n)
     assert steps == -(-n // MINI_BATCH)
     for old, new in zip(base, schedule, strict=True):
-        assert old.lr == new.lr and old.heteroscedastic == new.heteroscedastic
-        assert old.epochs <= new.epochs * steps < old.epochs + steps  # the steps, rounded up
-        assert old.check_every <= new.check_every * steps < old.check_every + steps
-    assert step_schedule(base, 2_000_000)[0][0].check_every == 1  # at least an epoch apart
+        assert new.lr == f * old.lr and old.heteroscedastic == new.heteroscedastic
+        # f times the steps (each count rounded up to whole epochs first)
+        assert f * old.epochs <= new.epochs * steps < f * (old.epochs + steps)
+        assert f * old.check_every <= new.check_every * steps < f * (old.check_every + steps)
+    assert step_schedule(base, 2_000_000)[0][0].check_every == f  # at least an epoch apart
 
 
 

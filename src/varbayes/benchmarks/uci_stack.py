@@ -16,9 +16,12 @@ in another order; over a 1800-epoch run that grows to differences of about 1e-3 
 test LL (training is chaotic at that level), with no sign in either direction. The test rows are
 only read after training, to score the chosen models.
 
-Above :data:`FULL_BATCH_ROWS` training rows a schedule's stage of ``E`` epochs becomes ``E``
-Adam steps on mini-batches of :data:`MINI_BATCH` rows (the same checkpoints in steps): the
-full-batch schedule's number of updates, each at a fixed cost instead of one growing with ``N``.
+Above :data:`FULL_BATCH_ROWS` training rows a schedule's stage of ``E`` epochs at learning rate
+``lr`` becomes ``STEP_FACTOR * E`` Adam steps at ``STEP_FACTOR * lr`` on mini-batches of
+:data:`MINI_BATCH` rows (checkpoints as many steps apart, times the factor): each update at a
+fixed cost instead of one growing with ``N``. With the full-batch schedule's own number of
+steps and rates (factor 1) the test LL fell about 0.015 short of full batch; with twice both it
+is level (``docs/performance.md``, "UCI training").
 """
 
 from __future__ import annotations
@@ -53,12 +56,16 @@ from varbayes.data import UCISplit
 from varbayes.infer.early_stopping import BestCheckpoint
 from varbayes.models import BayesianMLP
 
-__all__ = ["FULL_BATCH_ROWS", "MINI_BATCH", "fit_splits", "stackable", "step_schedule"]
+__all__ = ["FULL_BATCH_ROWS", "MINI_BATCH", "STEP_FACTOR", "fit_splits", "stackable",
+           "step_schedule"]
 
 #: Up to this many training rows a stage's epochs are full-batch Adam steps (as in the
 #: one-split runner); above it they are steps on mini-batches of :data:`MINI_BATCH` rows.
 FULL_BATCH_ROWS = 4096
 MINI_BATCH = 1024
+#: Above :data:`FULL_BATCH_ROWS`: a stage's Adam steps and learning rate, as multiples of its
+#: full-batch epochs and rate.
+STEP_FACTOR = 2
 
 
 def stackable(kind: str, in_features: int, hidden: int,
@@ -75,20 +82,23 @@ def step_schedule(schedule: Sequence[Stage], n_rows: int) -> tuple[tuple[Stage, 
     """``schedule`` for ``n_rows`` rows of the validation run, and its steps per epoch.
 
     Up to :data:`FULL_BATCH_ROWS` rows: unchanged, one full-batch step per epoch. Above, each
-    stage keeps its number of Adam steps and its checkpoints (in steps, rounded up to whole
-    epochs) on mini-batches of about :data:`MINI_BATCH` rows. The refit takes as many steps
-    per epoch on all training rows (batches of ``ceil(N / steps)`` rows), so both runs reach
-    every checkpoint after the same number of steps.
+    stage takes :data:`STEP_FACTOR` times its epochs in Adam steps at :data:`STEP_FACTOR`
+    times its learning rate, with checkpoints :data:`STEP_FACTOR` times its spacing in steps
+    apart (each count rounded up to whole epochs, then multiplied), on mini-batches of about
+    :data:`MINI_BATCH` rows.
+    The refit takes as many steps per epoch on all training rows (batches of
+    ``ceil(N / steps)`` rows), so both runs reach every checkpoint after the same number of
+    steps.
     """
     if n_rows <= FULL_BATCH_ROWS:
         return tuple(schedule), 1
     steps = math.ceil(n_rows / MINI_BATCH)
 
     def epochs(n_steps: int) -> int:
-        return max(1, math.ceil(n_steps / steps))
+        return STEP_FACTOR * max(1, math.ceil(n_steps / steps))
 
-    return tuple(Stage(epochs(s.epochs), s.lr, epochs(s.check_every), s.heteroscedastic)
-                 for s in schedule), steps
+    return tuple(Stage(epochs(s.epochs), STEP_FACTOR * s.lr, epochs(s.check_every),
+                       s.heteroscedastic) for s in schedule), steps
 
 
 def _train(runs: Sequence[_Run], stage: Stage, epochs: int, batch_size: int | None) -> None:
