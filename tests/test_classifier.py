@@ -94,3 +94,14 @@ def test_ensemble_options_are_checked() -> None:
         BayesianClassifier(epochs=2, n_members=2, method="ivon").fit(x, y)
     with pytest.raises(ValueError, match="n_members"):
         BayesianClassifier(epochs=2, n_members=0).fit(x, y)
+
+
+def test_map_start_is_an_option_off_by_default() -> None:
+    x, y = _blobs(90)
+    plain = BayesianClassifier(epochs=12, random_state=0).fit(x, y)
+    assert plain.model_.config["map_epochs"] == 0
+    warm = BayesianClassifier(epochs=12, map_epochs=10, map_scale=0.05, random_state=0).fit(x, y)
+    assert warm.model_.config["map_epochs"] == 10 and warm.model_.config["map_scale"] == 0.05
+    assert not np.array_equal(warm.predict_proba(x), plain.predict_proba(x))
+    with pytest.raises(ValueError, match="map_epochs"):
+        BayesianClassifier(epochs=2, map_epochs=-1).fit(x, y)

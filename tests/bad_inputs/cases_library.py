@@ -74,6 +74,11 @@ CASES: list[tuple[str, str, str, str]] = [
     ("hp-members-ivon", "`n_members > 1` (an ensemble) with `method='ivon'` "
      "(`BayesianClassifier`, `kinds.fit('family', ...)`)", "ValueError: \"method='ivon' trains "
      "one network (n_members=1)\"", "n/a"),
+    ("hp-map-ivon", "`map_epochs > 0` (a MAP start) with `method='ivon'` "
+     "(`BayesianClassifier`, `kinds.fit('family', ...)`)", "ValueError: \"method='ivon' takes "
+     "map_epochs=0\"", "n/a"),
+    ("hp-map-scale", "`map_scale` not above the weight layers' scale floor (`1e-6`)",
+     'ValueError: "must be above the layers\' scale floor"', "n/a"),
     ("hp-random-state", "`random_state` that is not an int, generator or None", 'TypeError: '
      '"random_state must be None, a non-negative int"', '2: "expected an integer >= 0"'),
     ("hp-samples-0", "`num_samples = 0`", 'ValueError: "num_samples must be"',
@@ -292,6 +297,14 @@ LIB: dict[str, LibCalls] = {
         lambda: BayesianClassifier(n_members=2, method="ivon").fit(X, Y > 0),
         lambda: _fn(X, (Y > 0).astype(float), kind="family", likelihood="bernoulli",
                     n_members=2, method="ivon")],
+    "hp-map-ivon": lambda c: [
+        lambda: BayesianClassifier(map_epochs=5, method="ivon").fit(X, Y > 0),
+        lambda: _fn(X, (Y > 0).astype(float), kind="family", likelihood="bernoulli",
+                    map_epochs=5, method="ivon")],
+    "hp-map-scale": lambda c: [
+        lambda: BayesianClassifier(epochs=2, map_epochs=1, map_scale=1e-6).fit(X, Y > 0),
+        lambda: _fn(X, (Y > 0).astype(float), kind="family", likelihood="bernoulli",
+                    epochs=2, map_epochs=1, map_scale=1e-7)],
     "hp-random-state": lambda c: [lambda: _est(random_state="seed").fit(X, Y),
                                   lambda: _est(random_state=0.5).fit(X, Y)],
     "hp-samples-0": lambda c: [lambda: _est(num_samples=0).fit(X, Y),

@@ -53,6 +53,8 @@ _OPTION_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "prior": lambda v, name: check_enum(v, PriorName, name).value,
     "prior_scale2": _positive,
     "n_members": _count,
+    "map_epochs": lambda v, name: int(check_scalar(v, name, kind=int, low=0)),
+    "map_scale": _positive,
     "warmup_fraction": lambda v, name: float(check_scalar(v, name, low=0.0, high=1.0,
                                                          high_inclusive=False)),
     "likelihood": lambda v, name: check_choice(v, LIKELIHOOD_NAMES[1:], name),

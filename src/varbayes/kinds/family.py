@@ -43,6 +43,7 @@ from varbayes.kinds.ivon import is_ivon
 from varbayes.kinds.members import members_of
 from varbayes.kinds.registry import auto_init_rho, get_kind
 from varbayes.kinds.stopping import VALIDATION_DRAWS, plan_validation
+from varbayes.kinds.warm_start import check_map_scale, train_from_map
 from varbayes.likelihoods import CLASSIFICATION, get_likelihood
 from varbayes.models import FamilyMLP
 from varbayes.predictive import ClassPrediction, FamilyPrediction, family_predictive
@@ -117,13 +118,17 @@ def fit_family(
     after the other, each stopped on its own validation part (disjoint while the rows allow,
     :func:`~varbayes.kinds.stopping.plan_validation`); the temperature is then fitted on the
     union of the parts, each predicted by the network that did not train on it.
+    ``map_epochs > 0`` first trains each network's means as a point for that many epochs and
+    starts the variational training from them, every scale at ``map_scale``
+    (:mod:`varbayes.kinds.warm_start`).
 
     Raises
     ------
     ValueError
         For targets outside the likelihood's support (naming the row), class indices beyond
-        ``n_classes``, a single class, invalid options, or ``n_members > 1`` with
-        ``method='ivon'``.
+        ``n_classes``, a single class, invalid options, ``n_members > 1`` or
+        ``map_epochs > 0`` with ``method='ivon'``, or ``map_scale`` not above the layers'
+        scale floor.
     """
     xa, ya = check_X_y(x, y, names=("x", "y"))
     if generator is not None:
@@ -153,6 +158,9 @@ def fit_family(
     if members > 1 and is_ivon(config):
         raise ValueError("n_members > 1 trains an ensemble by Bayes by Backprop; "
                          "method='ivon' trains one network (n_members=1)")
+    if config["map_epochs"] and is_ivon(config):
+        raise ValueError("map_epochs > 0 starts Bayes by Backprop from a MAP fit; "
+                         "method='ivon' takes map_epochs=0")
     plan = plan_validation(xs.shape[0], early_stopping, validation_fraction, n_iter_no_change,
                            int(config["epochs"]), generator, members)
     folds: list[tuple[Tensor | None, Tensor | None]] = list(plan.folds) or [(None, None)]
@@ -160,6 +168,8 @@ def fit_family(
         rows = folds[0][0]
         config["init_rho"] = auto_init_rho(xs.shape[0] if rows is None else rows.numel())
     model = build_model(config, generator)
+    if config["map_epochs"]:
+        check_map_scale(model, float(config["map_scale"]))
     draws = CLASS_VALIDATION_DRAWS if lik.name in CLASSIFICATION else VALIDATION_DRAWS
     jacobian = float(y_scaler.std.double().log()[0])
     runs = []
@@ -174,13 +184,22 @@ def fit_family(
         monitor = None if val is None else EarlyStopping(
             net, functools.partial(val.score, jacobian), check_every=plan.check_every,
             n_iter_no_change=plan.n_iter_no_change)
-        history = train(
-            net, kind.objective(config, fit_x.shape[0]), fit_x, fit_y,
-            epochs=int(config["epochs"]), lr=float(config["lr"]),
-            batch_size=config["batch_size"], generator=generator, nonfinite=nonfinite,
-            progress=progress, distributed=distributed, callback=monitor,
-            callback_every=plan.check_every,
-            desc=f"family/{lik.name}" + (f" {m + 1}/{members}" if members > 1 else ""))
+        def run(epochs: int | None, net: torch.nn.Module = net, fit_x: Tensor = fit_x,
+                fit_y: Tensor = fit_y, monitor: EarlyStopping | None = monitor,
+                m: int = m) -> History:
+            """``epochs`` of MAP (:mod:`~varbayes.kinds.warm_start`), or ``None``: the VI."""
+            return train(
+                net, kind.objective(config, fit_x.shape[0]), fit_x, fit_y,
+                epochs=int(config["epochs"] if epochs is None else epochs),
+                lr=float(config["lr"]), batch_size=config["batch_size"], generator=generator,
+                nonfinite=nonfinite, progress=progress, distributed=distributed,
+                callback=monitor if epochs is None else None, callback_every=plan.check_every,
+                desc=f"family/{lik.name}" + (f" {m + 1}/{members}" if members > 1 else "")
+                + ("" if epochs is None else " MAP"))
+
+        history = train_from_map(net, run, map_epochs=int(config["map_epochs"]),
+                                 scale=float(config["map_scale"])) if config["map_epochs"] \
+            else run(None)
         if monitor is not None:
             monitor.restore()
         runs.append((history, monitor, val))

@@ -247,9 +247,12 @@ KINDS: Mapping[str, Kind] = MappingProxyType({k.name: k for k in (
          "estimator": "local", "num_particles": 1, "init_loc_std": None, "init_rho": None,
          "init_rho_bias": None, "min_scale": 1e-3,
          # One network; n_members > 1: an ensemble, each member early-stopped on its own part.
-         "n_members": 1},
+         "n_members": 1,
+         # map_epochs > 0: the means first trained as a point, then VI from scales map_scale
+         # (kinds.warm_start; BayesianClassifier(map_epochs=...), docs/benchmarks.md).
+         "map_epochs": 0, "map_scale": 0.03},
         build=_build_family, objective=_family_elbo, has_epistemic=True,
-        absent=MappingProxyType({"n_members": 1}),
+        absent=MappingProxyType({"n_members": 1, "map_epochs": 0, "map_scale": 0.03}),
     ),
 )})
 
