@@ -153,14 +153,16 @@ def _held_rows(reg: BayesianRegressor, x: np.ndarray) -> np.ndarray:
     return held.numpy()
 
 
-def group_gen(seeds: int, maps_only: bool = False) -> list[dict[str, Any]]:
+def group_gen(seeds: int, maps_only: bool = False, defaults_only: bool = False
+              ) -> list[dict[str, Any]]:
     rows = []
     for n, d, case_seeds in GEN_CASES:
         for seed in range(min(seeds, case_seeds)):
             x, y, xt, yt = generator(n, d, seed)
             rows.append({"problem": f"gen n={n} d={d}", "seed": seed,
-                         **run_problem(x, y, xt, yt, seed, ablation=not maps_only,
-                                       defaults=not maps_only)})
+                         **run_problem(x, y, xt, yt, seed,
+                                       ablation=not (maps_only or defaults_only),
+                                       maps=not defaults_only, defaults=not maps_only)})
             print(json.dumps(_short(rows[-1])), file=sys.stderr, flush=True)
     return rows
 
@@ -305,6 +307,11 @@ def main() -> None:
     parser.add_argument("--maps-only", action="store_true",
                         help="gen, uci: only the held-out fit and the maps (merged by --table "
                              "with the rows of an earlier run, later files winning)")
+    parser.add_argument("--defaults-only", action="store_true",
+                        help="gen: only the defaults' fit (no ablation, no maps)")
+    parser.add_argument("--validation-layout", choices=["members", "shared", "separate"],
+                        help="the members' validation parts and where the spread factor is "
+                             "fitted (default: varbayes.kinds.stopping.MEMBER_LAYOUT)")
     parser.add_argument("--out")
     parser.add_argument("--table", nargs="*", help="print the table of these JSON files")
     parser.add_argument("--runner", default="benchmarks/results/uci_hetero.json",
@@ -315,6 +322,10 @@ def main() -> None:
         import varbayes.kinds.calibrated as calibrated
 
         calibrated.CONFORMAL_STEP = args.conformal_step
+    if args.validation_layout is not None:
+        import varbayes.kinds.stopping as stopping
+
+        stopping.MEMBER_LAYOUT = args.validation_layout
     if args.table:
         rows = merge([r for f in args.table for r in json.loads(Path(f).read_text())["rows"]])
         print(table(rows))
@@ -323,7 +334,7 @@ def main() -> None:
         return
     start = time.perf_counter()
     if args.group == "gen":
-        rows = group_gen(args.seeds, args.maps_only)
+        rows = group_gen(args.seeds, args.maps_only, args.defaults_only)
     elif args.group == "uci":
         rows = group_uci(args.uci_root, args.splits, args.ablation_splits, args.maps_splits,
                          args.datasets, args.maps_only)
