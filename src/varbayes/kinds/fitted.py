@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+import varbayes.kinds.stopping as stopping
 from varbayes._device import generator_on, resolve_device
 from varbayes._threads import intra_op_threads
 from varbayes._validation import (
@@ -30,7 +31,6 @@ from varbayes.calibration import (
 )
 from varbayes.data.transforms import Standardizer
 from varbayes.infer import History, NonFinitePolicy
-from varbayes.kinds import stopping
 from varbayes.kinds.calibrated import calibrate, calibration_rows
 from varbayes.kinds.config import make_config
 from varbayes.kinds.members import spread_factor, train_networks
