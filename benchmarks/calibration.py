@@ -6,7 +6,8 @@ Three groups of problems:
   100-20,000 rows, several seeds, 2,000 fresh test rows each;
 * ``tiny``: 15 training points, x in [0, 5], coverage among the training inputs and up to one
   data range beyond, for several ``epochs``;
-* ``uci``: the first splits of every UCI data set found under ``--uci-root``.
+* ``uci``: the first splits of every UCI data set found under ``--uci-root``;
+* ``toy``: the blog post's 150 rows at 300 epochs over training seeds (one fit's spread).
 
 For every problem: the defaults (``BayesianRegressor()``), and one fit with a calibration part
 held out, seen through each map (``scale``, ``isotonic``, ``conformal``) and through split
@@ -210,6 +211,26 @@ def group_tiny(seeds: int, epochs: tuple[int, ...] = (50, 100, 200, 300, 500, 15
     return rows
 
 
+def group_toy(seeds: int, epochs: int = 300) -> list[dict[str, Any]]:
+    """The blog post's toy data (150 rows) as ``tests/cli/test_cli.py`` fits it: the defaults
+    with ``epochs`` over training seeds, 2,000 fresh draws (``test_seed=777``); the spread of
+    one fit's coverage, with the factor set on a 20-row validation part."""
+    from varbayes.data import load_toy
+
+    data, fresh = load_toy(), load_toy(n_test=2000, test_seed=777)
+    rows = []
+    for seed in range(seeds):
+        reg = BayesianRegressor(epochs=epochs, random_state=seed)
+        reg.fit(data.x_train, data.y_train[:, 0])
+        rows.append({"problem": f"toy, {epochs} epochs", "seed": seed,
+                     "default": _scores(fresh.y_test[:, 0], reg._prediction(fresh.x_test))})
+        print(json.dumps(_short(rows[-1])), file=sys.stderr, flush=True)
+    covs = [r["default"]["coverage_90"] for r in rows]
+    print(f"toy: coverage mean {np.mean(covs):.3f}, sd {np.std(covs):.3f}, min {min(covs):.3f}, "
+          f"max {max(covs):.3f}", file=sys.stderr)
+    return rows
+
+
 def _short(row: dict[str, Any]) -> dict[str, Any]:
     return {"problem": row["problem"], "seed": row["seed"],
             **{k: round(row[k]["coverage_90"], 3) for k, _ in VARIANTS if k in row}}
@@ -292,7 +313,7 @@ def runner_table(rows: list[dict[str, Any]], runner: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--group", choices=["gen", "uci", "tiny"])
+    parser.add_argument("--group", choices=["gen", "uci", "tiny", "toy"])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--splits", type=int, default=2)
     parser.add_argument("--ablation-splits", type=int, default=0,
@@ -338,6 +359,8 @@ def main() -> None:
     elif args.group == "uci":
         rows = group_uci(args.uci_root, args.splits, args.ablation_splits, args.maps_splits,
                          args.datasets, args.maps_only)
+    elif args.group == "toy":
+        rows = group_toy(args.seeds)
     else:
         rows = group_tiny(args.seeds)
     doc = {"group": args.group, "seconds": time.perf_counter() - start, "rows": rows,
