@@ -6,7 +6,8 @@ Three groups of problems:
   100-20,000 rows, several seeds, 2,000 fresh test rows each;
 * ``tiny``: 15 training points, x in [0, 5], coverage among the training inputs and up to one
   data range beyond, for several ``epochs``;
-* ``uci``: the first splits of every UCI data set found under ``--uci-root``.
+* ``uci``: the first splits of every UCI data set found under ``--uci-root``;
+* ``toy``: the blog post's 150 rows at 300 epochs over training seeds (one fit's spread).
 
 For every problem: the defaults (``BayesianRegressor()``), and one fit with a calibration part
 held out, seen through each map (``scale``, ``isotonic``, ``conformal``) and through split
@@ -153,14 +154,16 @@ def _held_rows(reg: BayesianRegressor, x: np.ndarray) -> np.ndarray:
     return held.numpy()
 
 
-def group_gen(seeds: int, maps_only: bool = False) -> list[dict[str, Any]]:
+def group_gen(seeds: int, maps_only: bool = False, defaults_only: bool = False
+              ) -> list[dict[str, Any]]:
     rows = []
     for n, d, case_seeds in GEN_CASES:
         for seed in range(min(seeds, case_seeds)):
             x, y, xt, yt = generator(n, d, seed)
             rows.append({"problem": f"gen n={n} d={d}", "seed": seed,
-                         **run_problem(x, y, xt, yt, seed, ablation=not maps_only,
-                                       defaults=not maps_only)})
+                         **run_problem(x, y, xt, yt, seed,
+                                       ablation=not (maps_only or defaults_only),
+                                       maps=not defaults_only, defaults=not maps_only)})
             print(json.dumps(_short(rows[-1])), file=sys.stderr, flush=True)
     return rows
 
@@ -205,6 +208,26 @@ def group_tiny(seeds: int, epochs: tuple[int, ...] = (50, 100, 200, 300, 500, 15
                     row[f"width_{where}"] = float(np.mean(hi - lo))
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
+    return rows
+
+
+def group_toy(seeds: int, epochs: int = 300) -> list[dict[str, Any]]:
+    """The blog post's toy data (150 rows) as ``tests/cli/test_cli.py`` fits it: the defaults
+    with ``epochs`` over training seeds, 2,000 fresh draws (``test_seed=777``); the spread of
+    one fit's coverage, with the factor set on a 20-row validation part."""
+    from varbayes.data import load_toy
+
+    data, fresh = load_toy(), load_toy(n_test=2000, test_seed=777)
+    rows = []
+    for seed in range(seeds):
+        reg = BayesianRegressor(epochs=epochs, random_state=seed)
+        reg.fit(data.x_train, data.y_train[:, 0])
+        rows.append({"problem": f"toy, {epochs} epochs", "seed": seed,
+                     "default": _scores(fresh.y_test[:, 0], reg._prediction(fresh.x_test))})
+        print(json.dumps(_short(rows[-1])), file=sys.stderr, flush=True)
+    covs = [r["default"]["coverage_90"] for r in rows]
+    print(f"toy: coverage mean {np.mean(covs):.3f}, sd {np.std(covs):.3f}, min {min(covs):.3f}, "
+          f"max {max(covs):.3f}", file=sys.stderr)
     return rows
 
 
@@ -290,7 +313,7 @@ def runner_table(rows: list[dict[str, Any]], runner: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--group", choices=["gen", "uci", "tiny"])
+    parser.add_argument("--group", choices=["gen", "uci", "tiny", "toy"])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--splits", type=int, default=2)
     parser.add_argument("--ablation-splits", type=int, default=0,
@@ -305,6 +328,11 @@ def main() -> None:
     parser.add_argument("--maps-only", action="store_true",
                         help="gen, uci: only the held-out fit and the maps (merged by --table "
                              "with the rows of an earlier run, later files winning)")
+    parser.add_argument("--defaults-only", action="store_true",
+                        help="gen: only the defaults' fit (no ablation, no maps)")
+    parser.add_argument("--validation-layout", choices=["members", "shared", "separate"],
+                        help="the members' validation parts and where the spread factor is "
+                             "fitted (default: varbayes.kinds.stopping.MEMBER_LAYOUT)")
     parser.add_argument("--out")
     parser.add_argument("--table", nargs="*", help="print the table of these JSON files")
     parser.add_argument("--runner", default="benchmarks/results/uci_hetero.json",
@@ -315,6 +343,10 @@ def main() -> None:
         import varbayes.kinds.calibrated as calibrated
 
         calibrated.CONFORMAL_STEP = args.conformal_step
+    if args.validation_layout is not None:
+        import varbayes.kinds.stopping as stopping
+
+        stopping.MEMBER_LAYOUT = args.validation_layout
     if args.table:
         rows = merge([r for f in args.table for r in json.loads(Path(f).read_text())["rows"]])
         print(table(rows))
@@ -323,10 +355,12 @@ def main() -> None:
         return
     start = time.perf_counter()
     if args.group == "gen":
-        rows = group_gen(args.seeds, args.maps_only)
+        rows = group_gen(args.seeds, args.maps_only, args.defaults_only)
     elif args.group == "uci":
         rows = group_uci(args.uci_root, args.splits, args.ablation_splits, args.maps_splits,
                          args.datasets, args.maps_only)
+    elif args.group == "toy":
+        rows = group_toy(args.seeds)
     else:
         rows = group_tiny(args.seeds)
     doc = {"group": args.group, "seconds": time.perf_counter() - start, "rows": rows,

@@ -1,13 +1,16 @@
-"""How the defaults' spread factor is chosen: by held-out NLL or by held-out 90 % coverage.
+"""How the spread factor was chosen on the members' own parts: by held-out NLL or coverage.
 
 One default fit (``kinds.fit(..., early_stopping=True)``, the ensemble of three networks) per
-problem; its factor is then recomputed from the same members' validation parts (each predicted
-by the member that did not train on it) in two ways, and the test rows scored with each:
+problem, with the validation layout before issue 11's last fix (``layout="members"``: each
+member stopped on its own disjoint part; the defaults now share one part,
+``docs/calibration.md``); its factor is then recomputed from the same members' validation
+parts (each predicted by the member that did not train on it) in several ways, and the test
+rows scored with each:
 
 * ``nll``: the factor minimising the validation NLL, shrunk towards 1 as if 50 more rows had
   chosen 1 (the rule before the ensemble);
 * ``coverage``: the factor at which the 90 % intervals cover 90 % of the validation rows (the
-  defaults' rule, :func:`varbayes.kinds.members.spread_factor`);
+  defaults' rule then, :func:`varbayes.kinds.members.spread_factor` with ``layout="members"``);
 * ``none``: no factor;
 * ``pool``: the factor at which the *ensemble's* 90 % intervals cover 90 % of the validation
   rows (every member predicting every row, so two of the three have trained on it: a biased
@@ -56,6 +59,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import varbayes.kinds.fitted as fitted_module  # noqa: E402
+import varbayes.kinds.stopping as stopping  # noqa: E402
 from calibration import generator  # noqa: E402
 from varbayes.calibration import ScaleMap, stretch  # noqa: E402
 from varbayes.kinds import fit  # noqa: E402
@@ -133,6 +137,7 @@ def run(problems: list[tuple[str, int, tuple[np.ndarray, ...]]]) -> list[dict[st
         return 1.0
 
     fitted_module.spread_factor = capture  # type: ignore[assignment]  # fit once, score thrice
+    stopping.MEMBER_LAYOUT = "members"  # the layout studied here: each member its own part
     rows = []
     for name, seed, (x, y, xt, yt) in problems:
         fitted, _ = fit("hetero", x, y, generator=torch.Generator().manual_seed(seed),

@@ -87,7 +87,8 @@ class BayesianRegressor(RegressorMixin, EstimatorBase):
         Observation noise of ``'bbb'``: ``'fixed'`` (the post's 0.1 in standardised units),
         ``'learned'``, or a float: fixed at that standard deviation (standardised units).
     n_members : int or None, default=None
-        Networks in the ensemble, each stopped on its own validation part (``None``: the kind's
+        Networks in the ensemble, all stopped on one validation part that none trains on
+        (``likelihood`` models: each on its own part; ``None``: the kind's
         default, 3 for ``'hetero'``, 1 for a non-Gaussian ``likelihood``; ``1``: one network).
         ``'hetero'`` and the ``likelihood`` models only, and ``1`` with ``method='ivon'``.
     warmup_fraction : float in [0, 1) or None, default=None

@@ -64,10 +64,15 @@ def test_fit_then_predict_writes_the_contract_columns(toy_model, tmp_path, capsy
 
 
 def test_predicted_interval_covers_fresh_draws(toy_model, tmp_path, capsys):
-    """The 90 % interval of ``predict`` covers 2000 fresh draws of the toy data at 0.84-0.97.
+    """The 90 % interval of ``predict`` covers 2000 fresh draws of the toy data at 0.60-0.999.
 
-    Deterministic under the fixed seeds (training seed, ``test_seed=777``). For a calibrated model,
-    coverage is Binomial(2000, 0.9) / 2000: with a fresh draw the false-positive rate is 3.5e-17.
+    Deterministic under the fixed seeds (training seed, ``test_seed=777``; measured 0.728). With
+    a fresh training seed the coverage of one fit is itself random: the spread factor is set on
+    the shared validation part, 20 of the 150 rows, and given those rows a calibrated model
+    covers a Beta(18.9, 2.1) share of new rows (rank 0.9 (n + 1) of n = 20 scores; sd 0.064,
+    the 2,000 draws add sd 0.007): below 0.60 with probability 7e-4, above 0.999 with 1e-4, so
+    the false-positive rate for a fresh seed is about 1e-3. Over training seeds 0-19 the toy
+    model covered 0.72-0.99, mean 0.903 (``docs/calibration.md``).
     """
     fresh = load_toy(n_test=2000, test_seed=777)
     inp = _write(tmp_path / "x.csv", ["x"], [[repr(float(v))] for v in fresh.x_test[:, 0]])
@@ -78,7 +83,7 @@ def test_predicted_interval_covers_fresh_draws(toy_model, tmp_path, capsys):
     lower = np.array([float(r[header.index("lower")]) for r in rows])
     upper = np.array([float(r[header.index("upper")]) for r in rows])
     inside = (fresh.y_test[:, 0] >= lower) & (fresh.y_test[:, 0] <= upper)
-    assert 0.84 <= inside.mean() <= 0.97
+    assert 0.60 <= inside.mean() <= 0.999
 
 
 def test_seed_makes_predictions_byte_identical(toy_model, tmp_path, capsys):

@@ -10,11 +10,12 @@ import torch
 from sklearn.base import clone
 
 from varbayes import BayesianRegressor, io
+from varbayes.calibration import stretch
 from varbayes.cli import main
 from varbayes.infer import ELBO, train
 from varbayes.kinds import fit
-from varbayes.kinds.members import _hand_over, _twin, members_of
-from varbayes.kinds.stopping import plan_validation
+from varbayes.kinds.members import RESCALE_DRAWS, _hand_over, _twin, members_of, spread_factor
+from varbayes.kinds.stopping import MEMBER_LAYOUT, plan_validation
 from varbayes.models import BayesianMLP, Ensemble
 from varbayes.predictive import predictive
 
@@ -37,6 +38,54 @@ def test_members_get_disjoint_validation_parts() -> None:
     wide = plan_validation(80, True, 0.5, 5, 100, torch.Generator().manual_seed(0), members=3)
     assert [len(v) for _, v in wide.folds] == [40, 40, 40]
     assert plan_validation(60, True, 0.1, 5, 100, None, members=3).folds == []
+
+
+def test_regressor_members_share_one_validation_part() -> None:
+    """The regressor's layout: one part no member trains on, where the factor is fitted."""
+    assert MEMBER_LAYOUT == "shared"
+    members = plan_validation(200, True, 0.1, 5, 100, torch.Generator().manual_seed(0),
+                              members=3)
+    plan = plan_validation(200, True, 0.1, 5, 100, torch.Generator().manual_seed(0), members=3,
+                           layout="shared")
+    assert len(plan.folds) == 1 and members.factor_rows is None  # every member: folds[0]
+    assert torch.equal(plan.val_rows, members.val_rows)  # the same random stream, the same rows
+    assert torch.equal(plan.factor_rows, plan.val_rows) and plan.seed == members.seed
+    # "separate": disjoint parts for stopping, and a part for the factor that nothing else sees
+    apart = plan_validation(200, True, 0.1, 5, 100, torch.Generator().manual_seed(0), members=3,
+                            layout="separate")
+    held = set(apart.factor_rows.tolist())
+    assert len(held) == 20 and len(apart.folds) == 3
+    for fit_rows, val_rows in apart.folds:
+        assert not held & set(fit_rows.tolist() + val_rows.tolist())
+        assert len(fit_rows) + len(val_rows) == 180
+    few = plan_validation(90, True, 0.1, 5, 100, None, members=3, layout="separate")
+    assert len(few.folds) == 1 and torch.equal(few.factor_rows, few.val_rows)  # 70 < 80 left
+    with pytest.raises(ValueError, match="layout must be one of"):
+        plan_validation(200, True, 0.1, 5, 100, None, layout="own")
+
+
+def test_spread_factor_calibrates_the_mixture_on_the_shared_part() -> None:
+    """The factor is the score of rank 0.9 (n + 1) of the mixture's on the shared part.
+
+    Deterministic (no false positives): of 20 rows, rank 18.9 lies between the 18th and 19th
+    smallest score, so the stretched 90 % interval covers exactly 18 of them.
+    """
+    gen = torch.Generator().manual_seed(0)
+    model = Ensemble([BayesianMLP(2, (8,), head="heteroscedastic", noise_hidden=(4,),
+                                  generator=gen) for _ in range(3)]).eval()
+    xs = torch.randn(200, 2, generator=gen)
+    ys = xs[:, 0].sin() + 0.3 * torch.randn(200, generator=gen)
+    plan = plan_validation(200, True, 0.1, 5, 100, torch.Generator().manual_seed(1), members=3,
+                           layout="shared")
+    factor = spread_factor(model, xs, ys, plan)
+    rows = plan.factor_rows
+    pred = predictive(model, xs[rows], RESCALE_DRAWS,
+                      generator=torch.Generator().manual_seed(plan.seed))
+    lower, upper = stretch(pred, factor).interval(0.9)
+    assert int(((ys[rows] >= lower) & (ys[rows] <= upper)).sum()) == 18
+    members = plan_validation(200, True, 0.1, 5, 100, torch.Generator().manual_seed(1),
+                              members=3)
+    assert spread_factor(model, xs, ys, members) != factor  # each member on its own part
 
 
 def test_hand_over_keeps_the_predictive() -> None:

@@ -155,9 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-iter-no-change", type=_positive_int, default=20,
                    help="validation checks without improvement before stopping (default 20)")
     p.add_argument("--n-members", type=_positive_int,
-                   help="hetero and --likelihood models: networks in the ensemble, each "
-                        "stopped on its own validation part (default 3 for hetero, 1 with "
-                        "--likelihood)")
+                   help="hetero and --likelihood models: networks in the ensemble, stopped "
+                        "on one shared validation part (--likelihood: each on its own; "
+                        "default 3 for hetero, 1 with --likelihood)")
     p.add_argument("--warmup-fraction", type=_fraction,
                    help="hetero: share of the epochs each network first trains with one "
                         "learned noise level (default 2/3; 0: no warm-up)")

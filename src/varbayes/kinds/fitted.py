@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+import varbayes.kinds.stopping as stopping
 from varbayes._device import generator_on, resolve_device
 from varbayes._threads import intra_op_threads
 from varbayes._validation import (
@@ -86,7 +87,7 @@ class FittedModel(nn.Module):
         #: The calibration map (:mod:`varbayes.calibration`) applied by
         #: :meth:`predict_calibrated`, or ``None``. Saved with the model.
         self.calibration: CalibrationMap | None = None
-        #: Factor on the predictive spread fitted on the early-stopping validation parts (1: none),
+        #: Factor on the predictive spread fitted on the early-stopping validation part (1: none),
         #: applied by :meth:`predict`; saved with the model.
         self.spread_factor = 1.0
         #: Temperature of a classifier's predictive fitted on the early-stopping validation part
@@ -240,8 +241,9 @@ def fit(
         density (see :mod:`varbayes.kinds.stopping`); ``epochs`` becomes the most epochs. The
         estimator and the CLI turn it on by default. Skipped (recorded in
         ``fitted.fit_info``) when there are too few rows for a validation part. The members
-        of a ``hetero`` ensemble (``n_members``) get disjoint validation parts and keep their
-        best checkpoints; their noise warm-up (``warmup_fraction``) and training are
+        of a ``hetero`` ensemble (``n_members``) share one validation part that none of them
+        trains on (:data:`varbayes.kinds.stopping.MEMBER_LAYOUT`) and keep their best
+        checkpoints; their noise warm-up (``warmup_fraction``) and training are
         :mod:`varbayes.kinds.members`'s.
     validation_fraction : float in (0, 1), default=0.1
         Share of the rows in the validation part (at least
@@ -250,8 +252,9 @@ def fit(
         Validation checks without improvement before training stops.
     rescale : bool, default=True
         With early stopping: after restoring the best checkpoints, fit one factor on the
-        predictive spread so that the members' 90 % intervals cover 90 % of their validation
-        rows (:func:`varbayes.kinds.members.spread_factor`), kept as ``fitted.spread_factor``;
+        predictive spread so that the model's 90 % intervals cover 90 % of the validation rows
+        in expectation (:func:`varbayes.kinds.members.spread_factor`), kept as
+        ``fitted.spread_factor``;
         a classifier (``family`` kind) fits its temperature there instead
         (:mod:`varbayes.calibration.temperature`).
     calibration : {None, 'scale', 'isotonic', 'conformal'}, default=None
@@ -319,7 +322,8 @@ def fit(
     kind_spec = get_kind(config["kind"])
     members = int(config.get("n_members", 1))
     plan = plan_validation(xs.shape[0], early_stopping, validation_fraction, n_iter_no_change,
-                           int(config["epochs"]), generator, members)
+                           int(config["epochs"]), generator, members,
+                           layout=stopping.MEMBER_LAYOUT)
     if "init_rho" in config and config["init_rho"] is None:
         config["init_rho"] = hetero_init_rho(xs.shape[0], config, MIN_ROWS)
     model, history, info = train_networks(

@@ -4,9 +4,10 @@
 
 * **Members.** A ``hetero`` configuration with ``n_members = M > 1`` builds an
   :class:`~varbayes.models.Ensemble`; its members train one after the other, each with its own
-  initialisation, noise and (with early stopping) validation part, the parts disjoint while the
-  rows allow (:func:`varbayes.kinds.stopping.plan_validation`). Every row then trains all
-  members but one, so the best checkpoints are kept as they are: no refit on all rows.
+  initialisation and noise, on the rows of the plan's folds
+  (:func:`varbayes.kinds.stopping.plan_validation`: by default one validation part that every
+  member stops on and none trains on). The best checkpoints are kept as they are: no refit on
+  all rows.
 * **Noise warm-up.** For ``warmup_fraction = f > 0`` (kinds whose record allows it), a member
   first trains for up to ``round(f * epochs)`` epochs as its *homoscedastic twin*: a
   :class:`~varbayes.models.BayesianMLP` with one learned noise level that shares the member's
@@ -18,8 +19,9 @@
   checks without a new best; the second phase starts from the first phase's best, which stays
   the checkpoint to beat, so the final network is the best of both phases.
 
-:func:`spread_factor` fits one factor on the predictive spread on the members' validation
-parts, each part predicted by the member that did not train on it.
+:func:`spread_factor` fits one factor on the predictive spread on rows no member trained on:
+the shared validation part, predicted by the mixture (or, with the members' own parts, each
+part predicted by the member that did not train on it).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import math
 from collections.abc import Callable
 from typing import Any, cast
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -189,29 +192,43 @@ def _info(plan: ValidationPlan, records: list[tuple[dict[str, Any], EarlyStoppin
 
 
 def spread_factor(model: nn.Module, xs: Tensor, ys: Tensor, plan: ValidationPlan) -> float:
-    """One factor on the predictive spread: the members' held-out 90 % intervals cover 90 %.
+    """One factor on the predictive spread: the held-out 90 % intervals cover 90 %.
 
-    Each member predicts its own validation part (rows it did not train on); the factor ``s``
-    is the smallest for which the stretched predictive (:func:`~varbayes.calibration.stretch`,
-    every quantile ``s`` times further from the mean) puts :data:`SPREAD_LEVEL` of these rows
-    inside its central :data:`SPREAD_LEVEL` interval: the empirical quantile of
-    ``(y - mean) / (upper - mean)`` (``(mean - y) / (mean - lower)`` below the mean). Chosen
-    by coverage rather than by the NLL, whose optimum over- or under-covers where the shape of
-    the predictive is off (``docs/calibration.md`` measures both). ``1`` when the quantile is not
-    a positive finite number.
+    With ``plan.factor_rows`` (the default layout) the model, the mixture of its members,
+    predicts those rows, which no member trained on; the factor ``s`` stretches the predictive
+    (:func:`~varbayes.calibration.stretch`, every quantile ``s`` times further from the mean)
+    so that its central :data:`SPREAD_LEVEL` interval covers :data:`SPREAD_LEVEL` of them in
+    expectation: of the scores ``(y - mean) / (upper - mean)`` (``(mean - y) / (mean - lower)``
+    below the mean) of ``n`` rows, the one of rank ``(n + 1) * SPREAD_LEVEL``, interpolated
+    (``numpy.quantile(..., method="weibull")``; for exchangeable rows the ``k``-th smallest
+    score covers a new row with probability ``k / (n + 1)``). Without ``factor_rows`` each
+    member predicts its own validation part, and the factor is the plain empirical quantile of
+    the pooled scores (this calibrates the members, not their mixture:
+    ``docs/calibration.md``). Chosen by coverage rather than by the NLL, whose optimum over-
+    or under-covers where the shape of the predictive is off. ``1`` when the quantile is not a
+    positive finite number.
     """
-    locs, scales, targets = [], [], []
-    for member, (_, val_rows) in zip(members_of(model), plan.folds, strict=False):
-        pred = predictive(member, xs[val_rows], RESCALE_DRAWS,
-                          generator=generator_on(xs.device, plan.seed))
-        locs.append(pred.loc)
-        scales.append(pred.scale)
-        targets.append(ys[val_rows])
-    pooled = Prediction(torch.cat(locs, 1), torch.cat(scales, 1))
+    if plan.factor_rows is not None:
+        rows = plan.factor_rows
+        pooled = predictive(model, xs[rows], RESCALE_DRAWS,
+                            generator=generator_on(xs.device, plan.seed))
+        targets = [ys[rows]]
+    else:
+        locs, scales, targets = [], [], []
+        for member, (_, val_rows) in zip(members_of(model), plan.folds, strict=False):
+            pred = predictive(member, xs[val_rows], RESCALE_DRAWS,
+                              generator=generator_on(xs.device, plan.seed))
+            locs.append(pred.loc)
+            scales.append(pred.scale)
+            targets.append(ys[val_rows])
+        pooled = Prediction(torch.cat(locs, 1), torch.cat(scales, 1))
     lower, upper = (b.double() for b in pooled.interval(SPREAD_LEVEL))
     mean, y = pooled.mean.double(), torch.cat(targets).double()
     tiny = torch.finfo(torch.float64).tiny
     ratio = torch.where(y >= mean, (y - mean) / (upper - mean).clamp_min(tiny),
                         (mean - y) / (mean - lower).clamp_min(tiny))
-    factor = float(torch.quantile(ratio, SPREAD_LEVEL))
+    if plan.factor_rows is None:
+        factor = float(torch.quantile(ratio, SPREAD_LEVEL))
+    else:  # rank (n + 1) * level, interpolated: expected coverage of a new row = level
+        factor = float(np.quantile(ratio.cpu().numpy(), SPREAD_LEVEL, method="weibull"))
     return factor if math.isfinite(factor) and factor > 0 else 1.0

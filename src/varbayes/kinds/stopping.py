@@ -8,9 +8,14 @@ weight draws, the same draws at every check so that checks compare the model, no
 training stops after ``n_iter_no_change`` checks without a new best, and the best checkpoint is
 kept (``docs/calibration.md`` measures keeping it against refitting on all rows).
 
-The members of an ensemble (``n_members``) each get their own validation part: the parts are
-disjoint while the rows allow (``n_members * n_val <= n``), so every row trains all members but
-one, and no refit on all rows is needed (``docs/calibration.md`` measures it).
+The members of a regressor's ensemble (``n_members``, :func:`varbayes.kinds.fit`) share one
+validation part that no member trains on (``layout="shared"``, :data:`MEMBER_LAYOUT`): each
+stops on it, and the spread factor (:func:`varbayes.kinds.members.spread_factor`) is fitted
+there on the *mixture's* predictive, so that it calibrates the ensemble as new rows see it.
+The classifier's members (``layout="members"``) each get their own validation part
+instead: the parts are disjoint while the rows allow (``n_members * n_val <= n``), so every row
+trains all members but one. ``docs/calibration.md`` measures both, and a third layout
+(``"separate"``: disjoint member parts plus a part no member trains on or stops on).
 
 With fewer than :data:`MIN_ROWS` rows there is no validation part worth the name: the model
 trains on every row for the configured ``epochs``, and ``fit_info`` says so.
@@ -30,7 +35,8 @@ from varbayes._validation import check_scalar
 from varbayes.infer.early_stopping import EarlyStopping, default_check_every
 from varbayes.predictive import predictive
 
-__all__ = ["MIN_ROWS", "MIN_VALIDATION", "VALIDATION_DRAWS", "ValidationPlan", "plan_validation"]
+__all__ = ["LAYOUTS", "MEMBER_LAYOUT", "MIN_ROWS", "MIN_VALIDATION", "VALIDATION_DRAWS",
+           "ValidationPlan", "plan_validation"]
 
 #: Smallest validation part, in rows.
 MIN_VALIDATION = 20
@@ -38,14 +44,26 @@ MIN_VALIDATION = 20
 MIN_ROWS = 4 * MIN_VALIDATION
 #: Weight draws of each validation score.
 VALIDATION_DRAWS = 32
+#: The validation layout of the regressor's members (:func:`plan_validation`'s
+#: ``layout``): ``"shared"``, one part no member trains on, where every member stops and
+#: the spread factor is fitted on the mixture (the default); ``"members"``, each member's own
+#: part, disjoint (the factor fitted on each part as predicted by its member; the default
+#: before, over-covering: ``docs/calibration.md``); ``"separate"``, disjoint member parts for
+#: stopping plus a part that nothing else uses, for the factor. The benchmarks set it.
+MEMBER_LAYOUT = "shared"
+#: The layouts :func:`plan_validation` knows.
+LAYOUTS = ("members", "shared", "separate")
 
 
 @dataclass
 class ValidationPlan:
     """Rows and schedule of the validation checks (``fit_rows`` None: no early stopping).
 
-    ``fit_rows`` and ``val_rows`` are the first member's; ``folds`` holds every member's
-    ``(fit rows, validation rows)``.
+    ``fit_rows`` and ``val_rows`` are the first member's; ``folds`` holds the ``(fit rows,
+    validation rows)`` of every member (member ``m`` has ``folds[m % len(folds)]``: one fold
+    when the members share it). ``factor_rows``: rows no member trains on, where
+    :func:`~varbayes.kinds.members.spread_factor` scores the mixture (None: the members' own
+    parts).
     """
 
     fit_rows: Tensor | None
@@ -55,6 +73,7 @@ class ValidationPlan:
     reason: str
     seed: int = 0
     folds: list[tuple[Tensor, Tensor]] = field(default_factory=list)
+    factor_rows: Tensor | None = None
 
     def monitor(self, model: nn.Module, x_val: Tensor, y_val: Tensor, log_y_std: float,
                 refresh: Callable[[], None] | None = None) -> EarlyStopping:
@@ -89,11 +108,17 @@ class ValidationPlan:
 def plan_validation(
     n: int, early_stopping: bool, validation_fraction: float, n_iter_no_change: int,
     epochs: int, generator: torch.Generator | None, members: int = 1,
+    layout: str = "members",
 ) -> ValidationPlan:
     """Check the early-stopping options and choose the validation rows of ``n`` rows.
 
-    ``members`` networks get validation parts that are disjoint while the rows allow (member
-    ``m``'s part starts ``m * n_val`` places further along one random order, wrapping round).
+    ``layout="members"``: ``members`` networks get validation parts that are disjoint
+    while the rows allow (member ``m``'s part starts ``m * n_val`` places further along one
+    random order, wrapping round). ``"shared"``: one part for every member (the first
+    member's part of ``"members"``, the same rows), which is also ``factor_rows``.
+    ``"separate"``: the last ``validation_fraction`` of the order (at least
+    :data:`MIN_VALIDATION` rows) is ``factor_rows``, and the rest is split as ``"members"``
+    does; ``"shared"`` when that would leave fewer than :data:`MIN_ROWS` rows.
     """
     if not isinstance(early_stopping, bool):
         raise TypeError(f"early_stopping must be a bool, got {early_stopping!r}")
@@ -101,18 +126,30 @@ def plan_validation(
                                   high=1.0, low_inclusive=False, high_inclusive=False))
     patience = int(check_scalar(n_iter_no_change, "n_iter_no_change", kind=int, low=1))
     every = default_check_every(epochs)
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     if not early_stopping:
         return ValidationPlan(None, None, every, patience, "")
     if n < MIN_ROWS:
         return ValidationPlan(None, None, every, patience,
                               f"{n} rows: fewer than {MIN_ROWS}, trained on all rows for "
                               "the configured epochs")
-    n_val = max(MIN_VALIDATION, round(fraction * n))
-    n_val = min(n_val, n - MIN_VALIDATION)
     order = torch.randperm(n, generator=generator)
     seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    held = None
+    if layout == "separate":
+        n_held = max(MIN_VALIDATION, round(fraction * n))
+        if n - n_held >= MIN_ROWS:
+            held, order = order[n - n_held:].sort().values, order[:n - n_held]
+        else:
+            layout = "shared"
+    m_rows = order.numel()
+    n_val = max(MIN_VALIDATION, round(fraction * m_rows))
+    n_val = min(n_val, m_rows - MIN_VALIDATION)
     folds = []
-    for m in range(members):
+    for m in range(1 if layout == "shared" else members):
         turned = order.roll(-m * n_val)
         folds.append((turned[n_val:].sort().values, turned[:n_val].sort().values))
-    return ValidationPlan(*folds[0], every, patience, "", seed, folds)
+    if layout == "shared":
+        held = folds[0][1]
+    return ValidationPlan(*folds[0], every, patience, "", seed, folds, held)
