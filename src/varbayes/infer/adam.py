@@ -30,6 +30,7 @@ class Adam:
         self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format)
                            for p in self.params]
         self.steps = [0] * len(self.params)
+        self._denom: dict[int, Tensor] = {}  # the square-root buffers of :meth:`_step_one`
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients (``set_to_none`` is accepted for ``torch.optim`` parity)."""
@@ -43,12 +44,15 @@ class Adam:
         live = [i for i, g in enumerate(grads) if g is not None]
         if not live:
             return
+        beta1, beta2 = self.betas
+        if len(live) == 1 and not self.weight_decay and self.params[live[0]].device.type == "cpu":
+            self._step_one(live[0], cast(Tensor, grads[live[0]]))
+            return
         params = [self.params[i] for i in live]
         g: list[Tensor] | tuple[Tensor, ...] = cast("list[Tensor]", [grads[i] for i in live])
         m, v = [self.exp_avg[i] for i in live], [self.exp_avg_sq[i] for i in live]
         if self.weight_decay:
             g = torch._foreach_add(g, params, alpha=self.weight_decay)
-        beta1, beta2 = self.betas
         for i in live:
             self.steps[i] += 1
         torch._foreach_lerp_(m, g, 1 - beta1)
@@ -60,3 +64,22 @@ class Adam:
         torch._foreach_add_(denom, [self.eps * c for c in c2])
         sizes = [-self.lr * c / (1 - beta1 ** self.steps[i]) for c, i in zip(c2, live, strict=True)]
         torch._foreach_addcdiv_(params, m, denom, sizes)
+
+    def _step_one(self, i: int, g: Tensor) -> None:
+        """The step of :meth:`step` for one CPU tensor, without weight decay.
+
+        The same operations as the ``foreach`` calls (on CPU they run them tensor by tensor), so
+        the same values, without the lists and with the square-root buffer kept between steps:
+        a few microseconds less per step, which is much of a small model's step.
+        """
+        beta1, beta2 = self.betas
+        self.steps[i] += 1
+        step, m, v = self.steps[i], self.exp_avg[i], self.exp_avg_sq[i]
+        m.lerp_(g, 1 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        c2 = math.sqrt(1 - beta2**step)
+        denom = self._denom.get(i)
+        if denom is None:
+            denom = self._denom[i] = torch.empty_like(v)
+        torch.sqrt(v, out=denom).add_(self.eps * c2)
+        self.params[i].addcdiv_(m, denom, value=-self.lr * c2 / (1 - beta1**step))
