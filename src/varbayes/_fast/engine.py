@@ -88,7 +88,6 @@ def _run(stack: BayesianMLPStack, objective: ELBO, x: Tensor, y: Tensor, *, epoc
     m, n = stack.num_models, x.shape[-2]
     adam = Adam([stack.params], lr)
     histories = [History() for _ in range(m)]
-    record = _Record(histories, epochs, x.device)
     moments = (stack.params, adam.exp_avg[0], adam.exp_avg_sq[0])
     start = time.perf_counter()
     bar = tqdm(range(epochs), desc=desc, disable=None if progress else True, leave=False,
@@ -104,7 +103,7 @@ def _run(stack: BayesianMLPStack, objective: ELBO, x: Tensor, y: Tensor, *, epoc
                        if isinstance(generator, list) else
                        torch.randperm(n, generator=generator, device="cpu", dtype=index).to(
                            x.device).split(batch_size))
-        sums = record.row()
+        sums: list[list[float]] = [[0.0] * m] * 3  # the epoch's sums of (loss, nll, kl)
         taken, partial = 0, None  # steps taken by all models; per-model counts of the others
         for step, idx in enumerate(batches):
             xb, yb = (x, y) if idx is None else _rows(x, y, idx)
@@ -112,9 +111,10 @@ def _run(stack: BayesianMLPStack, objective: ELBO, x: Tensor, y: Tensor, *, epoc
             terms = stack.loss_and_grad(xb, yb, noise, n_data=objective.n_data,
                                         kl_weight=objective.kl_weight,
                                         particles=objective.num_particles)
-            if math.isfinite(terms.sum().item()):  # the common case: one check for all models
+            values = terms.tolist()  # float32 -> float exactly: the float64 sums of old
+            if math.isfinite(sum(map(sum, values))):  # the common case: one check for all models
                 adam.step([stack.grad])
-                sums += terms
+                sums = _added(sums, values)
                 taken += 1
                 continue
             bad = ~torch.isfinite(terms).all(0)
@@ -131,7 +131,7 @@ def _run(stack: BayesianMLPStack, objective: ELBO, x: Tensor, y: Tensor, *, epoc
             adam.step([stack.grad.nan_to_num_()])
             for t, kept in zip(moments, saved, strict=True):
                 t[bad] = kept
-            sums += torch.where(bad, 0.0, terms)
+            sums = _added(sums, torch.where(bad, 0.0, terms).tolist())
             partial = (~bad).double() + (0 if partial is None else partial)
         counts = taken if partial is None else partial + taken
         # counts is a Tensor (one count per model) whenever partial is not None
@@ -140,69 +140,33 @@ def _run(stack: BayesianMLPStack, objective: ELBO, x: Tensor, y: Tensor, *, epoc
             first = 0 if partial is None else int((cast(Tensor, counts) == 0).nonzero()[0])
             raise NonFiniteLossError(nonfinite_message(
                 None, epoch=epoch + 1, step=None, lr=lr, model=first if m > 1 else None))
-        record.done(counts)
+        per_model = [counts] * m if isinstance(counts, int) else counts.tolist()
+        for i, (history, count) in enumerate(zip(histories, per_model, strict=True)):
+            history.loss.append(sums[0][i] / count)
+            history.nll.append(sums[1][i] / count)
+            history.kl.append(sums[2][i] / count)
         if progress and (epoch % 25 == 0 or epoch == epochs - 1):
-            first_count = counts if isinstance(counts, int) else counts[0].item()
-            bar.set_postfix(loss=f"{sums[0, 0].item() / first_count:.4f}", refresh=False)
+            bar.set_postfix(loss=f"{histories[0].loss[-1]:.4f}", refresh=False)
         done = epoch + 1
         if callback is not None and (done % callback_every == 0 or done == epochs):
             stack.store(models)  # the callback sees the parameters as they are now
             if callback(done):
                 break
     bar.close()
-    record.flush()
     seconds = time.perf_counter() - start
     for history in histories:
         history.seconds = seconds
     return histories
 
 
-class _Record:
-    """Each epoch's summed loss terms, kept as tensors and appended to the histories in blocks.
+def _added(sums: list[list[float]], terms: list[list[float]]) -> list[list[float]]:
+    """``sums + terms``, row by row: the float64 additions of a tensor of sums, in Python.
 
-    One ``(3, M)`` float64 row per epoch (loss, nll, kl: the sum over the epoch's steps) and the
-    epoch's step count (an int, or one count per model when steps were skipped for some): the
-    histories get ``row / count`` exactly as a per-epoch division and ``tolist`` would give, but
-    in one division and one conversion per block of epochs rather than per epoch.
+    ``terms`` holds float32 values as Python floats (exact); adding them to float sums is what
+    ``sums += terms`` on a float64 tensor computes, without a tensor operation per step.
     """
-
-    def __init__(self, histories: list[History], epochs: int, device: torch.device) -> None:
-        self.histories = histories
-        self.sums = torch.zeros(min(epochs, 1024), 3, len(histories), dtype=torch.float64,
-                                device=device)
-        self.counts: list[int | Tensor] = []
-
-    def row(self) -> Tensor:
-        """The zeroed row of the current epoch (flushing the block first if it is full)."""
-        if len(self.counts) == self.sums.shape[0]:
-            self.flush()
-        return self.sums[len(self.counts)]
-
-    def done(self, count: int | Tensor) -> None:
-        """The current epoch is complete, with ``count`` steps (per model, if a Tensor)."""
-        self.counts.append(count)
-
-    def flush(self) -> None:
-        """Append the recorded epochs' means to the histories and start a new block."""
-        k, m = len(self.counts), len(self.histories)
-        if not k:
-            return
-        sums = self.sums[:k]
-        if all(isinstance(c, int) for c in self.counts):
-            counts = torch.tensor(self.counts, dtype=torch.float64, device=sums.device)
-            counts = counts.view(k, 1, 1)
-        else:
-            counts = torch.stack([c if isinstance(c, Tensor) else
-                                  torch.full((m,), float(c), dtype=torch.float64,
-                                             device=sums.device) for c in self.counts])
-            counts = counts.view(k, 1, m)
-        loss, nll, kl = (sums / counts).permute(1, 2, 0).tolist()
-        for i, history in enumerate(self.histories):
-            history.loss.extend(loss[i])
-            history.nll.extend(nll[i])
-            history.kl.extend(kl[i])
-        sums.zero_()
-        self.counts.clear()
+    return [[a + b for a, b in zip(row, add, strict=True)]
+            for row, add in zip(sums, terms, strict=True)]
 
 
 def _rows(x: Tensor, y: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:

@@ -110,6 +110,7 @@ class BayesianMLPStack:
         self._noise: dict[tuple[str, int, int, int],
                           tuple[Tensor | list[Tensor], list[Tensor], Tensor | None]] = {}
         self._loc3 = self.loc.unsqueeze(1)
+        self._consts: dict[float, Tensor] = {}
         self.noise_std: float | Tensor = 1.0
         if arch.head is Head.FIXED:
             stds = torch.stack([m.noise_std.detach() for m in models]).to(**opts)
@@ -188,7 +189,7 @@ class BayesianMLPStack:
                          if est is Estimator.FLIPOUT else None)
                 self._noise[key] = (eps, views, signs)
         out, views, signs = self._noise[key]
-        if isinstance(generator, Sequence):  # one stream per model
+        if not (generator is None or isinstance(generator, torch.Generator)):  # one per model
             if signs is not None or len(generator) != m:
                 raise ValueError("one generator per model needs reparam or local, and M of them")
             for view in views:
@@ -213,6 +214,19 @@ class BayesianMLPStack:
                 signs[..., off : off + width] = bits.mul_(2).sub_(1)
             i_off, o_off = i_off + fi, o_off + fo
         return cast(Tensor, out), signs
+
+    def _const(self, value: float) -> Tensor:
+        """``value`` as a 0-dim tensor of the parameters' dtype, made once.
+
+        A Python float in an operation on a float32 tensor becomes a float64 scalar tensor that
+        is converted (``aten::to``) on every call; a 0-dim tensor of the right dtype is the same
+        operand (rounded alike) without that conversion, a few microseconds per operation.
+        """
+        const = self._consts.get(value)
+        if const is None:
+            const = self._consts[value] = torch.tensor(value, dtype=self.arch.dtype,
+                                                       device=self.arch.device)
+        return const
 
     def _views(self, flat: Tensor, k: int, layers: list[tuple[int, int, int, int]]
                ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
@@ -362,9 +376,10 @@ class BayesianMLPStack:
             if arch.head is Head.FIXED:
                 std = self.noise_std  # a float, or one value per model (M, 1, 1)
                 if isinstance(std, float):
-                    nll = (0.5 * inv / std**2) * q + (math.log(std) + _HALF_LOG_2PI)
-                else:
-                    nll = (0.5 * inv) * q / std.view(m) ** 2 + std.view(m).log() + _HALF_LOG_2PI
+                    nll = torch.mul(q, self._const(0.5 * inv / std**2)).add_(
+                        self._const(math.log(std) + _HALF_LOG_2PI))
+                    return nll, r.mul_(self._const(inv / std**2))
+                nll = (0.5 * inv) * q / std.view(m) ** 2 + std.view(m).log() + _HALF_LOG_2PI
                 return nll, r.mul_(inv / std**2)
             std = softplus_scale(self.noise_rho, arch.min_scale)  # (M, 1)
             prec = std.pow(-2)
@@ -412,7 +427,7 @@ class BayesianMLPStack:
         """
         arch, m, s, b = self.arch, self.num_models, particles, x.shape[-2]
         local = arch.estimator is Estimator.LOCAL
-        sigma = softplus_scale(self.rho, arch.floor)
+        sigma = softplus_scale(self.rho, self._const(arch.floor))
         if x.dim() == 2 and m * s == 1:
             h = x.unsqueeze(0)
         elif local:
@@ -432,8 +447,9 @@ class BayesianMLPStack:
         mu0, s0 = arch.prior
         c = kl_weight / n_data
         diff = self.loc - mu0 if mu0 else self.loc
-        kl = torch.linalg.vecdot(sigma, sigma).add_(torch.linalg.vecdot(diff, diff))
-        kl.mul_(0.5 / s0**2).sub_(sigma.log().sum(1)).add_(self.num_bayes * (math.log(s0) - 0.5))
+        kl = (sigma * sigma).sum(1).add_((diff * diff).sum(1))  # linalg.vecdot's operations
+        kl.mul_(self._const(0.5 / s0**2)).sub_(sigma.log().sum(1))
+        kl.add_(self._const(self.num_bayes * (math.log(s0) - 0.5)))
         self.gloc.add_(diff, alpha=c / s0**2)
         g_sigma.add_(sigma, alpha=c / s0**2).add_(sigma.reciprocal(), alpha=-c)
         torch.mul(g_sigma, torch.sigmoid(self.rho), out=self.grho)

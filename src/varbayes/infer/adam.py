@@ -37,9 +37,12 @@ class Adam:
         for p in self.params:
             p.grad = None
 
-    @torch.no_grad()
     def step(self, grads: Sequence[Tensor | None] | None = None) -> None:
         """Update the parameters in place from ``grads`` (default: their ``.grad``)."""
+        if torch.is_grad_enabled():  # no_grad only where needed: it costs microseconds a call
+            with torch.no_grad():
+                self.step(grads)
+            return
         grads = [p.grad for p in self.params] if grads is None else grads
         live = [i for i, g in enumerate(grads) if g is not None]
         if not live:
