@@ -107,6 +107,7 @@ class BayesianMLPStack:
         # the learned noise's rho: the last column (only with head='learned')
         self.noise_rho, self.gnoise_rho = self.params[:, -1:], self.grad[:, -1:]
         self._spaces: dict[tuple[str, int], tuple[Tensor, list[Tensor], list[Tensor]]] = {}
+        self._transposes: dict[tuple[str, int], list[Tensor]] = {}
         self._noise: dict[tuple[str, int, int, int],
                           tuple[Tensor | list[Tensor], list[Tensor], Tensor | None]] = {}
         self._loc3 = self.loc.unsqueeze(1)
@@ -252,6 +253,13 @@ class BayesianMLPStack:
             self._spaces[key] = self._views(flat, k, layers)
         return self._spaces[key]
 
+    def _transposed(self, name: str, particles: int = 1) -> list[Tensor]:
+        """The weight views of :meth:`_space` transposed, (k, f_out, f_in), made once."""
+        key = (name + ".T", particles)
+        if key not in self._transposes:
+            self._transposes[key] = [w.transpose(1, 2) for w in self._space(name, particles)[1]]
+        return self._transposes[key]
+
     def _sampled(self, h: Tensor, noise: Noise, sigma: Tensor,
                  particles: int) -> tuple[Tensor, list[Any]]:
         """Forward pass with weight-space noise (reparam, flipout); h of shape (M*S, B, d)."""
@@ -290,7 +298,7 @@ class BayesianMLPStack:
         _, ws, _ = self._space("w", particles)
         gw, gws, gbs = self._space("gloc" if reparam and particles == 1 else "gw", particles)
         if reparam:
-            mlp_backward(g, cache, ws, gws, gbs)
+            mlp_backward(g, cache, self._transposed("w", particles), gws, gbs)
             eps = cast(Tensor, noise)
         else:
             _require(self.arch.estimator is Estimator.FLIPOUT, self.arch.estimator)
@@ -402,7 +410,7 @@ class BayesianMLPStack:
         if cache is None:
             return nll + _HALF_LOG_2PI, torch.stack((g_loc, g_raw.mul_(torch.sigmoid(raw))), -1)
         g_raw = g_raw.sum(1, keepdim=True).mul_(torch.sigmoid(raw)).view(m, b, 1)
-        mlp_backward(g_raw, cache, self._space("det")[1], *self._space("gdet")[1:])
+        mlp_backward(g_raw, cache, self._transposed("det"), *self._space("gdet")[1:])
         return nll + _HALF_LOG_2PI, g_loc.unsqueeze(-1)
 
     def loss_and_grad(self, x: Tensor, y: Tensor, noise: Noise, *,
@@ -455,6 +463,4 @@ class BayesianMLPStack:
         torch.mul(g_sigma, torch.sigmoid(self.rho), out=self.grho)
         if self.frozen is not None:
             self.grad.masked_fill_(self.frozen, 0.0)
-        terms = torch.stack((nll, nll, kl))
-        terms[0].add_(kl, alpha=c)
-        return terms
+        return torch.stack((torch.add(nll, kl, alpha=c), nll, kl))

@@ -30,7 +30,8 @@ class Adam:
         self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format)
                            for p in self.params]
         self.steps = [0] * len(self.params)
-        self._denom: dict[int, Tensor] = {}  # the square-root buffers of :meth:`_step_one`
+        # per tensor for :meth:`_step_one`: the square-root buffer, 0-dim beta2 and eps * c2
+        self._one: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients (``set_to_none`` is accepted for ``torch.optim`` parity)."""
@@ -73,16 +74,19 @@ class Adam:
 
         The same operations as the ``foreach`` calls (on CPU they run them tensor by tensor), so
         the same values, without the lists and with the square-root buffer kept between steps:
-        a few microseconds less per step, which is much of a small model's step.
+        a few microseconds less per step, which is much of a small model's step. The scalars
+        are 0-dim tensors of the tensor's dtype: a Python float there becomes a float64 tensor
+        converted on every call (the same rounded value, a microsecond or two more).
         """
         beta1, beta2 = self.betas
         self.steps[i] += 1
         step, m, v = self.steps[i], self.exp_avg[i], self.exp_avg_sq[i]
+        if i not in self._one:
+            self._one[i] = (torch.empty_like(v), v.new_tensor(beta2, device=v.device),
+                            v.new_empty(()))
+        denom, beta2_, eps = self._one[i]
         m.lerp_(g, 1 - beta1)
-        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        v.mul_(beta2_).addcmul_(g, g, value=1 - beta2)
         c2 = math.sqrt(1 - beta2**step)
-        denom = self._denom.get(i)
-        if denom is None:
-            denom = self._denom[i] = torch.empty_like(v)
-        torch.sqrt(v, out=denom).add_(self.eps * c2)
+        torch.sqrt(v, out=denom).add_(eps.fill_(self.eps * c2))
         self.params[i].addcdiv_(m, denom, value=-self.lr * c2 / (1 - beta1**step))
