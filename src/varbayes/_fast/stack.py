@@ -216,13 +216,16 @@ class BayesianMLPStack:
             i_off, o_off = i_off + fi, o_off + fo
         return cast(Tensor, out), signs
 
-    def _const(self, value: float) -> Tensor:
-        """``value`` as a 0-dim tensor of the parameters' dtype, made once.
+    def _const(self, value: float) -> Tensor | float:
+        """``value`` as a 0-dim tensor of the parameters' dtype, made once (float32, float64).
 
         A Python float in an operation on a float32 tensor becomes a float64 scalar tensor that
         is converted (``aten::to``) on every call; a 0-dim tensor of the right dtype is the same
         operand (rounded alike) without that conversion, a few microseconds per operation.
+        Reduced-precision dtypes compute with a Python float at float32: they keep the float.
         """
+        if self.arch.dtype not in (torch.float32, torch.float64):
+            return value
         const = self._consts.get(value)
         if const is None:
             const = self._consts[value] = torch.tensor(value, dtype=self.arch.dtype,

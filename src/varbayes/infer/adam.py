@@ -11,6 +11,10 @@ from torch import Tensor
 
 __all__ = ["Adam"]
 
+#: Dtypes whose arithmetic with a 0-dim tensor equals that with a Python float (reduced
+#: precision dtypes compute with a Python float at float32, with a 0-dim tensor at their own).
+_FULL = (torch.float32, torch.float64)
+
 
 class Adam:
     """Adam on a list of tensors: the arithmetic of ``torch.optim.Adam``, with foreach ops.
@@ -49,7 +53,9 @@ class Adam:
         if not live:
             return
         beta1, beta2 = self.betas
-        if len(live) == 1 and not self.weight_decay and self.params[live[0]].device.type == "cpu":
+        one = self.params[live[0]]
+        if (len(live) == 1 and not self.weight_decay and one.device.type == "cpu"
+                and one.dtype in _FULL):
             self._step_one(live[0], cast(Tensor, grads[live[0]]))
             return
         params = [self.params[i] for i in live]
@@ -70,7 +76,7 @@ class Adam:
         torch._foreach_addcdiv_(params, m, denom, sizes)
 
     def _step_one(self, i: int, g: Tensor) -> None:
-        """The step of :meth:`step` for one CPU tensor, without weight decay.
+        """The step of :meth:`step` for one float32/float64 CPU tensor, without weight decay.
 
         The same operations as the ``foreach`` calls (on CPU they run them tensor by tensor), so
         the same values, without the lists and with the square-root buffer kept between steps:
