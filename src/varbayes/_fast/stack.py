@@ -111,6 +111,8 @@ class BayesianMLPStack:
         self._noise: dict[tuple[str, int, int, int],
                           tuple[Tensor | list[Tensor], list[Tensor], Tensor | None]] = {}
         self._loc3 = self.loc.unsqueeze(1)
+        # the last view made at each call site of :meth:`_view`, with the tensor it views
+        self._last: dict[str, tuple[Tensor, Tensor]] = {}
         self._consts: dict[float, Tensor] = {}
         self.noise_std: float | Tensor = 1.0
         if arch.head is Head.FIXED:
@@ -256,6 +258,20 @@ class BayesianMLPStack:
             self._spaces[key] = self._views(flat, k, layers)
         return self._spaces[key]
 
+    def _view(self, site: str, t: Tensor, shape: tuple[int, ...]) -> Tensor:
+        """``t.view(shape)`` (``t.unsqueeze(0)`` for an empty ``shape``), kept while ``t`` is.
+
+        The tensors viewed here are mostly the same from step to step (the workspaces, the
+        noise buffer, full-batch data): one view per call site is kept and reused when the
+        same tensor comes again, which saves a tensor operation.
+        """
+        last = self._last.get(site)
+        if last is not None and last[0] is t:
+            return last[1]
+        view = t.view(shape) if shape else t.unsqueeze(0)
+        self._last[site] = (t, view)
+        return view
+
     def _transposed(self, name: str, particles: int = 1) -> list[Tensor]:
         """The weight views of :meth:`_space` transposed, (k, f_out, f_in), made once."""
         key = (name + ".T", particles)
@@ -270,7 +286,7 @@ class BayesianMLPStack:
         w, ws, bs = self._space("w", particles)
         if self.arch.estimator is Estimator.REPARAM:  # W = mu + sigma * eps
             torch.addcmul(self._loc3, sigma.unsqueeze(1), cast(Tensor, noise),
-                          out=w.view(m, particles, -1))
+                          out=self._view("w", w, (m, particles, -1)))
             acts = []
             for i in range(len(ws)):
                 acts.append(h)
@@ -324,7 +340,7 @@ class BayesianMLPStack:
             for _, ob, _, fo in self.layers:
                 self.gloc[:, ob : ob + fo] = gw.view(m, particles, pb)[:, :, ob : ob + fo].sum(1)
         if particles == 1:
-            return torch.mul(gw if reparam else gw.view(m, pb), eps.view(m, pb))
+            return torch.mul(gw if reparam else gw.view(m, pb), self._view("eps", eps, (m, pb)))
         gw = gw.view(m, particles, pb)
         if reparam:
             torch.sum(gw, 1, out=self.gloc)
@@ -440,7 +456,7 @@ class BayesianMLPStack:
         local = arch.estimator is Estimator.LOCAL
         sigma = softplus_scale(self.rho, self._const(arch.floor))
         if x.dim() == 2 and m * s == 1:
-            h = x.unsqueeze(0)
+            h = self._view("x", x, ())
         elif local:
             h = x if x.dim() == 3 else x.expand(m, *x.shape)
             h = h.repeat(1, s, 1) if s > 1 else h
