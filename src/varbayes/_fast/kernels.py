@@ -46,8 +46,8 @@ def outer_into(out: Tensor, h: Tensor, g: Tensor) -> None:
     A broadcast product and sum for one output (a slow BLAS shape); else ``bmm``, straight into
     ``out`` only if it is contiguous (``bmm(out=strided)`` loops over the batch).
     """
-    if g.shape[2] == 1:
-        torch.sum(h.unsqueeze(3) * g.unsqueeze(2), 1, out=out)
+    if g.shape[2] == 1:  # h * g broadcasts g over f_in: the products of h^T g, summed over B
+        torch.sum(h * g, 1, out=out.squeeze(2))
     elif out.is_contiguous():
         torch.bmm(h.transpose(1, 2), g, out=out)
     else:

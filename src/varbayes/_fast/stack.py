@@ -287,10 +287,10 @@ class BayesianMLPStack:
         if self.arch.estimator is Estimator.REPARAM:  # W = mu + sigma * eps
             torch.addcmul(self._loc3, sigma.unsqueeze(1), cast(Tensor, noise),
                           out=self._view("w", w, (m, particles, -1)))
-            acts = []
+            acts, wts = [], self._transposed("w", particles)
             for i in range(len(ws)):
                 acts.append(h)
-                h = batched_linear(h, ws[i], bs[i])
+                h = batched_linear(h, ws[i], bs[i], weight_t=wts[i])
                 h = h.relu_() if i < last else h
             return h, acts
         _require(self.arch.estimator is Estimator.FLIPOUT, self.arch.estimator)
@@ -383,10 +383,10 @@ class BayesianMLPStack:
     def _noise_net(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         """The point-estimate noise network on x (M, B, d): raw output (M, B, 1), its inputs."""
         _, ws, bs = self._space("det")
-        acts, h, last = [], x, len(ws) - 1
+        acts, h, last, wts = [], x, len(ws) - 1, self._transposed("det")
         for i in range(len(ws)):
             acts.append(h)
-            h = batched_linear(h, ws[i], bs[i])
+            h = batched_linear(h, ws[i], bs[i], weight_t=wts[i])
             h = h.relu_() if i < last else h
         return h, acts
 
@@ -474,7 +474,7 @@ class BayesianMLPStack:
         mu0, s0 = arch.prior
         c = kl_weight / n_data
         diff = self.loc - mu0 if mu0 else self.loc
-        kl = (sigma * sigma).sum(1).add_((diff * diff).sum(1))  # linalg.vecdot's operations
+        kl = torch.linalg.vecdot(sigma, sigma).add_(torch.linalg.vecdot(diff, diff))
         kl.mul_(self._const(0.5 / s0**2)).sub_(sigma.log().sum(1))
         kl.add_(self._const(self.num_bayes * (math.log(s0) - 0.5)))
         self.gloc.add_(diff, alpha=c / s0**2)
