@@ -100,6 +100,20 @@ def test_adam_equals_torch_adam(weight_decay):
         torch.testing.assert_close(q, p, rtol=1e-12, atol=1e-12)
 
 
+def test_adam_one_tensor_equals_the_foreach_path():
+    """One CPU tensor takes a shortcut (no lists); it must give the foreach path's bits."""
+    torch.manual_seed(0)
+    alone = torch.randn(4, 9)
+    pair = [alone.clone(), torch.randn(3)]
+    one, two = Adam([alone], 0.05), Adam(pair, 0.05)
+    for _ in range(30):
+        grad = torch.randn(4, 9)
+        one.step([grad])
+        two.step([grad.clone(), torch.randn(3)])
+    assert torch.equal(alone, pair[0])
+    assert torch.equal(one.exp_avg_sq[0], two.exp_avg_sq[0])
+
+
 @pytest.mark.parametrize("estimator", ["reparam", "local", "flipout"])
 @pytest.mark.parametrize("batch_size", [None, 4])
 def test_fast_training_equals_autograd_training(estimator, batch_size):

@@ -88,7 +88,6 @@ def _run(stack: BayesianMLPStack, objective: ELBO, x: Tensor, y: Tensor, *, epoc
     m, n = stack.num_models, x.shape[-2]
     adam = Adam([stack.params], lr)
     histories = [History() for _ in range(m)]
-    sums = torch.zeros(3, m, dtype=torch.float64, device=x.device)
     moments = (stack.params, adam.exp_avg[0], adam.exp_avg_sq[0])
     start = time.perf_counter()
     bar = tqdm(range(epochs), desc=desc, disable=None if progress else True, leave=False,
@@ -104,7 +103,7 @@ def _run(stack: BayesianMLPStack, objective: ELBO, x: Tensor, y: Tensor, *, epoc
                        if isinstance(generator, list) else
                        torch.randperm(n, generator=generator, device="cpu", dtype=index).to(
                            x.device).split(batch_size))
-        sums.zero_()
+        sums: list[list[float]] = [[0.0] * m] * 3  # the epoch's sums of (loss, nll, kl)
         taken, partial = 0, None  # steps taken by all models; per-model counts of the others
         for step, idx in enumerate(batches):
             xb, yb = (x, y) if idx is None else _rows(x, y, idx)
@@ -112,9 +111,10 @@ def _run(stack: BayesianMLPStack, objective: ELBO, x: Tensor, y: Tensor, *, epoc
             terms = stack.loss_and_grad(xb, yb, noise, n_data=objective.n_data,
                                         kl_weight=objective.kl_weight,
                                         particles=objective.num_particles)
-            if math.isfinite(terms.sum().item()):  # the common case: one check for all models
+            values = terms.tolist()  # float32 -> float exactly: the float64 sums of old
+            if math.isfinite(sum(map(sum, values))):  # the common case: one check for all models
                 adam.step([stack.grad])
-                sums += terms
+                sums = _added(sums, values)
                 taken += 1
                 continue
             bad = ~torch.isfinite(terms).all(0)
@@ -131,7 +131,7 @@ def _run(stack: BayesianMLPStack, objective: ELBO, x: Tensor, y: Tensor, *, epoc
             adam.step([stack.grad.nan_to_num_()])
             for t, kept in zip(moments, saved, strict=True):
                 t[bad] = kept
-            sums += torch.where(bad, 0.0, terms)
+            sums = _added(sums, torch.where(bad, 0.0, terms).tolist())
             partial = (~bad).double() + (0 if partial is None else partial)
         counts = taken if partial is None else partial + taken
         # counts is a Tensor (one count per model) whenever partial is not None
@@ -140,13 +140,13 @@ def _run(stack: BayesianMLPStack, objective: ELBO, x: Tensor, y: Tensor, *, epoc
             first = 0 if partial is None else int((cast(Tensor, counts) == 0).nonzero()[0])
             raise NonFiniteLossError(nonfinite_message(
                 None, epoch=epoch + 1, step=None, lr=lr, model=first if m > 1 else None))
-        means = (sums / counts).tolist()
-        for i, history in enumerate(histories):
-            history.loss.append(means[0][i])
-            history.nll.append(means[1][i])
-            history.kl.append(means[2][i])
+        per_model = [counts] * m if isinstance(counts, int) else counts.tolist()
+        for i, (history, count) in enumerate(zip(histories, per_model, strict=True)):
+            history.loss.append(sums[0][i] / count)
+            history.nll.append(sums[1][i] / count)
+            history.kl.append(sums[2][i] / count)
         if progress and (epoch % 25 == 0 or epoch == epochs - 1):
-            bar.set_postfix(loss=f"{means[0][0]:.4f}", refresh=False)
+            bar.set_postfix(loss=f"{histories[0].loss[-1]:.4f}", refresh=False)
         done = epoch + 1
         if callback is not None and (done % callback_every == 0 or done == epochs):
             stack.store(models)  # the callback sees the parameters as they are now
@@ -157,6 +157,16 @@ def _run(stack: BayesianMLPStack, objective: ELBO, x: Tensor, y: Tensor, *, epoc
     for history in histories:
         history.seconds = seconds
     return histories
+
+
+def _added(sums: list[list[float]], terms: list[list[float]]) -> list[list[float]]:
+    """``sums + terms``, row by row: the float64 additions of a tensor of sums, in Python.
+
+    ``terms`` holds float32 values as Python floats (exact); adding them to float sums is what
+    ``sums += terms`` on a float64 tensor computes, without a tensor operation per step.
+    """
+    return [[a + b for a, b in zip(row, add, strict=True)]
+            for row, add in zip(sums, terms, strict=True)]
 
 
 def _rows(x: Tensor, y: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:

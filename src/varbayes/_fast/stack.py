@@ -107,9 +107,13 @@ class BayesianMLPStack:
         # the learned noise's rho: the last column (only with head='learned')
         self.noise_rho, self.gnoise_rho = self.params[:, -1:], self.grad[:, -1:]
         self._spaces: dict[tuple[str, int], tuple[Tensor, list[Tensor], list[Tensor]]] = {}
+        self._transposes: dict[tuple[str, int], list[Tensor]] = {}
         self._noise: dict[tuple[str, int, int, int],
                           tuple[Tensor | list[Tensor], list[Tensor], Tensor | None]] = {}
         self._loc3 = self.loc.unsqueeze(1)
+        # the last view made at each call site of :meth:`_view`, with the tensor it views
+        self._last: dict[str, tuple[Tensor, Tensor]] = {}
+        self._consts: dict[float, Tensor] = {}
         self.noise_std: float | Tensor = 1.0
         if arch.head is Head.FIXED:
             stds = torch.stack([m.noise_std.detach() for m in models]).to(**opts)
@@ -188,7 +192,7 @@ class BayesianMLPStack:
                          if est is Estimator.FLIPOUT else None)
                 self._noise[key] = (eps, views, signs)
         out, views, signs = self._noise[key]
-        if isinstance(generator, Sequence):  # one stream per model
+        if not (generator is None or isinstance(generator, torch.Generator)):  # one per model
             if signs is not None or len(generator) != m:
                 raise ValueError("one generator per model needs reparam or local, and M of them")
             for view in views:
@@ -214,6 +218,22 @@ class BayesianMLPStack:
             i_off, o_off = i_off + fi, o_off + fo
         return cast(Tensor, out), signs
 
+    def _const(self, value: float) -> Tensor | float:
+        """``value`` as a 0-dim tensor of the parameters' dtype, made once (float32, float64).
+
+        A Python float in an operation on a float32 tensor becomes a float64 scalar tensor that
+        is converted (``aten::to``) on every call; a 0-dim tensor of the right dtype is the same
+        operand (rounded alike) without that conversion, a few microseconds per operation.
+        Reduced-precision dtypes compute with a Python float at float32: they keep the float.
+        """
+        if self.arch.dtype not in (torch.float32, torch.float64):
+            return value
+        const = self._consts.get(value)
+        if const is None:
+            const = self._consts[value] = torch.tensor(value, dtype=self.arch.dtype,
+                                                       device=self.arch.device)
+        return const
+
     def _views(self, flat: Tensor, k: int, layers: list[tuple[int, int, int, int]]
                ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """``flat`` (k, width) with its weight (k, f_in, f_out) and bias (k, 1, f_out) views."""
@@ -238,6 +258,27 @@ class BayesianMLPStack:
             self._spaces[key] = self._views(flat, k, layers)
         return self._spaces[key]
 
+    def _view(self, site: str, t: Tensor, shape: tuple[int, ...]) -> Tensor:
+        """``t.view(shape)`` (``t.unsqueeze(0)`` for an empty ``shape``), kept while ``t`` is.
+
+        The tensors viewed here are mostly the same from step to step (the workspaces, the
+        noise buffer, full-batch data): one view per call site is kept and reused when the
+        same tensor comes again, which saves a tensor operation.
+        """
+        last = self._last.get(site)
+        if last is not None and last[0] is t:
+            return last[1]
+        view = t.view(shape) if shape else t.unsqueeze(0)
+        self._last[site] = (t, view)
+        return view
+
+    def _transposed(self, name: str, particles: int = 1) -> list[Tensor]:
+        """The weight views of :meth:`_space` transposed, (k, f_out, f_in), made once."""
+        key = (name + ".T", particles)
+        if key not in self._transposes:
+            self._transposes[key] = [w.transpose(1, 2) for w in self._space(name, particles)[1]]
+        return self._transposes[key]
+
     def _sampled(self, h: Tensor, noise: Noise, sigma: Tensor,
                  particles: int) -> tuple[Tensor, list[Any]]:
         """Forward pass with weight-space noise (reparam, flipout); h of shape (M*S, B, d)."""
@@ -245,11 +286,11 @@ class BayesianMLPStack:
         w, ws, bs = self._space("w", particles)
         if self.arch.estimator is Estimator.REPARAM:  # W = mu + sigma * eps
             torch.addcmul(self._loc3, sigma.unsqueeze(1), cast(Tensor, noise),
-                          out=w.view(m, particles, -1))
-            acts = []
+                          out=self._view("w", w, (m, particles, -1)))
+            acts, wts = [], self._transposed("w", particles)
             for i in range(len(ws)):
                 acts.append(h)
-                h = batched_linear(h, ws[i], bs[i])
+                h = batched_linear(h, ws[i], bs[i], weight_t=wts[i])
                 h = h.relu_() if i < last else h
             return h, acts
         _require(self.arch.estimator is Estimator.FLIPOUT, self.arch.estimator)
@@ -276,7 +317,7 @@ class BayesianMLPStack:
         _, ws, _ = self._space("w", particles)
         gw, gws, gbs = self._space("gloc" if reparam and particles == 1 else "gw", particles)
         if reparam:
-            mlp_backward(g, cache, ws, gws, gbs)
+            mlp_backward(g, cache, self._transposed("w", particles), gws, gbs)
             eps = cast(Tensor, noise)
         else:
             _require(self.arch.estimator is Estimator.FLIPOUT, self.arch.estimator)
@@ -299,7 +340,7 @@ class BayesianMLPStack:
             for _, ob, _, fo in self.layers:
                 self.gloc[:, ob : ob + fo] = gw.view(m, particles, pb)[:, :, ob : ob + fo].sum(1)
         if particles == 1:
-            return torch.mul(gw if reparam else gw.view(m, pb), eps.view(m, pb))
+            return torch.mul(gw if reparam else gw.view(m, pb), self._view("eps", eps, (m, pb)))
         gw = gw.view(m, particles, pb)
         if reparam:
             torch.sum(gw, 1, out=self.gloc)
@@ -342,10 +383,10 @@ class BayesianMLPStack:
     def _noise_net(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         """The point-estimate noise network on x (M, B, d): raw output (M, B, 1), its inputs."""
         _, ws, bs = self._space("det")
-        acts, h, last = [], x, len(ws) - 1
+        acts, h, last, wts = [], x, len(ws) - 1, self._transposed("det")
         for i in range(len(ws)):
             acts.append(h)
-            h = batched_linear(h, ws[i], bs[i])
+            h = batched_linear(h, ws[i], bs[i], weight_t=wts[i])
             h = h.relu_() if i < last else h
         return h, acts
 
@@ -362,9 +403,10 @@ class BayesianMLPStack:
             if arch.head is Head.FIXED:
                 std = self.noise_std  # a float, or one value per model (M, 1, 1)
                 if isinstance(std, float):
-                    nll = (0.5 * inv / std**2) * q + (math.log(std) + _HALF_LOG_2PI)
-                else:
-                    nll = (0.5 * inv) * q / std.view(m) ** 2 + std.view(m).log() + _HALF_LOG_2PI
+                    nll = torch.mul(q, self._const(0.5 * inv / std**2)).add_(
+                        self._const(math.log(std) + _HALF_LOG_2PI))
+                    return nll, r.mul_(self._const(inv / std**2))
+                nll = (0.5 * inv) * q / std.view(m) ** 2 + std.view(m).log() + _HALF_LOG_2PI
                 return nll, r.mul_(inv / std**2)
             std = softplus_scale(self.noise_rho, arch.min_scale)  # (M, 1)
             prec = std.pow(-2)
@@ -387,7 +429,7 @@ class BayesianMLPStack:
         if cache is None:
             return nll + _HALF_LOG_2PI, torch.stack((g_loc, g_raw.mul_(torch.sigmoid(raw))), -1)
         g_raw = g_raw.sum(1, keepdim=True).mul_(torch.sigmoid(raw)).view(m, b, 1)
-        mlp_backward(g_raw, cache, self._space("det")[1], *self._space("gdet")[1:])
+        mlp_backward(g_raw, cache, self._transposed("det"), *self._space("gdet")[1:])
         return nll + _HALF_LOG_2PI, g_loc.unsqueeze(-1)
 
     def loss_and_grad(self, x: Tensor, y: Tensor, noise: Noise, *,
@@ -412,9 +454,9 @@ class BayesianMLPStack:
         """
         arch, m, s, b = self.arch, self.num_models, particles, x.shape[-2]
         local = arch.estimator is Estimator.LOCAL
-        sigma = softplus_scale(self.rho, arch.floor)
+        sigma = softplus_scale(self.rho, self._const(arch.floor))
         if x.dim() == 2 and m * s == 1:
-            h = x.unsqueeze(0)
+            h = self._view("x", x, ())
         elif local:
             h = x if x.dim() == 3 else x.expand(m, *x.shape)
             h = h.repeat(1, s, 1) if s > 1 else h
@@ -433,12 +475,11 @@ class BayesianMLPStack:
         c = kl_weight / n_data
         diff = self.loc - mu0 if mu0 else self.loc
         kl = torch.linalg.vecdot(sigma, sigma).add_(torch.linalg.vecdot(diff, diff))
-        kl.mul_(0.5 / s0**2).sub_(sigma.log().sum(1)).add_(self.num_bayes * (math.log(s0) - 0.5))
+        kl.mul_(self._const(0.5 / s0**2)).sub_(sigma.log().sum(1))
+        kl.add_(self._const(self.num_bayes * (math.log(s0) - 0.5)))
         self.gloc.add_(diff, alpha=c / s0**2)
         g_sigma.add_(sigma, alpha=c / s0**2).add_(sigma.reciprocal(), alpha=-c)
         torch.mul(g_sigma, torch.sigmoid(self.rho), out=self.grho)
         if self.frozen is not None:
             self.grad.masked_fill_(self.frozen, 0.0)
-        terms = torch.stack((nll, nll, kl))
-        terms[0].add_(kl, alpha=c)
-        return terms
+        return torch.stack((torch.add(nll, kl, alpha=c), nll, kl))

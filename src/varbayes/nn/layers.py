@@ -66,7 +66,8 @@ class Estimator(str, Enum):
     """Flipout: one weight perturbation per sample, decorrelated per row by sign flips."""
 
 
-def batched_linear(h: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+def batched_linear(h: Tensor, weight: Tensor, bias: Tensor | None = None, *,
+                   weight_t: Tensor | None = None) -> Tensor:
     """``h @ weight + bias`` for a batch of ``K`` weight matrices.
 
     Parameters
@@ -74,6 +75,8 @@ def batched_linear(h: Tensor, weight: Tensor, bias: Tensor | None = None) -> Ten
     h : Tensor of shape (K, B, f_in), or (B, f_in) shared by the batch
     weight : Tensor of shape (K, f_in, f_out)
     bias : Tensor of shape (K, 1, f_out) or None
+    weight_t : Tensor or None
+        ``weight.transpose(1, 2)`` where the caller keeps that view (one operation less).
 
     Returns
     -------
@@ -92,7 +95,8 @@ def batched_linear(h: Tensor, weight: Tensor, bias: Tensor | None = None) -> Ten
     if h.dim() == 2:
         h = h.expand(weight.shape[0], *h.shape)
     if weight.shape[-1] == 1:
-        wt, ht = weight.transpose(1, 2), h.transpose(1, 2)
+        wt = weight.transpose(1, 2) if weight_t is None else weight_t
+        ht = h.transpose(1, 2)
         out = torch.bmm(wt, ht) if bias is None else torch.baddbmm(bias, wt, ht)
         return out.transpose(1, 2)
     return torch.bmm(h, weight) if bias is None else torch.baddbmm(bias, h, weight)

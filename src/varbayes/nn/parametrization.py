@@ -16,11 +16,12 @@ from torch import Tensor
 __all__ = ["inverse_softplus", "softplus_scale"]
 
 
-def softplus_scale(rho: Tensor, floor: float) -> Tensor:
+def softplus_scale(rho: Tensor, floor: float | Tensor) -> Tensor:
     """Map an unconstrained ``rho`` to a positive scale, ``softplus(rho) + floor``.
 
     Stable for any finite ``rho``: ``softplus`` is evaluated as ``rho`` above 20, and the floor
-    keeps the result away from zero where ``softplus`` underflows.
+    keeps the result away from zero where ``softplus`` underflows. ``floor`` may be a 0-dim
+    tensor of ``rho``'s dtype: the same values, without converting a Python float per call.
     """
     return F.softplus(rho) + floor
 
