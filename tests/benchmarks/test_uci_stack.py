@@ -6,6 +6,7 @@ beside it beyond floating-point rounding; the test rows never reach the choice; 
 schedule of large data keeps the number of Adam steps (checkpoints at least as far apart).
 """
 
+import json
 import shutil
 from pathlib import Path
 
@@ -175,3 +176,26 @@ def test_patience_cuts_each_split_where_the_library_rule_stops(tmp_path):
             "epochs"]
         cut |= len(part) < len(whole)
     assert cut
+
+
+def test_cli_patience_reaches_the_runner(tmp_path, capsys):
+    """``varbayes benchmark uci --n-iter-no-change K``: recorded in the protocol and applied
+    (the second split's curve is cut, as in the test above); 0 is a one-line usage error."""
+    from varbayes.cli import main
+
+    _synthetic(tmp_path, n=80, constant=False)
+    out = tmp_path / "p.json"
+    assert main(["benchmark", "uci", "--data-dir", str(tmp_path), "--dataset", "synth",
+                 "--quick", "--model", "hetero", "--n-iter-no-change", "2",
+                 "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["protocol"]["n_iter_no_change"] == 2
+    curves = [len(r["validation_curve"]) for r in result["datasets"]["synth"]["splits"]]
+    assert min(curves) < sum(1 for _ in _checkpoints(SCHEDULES["hetero"]))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:  # argparse rejects the value itself
+        main(["benchmark", "uci", "--data-dir", str(tmp_path), "--dataset", "synth",
+              "--n-iter-no-change", "0"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--n-iter-no-change" in err and "Traceback" not in err

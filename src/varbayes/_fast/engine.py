@@ -103,7 +103,7 @@ def _run(stack: BayesianMLPStack, objective: ELBO, x: Tensor, y: Tensor, *, epoc
                        if isinstance(generator, list) else
                        torch.randperm(n, generator=generator, device="cpu", dtype=index).to(
                            x.device).split(batch_size))
-        sums: list[list[float]] = [[0.0] * m] * 3  # the epoch's sums of (loss, nll, kl)
+        sums = [[0.0] * m for _ in range(3)]  # the epoch's sums of (loss, nll, kl)
         taken, partial = 0, None  # steps taken by all models; per-model counts of the others
         for step, idx in enumerate(batches):
             xb, yb = (x, y) if idx is None else _rows(x, y, idx)
