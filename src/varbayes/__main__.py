@@ -1,7 +1,5 @@
 """``python -m varbayes`` runs the command line, like the ``varbayes`` console script."""
 
-import sys
+from varbayes.cli import run
 
-from varbayes.cli import main
-
-sys.exit(main())
+run()
