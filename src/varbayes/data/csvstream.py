@@ -179,6 +179,25 @@ class CSVChunkReader:
         self.close()
 
 
+#: A row as ``csv.writer`` ends it (the ``excel`` dialect's line terminator).
+_LINE = "{}\r\n"
+#: The characters for which ``csv.writer`` quotes a cell (``QUOTE_MINIMAL``, the ``excel``
+#: dialect: its delimiter, quote character and line terminator).
+_SPECIAL = (",", '"', "\r", "\n")
+
+
+def _plain(text_rows: Sequence[Sequence[str]], text_columns: Sequence[Sequence[str]]) -> bool:
+    """Whether no text cell needs quotes: the cells of ``text_rows`` and of ``text_columns``.
+
+    The other cells are numbers (``repr`` of floats, ints), which never need quotes; a row of
+    one empty cell, the other case ``csv.writer`` quotes, is not written here (the caller has
+    at least one column of values).
+    """
+    text = "\x1f".join(["\x1f".join(map("\x1f".join, text_rows)), *map("\x1f".join,
+                                                                      text_columns)])
+    return not any(c in text for c in _SPECIAL)
+
+
 class CSVChunkWriter:
     """Write a CSV file chunk by chunk, atomically (temporary file, then ``os.replace``).
 
@@ -221,8 +240,15 @@ class CSVChunkWriter:
             raise ValueError(
                 f"write: {len(text_rows)} rows but columns of lengths {[len(c) for c in cells]}"
             )
-        self._writer.writerows(list(r) + list(v)
-                               for r, *v in zip(text_rows, *cells, strict=True))
+        text_columns = [c for c, v in zip(cells, columns.values(), strict=True)
+                        if np.asarray(v).dtype.kind not in "biuf"]
+        if cells and _plain(text_rows, text_columns):  # csv.writer's output, without its checks
+            lines = zip(map(",".join, text_rows), *cells, strict=True) \
+                if text_rows and text_rows[0] else zip(*cells, strict=True)
+            self._fh.write("".join(map(_LINE.format, map(",".join, lines))))
+        else:
+            self._writer.writerows(list(r) + list(v)
+                                   for r, *v in zip(text_rows, *cells, strict=True))
         self.rows_written += len(text_rows)
 
     def commit(self) -> Path:

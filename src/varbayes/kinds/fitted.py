@@ -160,7 +160,12 @@ class FittedModel(nn.Module):
                 wide = pred.loc.double()
                 shift = mean_y + (std_y - gain) * wide.mean(0, keepdim=True)
                 loc = torch.addcmul(shift, wide, gain, out=wide if wide is not pred.loc else None)
-            return Prediction(loc, torch.mul(pred.scale, gain), working_dtype=WORKING_DTYPE)
+            scale = pred.scale
+            if scale.shape[0] > 1 and scale.stride(0) == 0:  # one scale for every draw
+                scale = torch.mul(scale[:1], gain).expand_as(scale)
+            else:
+                scale = torch.mul(scale, gain)
+            return Prediction(loc, scale, working_dtype=WORKING_DTYPE)
 
 
     def predict_calibrated(

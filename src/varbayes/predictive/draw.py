@@ -158,4 +158,6 @@ def predictive(
                     generator.set_state(g.get_state())
         finally:
             model.train(was_training)
-    return Prediction(loc, scale.expand_as(loc).contiguous())
+    # A scale shared by every draw (a point-estimate noise network) stays one row, broadcast
+    # over the draws (stride 0): no (S, n) copy, and the quantile search sees it at once.
+    return Prediction(loc, scale.expand_as(loc))

@@ -56,6 +56,8 @@ def draw_runs(scale: Tensor) -> list[int] | None:
         the draws-major layout, without the transposed copy.
     """
     s = scale.shape[0]
+    if scale.stride(0) == 0:  # one row broadcast over the draws: one run
+        return [0, s]
     first = scale[:, 0]
     cuts = ((first[1:] != first[:-1]).nonzero()[:, 0] + 1).tolist()
     if len(cuts) >= MAX_RUNS:
