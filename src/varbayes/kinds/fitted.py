@@ -149,22 +149,21 @@ class FittedModel(nn.Module):
         # Quantiles are resolved to the working dtype's precision, that of the inputs and weights.
         # The spread factor stretches every component about the mean (calibration.stretch),
         # then y = mean_y + std_y * z, in one pass: shift + gain * loc.
-        # A float64 gain of shape (1,) promotes the float32 network outputs element by element
-        # (the same values as widening them first, without the (S, n) float64 copies).
+        # Widening to float64 first, then mapping in place, gives the same values as letting
+        # a float64 gain promote the float32 outputs, in a quarter of the time (the promoting
+        # kernels convert element by element).
         with intra_op_threads(pred.loc.numel()):  # small chunks: one thread, no stalls
             mean_y, std_y = self.y_scaler.mean.double(), self.y_scaler.std.double()
             gain = (std_y * self.spread_factor).reshape(1)
-            if self.spread_factor == 1.0:
-                loc = torch.addcmul(mean_y, pred.loc, gain)
-            else:  # the centre needs the float64 means: widen once, then map in place
-                wide = pred.loc.double()
-                shift = mean_y + (std_y - gain) * wide.mean(0, keepdim=True)
-                loc = torch.addcmul(shift, wide, gain, out=wide if wide is not pred.loc else None)
+            wide = pred.loc.double()
+            shift = mean_y if self.spread_factor == 1.0 else \
+                mean_y + (std_y - gain) * wide.mean(0, keepdim=True)  # the centre, in float64
+            loc = torch.addcmul(shift, wide, gain, out=wide if wide is not pred.loc else None)
             scale = pred.scale
             if scale.shape[0] > 1 and scale.stride(0) == 0:  # one scale for every draw
-                scale = torch.mul(scale[:1], gain).expand_as(scale)
+                scale = _times(scale[:1], gain).expand_as(scale)
             else:
-                scale = torch.mul(scale, gain)
+                scale = _times(scale, gain)
             return Prediction(loc, scale, working_dtype=WORKING_DTYPE)
 
 
@@ -175,6 +174,12 @@ class FittedModel(nn.Module):
         """:meth:`predict` with :attr:`calibration` applied (the same when there is none)."""
         pred = self.predict(x, num_samples, generator=generator, chunk_size=chunk_size)
         return pred if self.calibration is None else self.calibration.apply(pred)
+
+
+def _times(t: Tensor, gain: Tensor) -> Tensor:
+    """``t * gain`` in float64, a new tensor (widened first, then multiplied in place)."""
+    wide = t.double()
+    return wide.mul_(gain) if wide is not t else torch.mul(t, gain)
 
 
 #: The dtype the networks compute in; data are standardised in float64, then cast to it.

@@ -256,6 +256,10 @@ def block_pass(x: Tensor, weights: Sequence[Tensor], out: Tensor, *,
             for w in rest[:-1]:
                 h = torch.bmm(w, h).relu_()
             torch.bmm(rest[-1], h, out=result[block, s0 : s0 + d])
-    # (blocks, S, f_out, R) -> (S, blocks * R, f_out), the padding rows dropped
-    out.copy_(result.permute(1, 0, 3, 2).reshape(num, blocks * r, f_out)[:, :n])
+    # (blocks, S, f_out, R) -> (S, blocks * R, f_out), the padding rows dropped: one strided
+    # copy of the full blocks and one of the last, partial block (no reshaped copy first)
+    full = n // r
+    out[:, : full * r].view(num, full, r, f_out).copy_(result[:full].permute(1, 0, 3, 2))
+    if n > full * r:
+        out[:, full * r :].copy_(result[full, :, :, : n - full * r].transpose(1, 2))
     return out
