@@ -257,7 +257,6 @@ def _solve_chunk(loc: Tensor, scale: Tensor, levels: Tensor, tol: float) -> Tens
     common = (s_lo == s_hi) & (s_lo > 0) & torch.isfinite(s_lo)
     centre = comp_loc.mean(1)
     dev = comp_loc - centre[:, None]  # (not in place: the copy may be a view of loc)
-    dev_var = (dev * dev).mean(1)
     zq = torch.special.ndtri(levels)  # (k, c)
     # One common scale: moments of a = dev / sigma, the start and the bracket from them.
     coefficients = dev.new_zeros((c, ORDER))
@@ -281,7 +280,7 @@ def _solve_chunk(loc: Tensor, scale: Tensor, levels: Tensor, tol: float) -> Tens
             w2 = w * w
         else:  # the same values, written from the runs' heads
             w, w2 = row_major(heads, bounds), row_major(heads * heads, bounds)
-        spread = torch.where(common, spread, (w2.mean(1) + dev_var).sqrt())
+        spread = torch.where(common, spread, (w2.mean(1) + (dev * dev).mean(1)).sqrt())
     spread = spread.clamp_min(torch.finfo(big).tiny)
     m_lo, m_hi = dev.amin(1) / spread, dev.amax(1) / spread
     u = _cornish_fisher(zq, skew, kurt)

@@ -58,10 +58,11 @@ def series_coefficients(a: Tensor) -> tuple[Tensor, Tensor]:
     bound : Tensor of shape (c,)
         The bound on :math:`|R_K|`, in probability.
     """
-    power = a.clone()
+    power = a * a
     coefficients = a.new_zeros((a.shape[0], ORDER))
     for k in range(2, ORDER + 1):  # running powers a^k and their means
-        power.mul_(a)
+        if k > 2:
+            power.mul_(a)
         if k < ORDER:
             coefficients[:, k] = power.mean(1) / math.factorial(k)
     return coefficients, power.mean(1) * _REMAINDER
