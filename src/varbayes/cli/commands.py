@@ -208,6 +208,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
     from varbayes import _atomic, io
+    from varbayes._forked import can_fork, forked_ordered_map
     from varbayes._heap import keep_freed_memory
     from varbayes._threads import available_threads, ordered_map
     from varbayes.data.csvstream import CSVChunkReader, CSVChunkWriter, predict_chunk_rows
@@ -246,7 +247,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                                        row_names=where)
 
             # Chunks on all cores at once (each row's numbers do not depend on its chunk or
-            # the thread count); read and written in order here.
+            # the worker count): forked processes where there is fork, else threads; read and
+            # written in order here.
             rows_of: deque[list[list[str]]] = deque()
 
             def chunks() -> Iterator[tuple[Any, list[str]]]:
@@ -257,7 +259,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
             fitted.model.eval()  # once, before the threads: predictive restores this mode
             cpu = fitted.device.type == "cpu"
-            for cols in ordered_map(columns, chunks(), workers if cpu else 1):
+            forked = cpu and workers > 1 and can_fork()
+            mapper = forked_ordered_map if forked else ordered_map
+            for cols in mapper(columns, chunks(), workers if cpu else 1):
                 writer.write(rows_of.popleft(), cols)
     dest = "standard output" if args.out == _atomic.STDOUT else args.out
     print(f"wrote {writer.rows_written} predictions to {dest}", file=sys.stderr)

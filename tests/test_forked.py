@@ -1,0 +1,103 @@
+"""``varbayes._forked.forked_ordered_map``: order, errors, buffered output, and no orphans."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from varbayes._forked import can_fork, forked_ordered_map
+
+pytestmark = pytest.mark.skipif(not can_fork(), reason="needs fork (Linux)")
+
+
+def test_results_come_in_order_from_a_closure() -> None:
+    offset = 1000  # a closure: the children inherit it, nothing is pickled but items
+
+    def slow_first(i: int) -> tuple[int, int]:
+        time.sleep(0.05 if i == 0 else 0.0)  # the first item finishes last
+        return i, os.getpid()
+
+    results = list(forked_ordered_map(lambda i: (slow_first(i), i + offset), range(12), 2))
+    assert [r[1] for r in results] == [i + offset for i in range(12)]
+    assert [r[0][0] for r in results] == list(range(12))
+    assert os.getpid() not in {r[0][1] for r in results}  # the work ran in the children
+    assert multiprocessing.active_children() == []
+
+
+def test_an_error_is_raised_in_order_and_stops_the_workers() -> None:
+    def fn(i: int) -> int:
+        if i == 3:
+            raise ValueError(f"row {i} is not finite")
+        return i
+
+    got = []
+    with pytest.raises(ValueError, match="row 3 is not finite"):
+        for value in forked_ordered_map(fn, range(10), 2):
+            got.append(value)
+    assert got == [0, 1, 2]
+    assert multiprocessing.active_children() == []
+
+
+def test_stopping_early_stops_the_workers() -> None:
+    gen = forked_ordered_map(lambda i: i * i, range(100), 2)
+    assert next(gen) == 0
+    gen.close()
+    assert multiprocessing.active_children() == []
+
+
+_BUFFERED = """
+import sys
+from varbayes._forked import forked_ordered_map
+sys.stdout.write("header\\n")  # still in the buffer when the workers are forked
+print(sum(forked_ordered_map(lambda i: i, range(20), 2)))
+"""
+
+
+def test_buffered_output_is_written_once() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.run([sys.executable, "-c", _BUFFERED], capture_output=True, text=True,
+                          check=True, env=env, timeout=120)
+    assert proc.stdout == "header\n190\n"
+
+
+_KILLED = """
+import os, time
+from varbayes._forked import forked_ordered_map
+def fn(i):
+    print(os.getpid(), flush=True)
+    time.sleep(600)
+for _ in forked_ordered_map(fn, range(4), 2):
+    pass
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG")
+def test_workers_die_with_a_killed_parent() -> None:
+    with subprocess.Popen([sys.executable, "-c", _KILLED], stdout=subprocess.PIPE,
+                          text=True) as proc:
+        assert proc.stdout is not None
+        children = {int(proc.stdout.readline()) for _ in range(2)}
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    alive = children
+    while alive and time.monotonic() < deadline:
+        alive = {pid for pid in alive if _alive(pid)}
+        time.sleep(0.05)
+    assert not alive
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie waiting for init counts as gone
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().split(")")[-1].split()[0] != "Z"
