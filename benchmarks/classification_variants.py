@@ -297,8 +297,9 @@ def reliability(fits: dict[tuple[str, int], Record], mlp: dict[tuple[str, int], 
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def cache_parser(doc: str) -> argparse.ArgumentParser:
+    """The options of a script on this cache: splits, data sets, parameters, cache and tag."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--splits", type=int, default=10)
     parser.add_argument("--first-split", type=int, default=100,
                         help="seed of the first split (tuning splits: 100)")
@@ -306,17 +307,27 @@ def main() -> None:
     parser.add_argument("--params", default="{}", help="JSON of BayesianClassifier parameters")
     parser.add_argument("--cache", required=True, help="folder of the fitted models' logits")
     parser.add_argument("--tag", default="defaults", help="cache file name of these params")
+    return parser
+
+
+def cache_args(parser: argparse.ArgumentParser, args: argparse.Namespace
+               ) -> tuple[list[str], range, dict[str, Any], Path]:
+    """``(data sets, seeds, params, cache folder)`` of :func:`cache_parser`'s options."""
+    names = args.datasets.split(",")
+    if unknown := sorted(set(names) - set(DATASETS)):
+        parser.error(f"unknown data set(s) {unknown}; choose from {list(DATASETS)}")
+    seeds = range(args.first_split, args.first_split + args.splits)
+    return names, seeds, json.loads(args.params), Path(args.cache)
+
+
+def main() -> None:
+    parser = cache_parser(__doc__)
     parser.add_argument("--members", type=int, default=1,
                         help="also score the mixture of this many fits (a prototype ensemble)")
     parser.add_argument("--reliability", help="print one data set's reliability diagram")
     parser.add_argument("--sweep", help="print one data set's NLL and ECE at fixed temperatures")
     args = parser.parse_args()
-    names = args.datasets.split(",")
-    if unknown := sorted(set(names) - set(DATASETS)):
-        parser.error(f"unknown data set(s) {unknown}; choose from {list(DATASETS)}")
-    seeds = range(args.first_split, args.first_split + args.splits)
-    params = json.loads(args.params)
-    cache = Path(args.cache)
+    names, seeds, params, cache = cache_args(parser, args)
     fits = [_cached(cache / f"{args.tag if m == 0 else f'{args.tag}_m{m}'}.pkl",
                     lambda m=m: fit_records(names, seeds, params, 1000 * m))
             for m in range(args.members)]
