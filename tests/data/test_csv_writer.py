@@ -1,4 +1,4 @@
-"""``CSVChunkWriter`` writes exactly what ``csv.writer`` writes, on its fast path and off it.
+"""The streamed output of ``varbayes predict``: chunk sizes, and ``CSVChunkWriter``'s bytes.
 
 The writer joins the cells itself when no text cell needs quotes; property-based tests compare
 its bytes with ``csv.writer``'s on text that does and does not need quotes.
@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from varbayes.data.csv import format_column
-from varbayes.data.csvstream import CSVChunkWriter
+from varbayes.data.csvstream import SAMPLE_CELLS, CSVChunkWriter, predict_chunk_rows
 
 _TEXT = st.text(alphabet=st.sampled_from(list('ab 1.-,"\r\n\t;x')), max_size=6)
 _FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=64)
@@ -80,3 +80,16 @@ def test_quoted_cells_round_trip(tmp_path: Path) -> None:
     assert rows[0] == ["x", "mean"]
     assert [r[0] for r in rows[1:]] == [r[0] for r in text_rows]
     np.testing.assert_array_equal(np.array([float(r[1]) for r in rows[1:]]), values)
+
+
+@given(samples=st.integers(1, 5000), width=st.integers(1, 500), align=st.sampled_from([1, 32]))
+def test_chunk_rows_are_aligned_and_within_the_cell_budget(samples: int, width: int,
+                                                           align: int) -> None:
+    chunk, forward = predict_chunk_rows(samples, width, align)
+    plain, _ = predict_chunk_rows(samples, width)
+    assert 1 <= forward <= chunk <= plain
+    assert chunk * samples <= max(SAMPLE_CELLS, samples)
+    if plain >= align:  # a whole number of groups, the most that fit
+        assert chunk % align == 0 and chunk > plain - align
+    else:
+        assert chunk == plain

@@ -212,7 +212,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from varbayes._heap import keep_freed_memory
     from varbayes._threads import available_threads, ordered_map
     from varbayes.data.csvstream import CSVChunkReader, CSVChunkWriter, predict_chunk_rows
-    from varbayes.predictive.columns import COLUMNS, aligned_columns
+    from varbayes.predictive.columns import COLUMNS, ROW_ALIGN, aligned_columns
 
     _atomic.check_file_out(args.out, force=args.force)  # before any work
     keep_freed_memory()  # every chunk reuses the last one's pages
@@ -226,7 +226,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         return predict_family_command(args, fitted, samples, _source(args.input))
     # Stream the rows: memory is bounded by one chunk's samples, not by rows x samples.
     width = max([1, *fitted.config["hidden"], *(fitted.config.get("noise_hidden") or [])])
-    chunk_rows, forward_rows = predict_chunk_rows(samples, width)
+    chunk_rows, forward_rows = predict_chunk_rows(samples, width, ROW_ALIGN)
     workers = available_threads()
     out_names = [c for c in COLUMNS if fitted.has_epistemic or c != "epistemic_std"]
     with CSVChunkReader(_source(args.input), fitted.feature_names, chunk_rows=chunk_rows) as reader:

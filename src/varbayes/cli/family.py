@@ -86,11 +86,11 @@ def predict_family_command(args: argparse.Namespace, fitted: Any, samples: int,
     from varbayes import _atomic
     from varbayes.data.csvstream import CSVChunkReader, CSVChunkWriter, predict_chunk_rows
     from varbayes.kinds import predict_family
-    from varbayes.predictive.columns import COLUMNS, aligned_columns, aligned_rows
+    from varbayes.predictive.columns import COLUMNS, ROW_ALIGN, aligned_columns, aligned_rows
     from varbayes.predictive.families import is_count_likelihood
 
     width = max([1, *fitted.config["hidden"]])
-    chunk_rows, forward_rows = predict_chunk_rows(samples, width)
+    chunk_rows, forward_rows = predict_chunk_rows(samples, width, ROW_ALIGN)
     classes = fitted.classes
     out_names = ([f"p_{c}" for c in classes] + ["label", "entropy", "aleatoric_entropy",
                                                 "mutual_information"]

@@ -51,7 +51,7 @@ SAMPLE_CELLS = 2**20
 ACTIVATION_CELLS = 2**22
 
 
-def predict_chunk_rows(num_samples: int, width: int = 1) -> tuple[int, int]:
+def predict_chunk_rows(num_samples: int, width: int = 1, align: int = 1) -> tuple[int, int]:
     """Rows per streamed chunk and rows per forward pass for ``num_samples`` posterior samples.
 
     Parameters
@@ -60,6 +60,11 @@ def predict_chunk_rows(num_samples: int, width: int = 1) -> tuple[int, int]:
         Posterior samples ``S`` per row.
     width : int, default=1
         Widest hidden layer of the network.
+    align : int, default=1
+        Round ``chunk_rows`` down to a multiple of this where that leaves at least one
+        multiple: a caller that pads each chunk to whole groups of ``align`` rows
+        (``varbayes.predictive.columns.ROW_ALIGN``) then stays within ``SAMPLE_CELLS``, and
+        its chunk is solved as one piece rather than a full one and a few rows.
 
     Returns
     -------
@@ -70,6 +75,8 @@ def predict_chunk_rows(num_samples: int, width: int = 1) -> tuple[int, int]:
     """
     s, w = max(1, int(num_samples)), max(1, int(width))
     chunk = max(1, min(MAX_CHUNK_ROWS, SAMPLE_CELLS // s))
+    if chunk >= align > 1:
+        chunk -= chunk % align
     forward = max(1, min(chunk, ACTIVATION_CELLS // (s * w)))
     return chunk, forward
 
