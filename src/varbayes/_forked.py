@@ -14,7 +14,11 @@ stays bounded by a few chunks as with the threads.
 
 Children ignore SIGINT (the command handles Ctrl-C and then stops them), take SIGTERM and SIGHUP
 with the default action, and on Linux die with their parent (``PR_SET_PDEATHSIG``), so no worker
-outlives a killed command. They never flush or remove the parent's files: a worker process ends
+outlives a killed command. The parent blocks those signals while it forks: a child inherits the
+parent's Python handlers (the command's raise an exception), and a signal that reached it in
+the instant after ``fork`` returned, before the worker's own code runs, would raise there and
+send the child back up the parent's stack, to go on as a second copy of the command. Blocked,
+such a signal waits until the child has set its own handlers. They never flush or remove the parent's files: a worker process ends
 with ``os._exit`` after flushing only the standard streams, which the parent flushes before it
 forks.
 """
@@ -40,6 +44,8 @@ _R = TypeVar("_R")
 #: The function of the running map, set before the children are forked (they inherit it).
 _TASK: Callable[[Any], Any] | None = None
 _PR_SET_PDEATHSIG = 1
+#: The signals held back from a child until its handlers are set (see above).
+_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 def can_fork() -> bool:
@@ -60,6 +66,7 @@ def _child_init() -> None:
     except (OSError, AttributeError):  # pragma: no cover - not Linux's libc
         pass
     torch.set_num_threads(1)  # one process per core; intra-op threads would compete
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)  # held back since the fork
 
 
 def _run(item: Any) -> Any:
@@ -83,7 +90,11 @@ def forked_ordered_map(fn: Callable[[_T], _R], items: Iterable[_T],
     _TASK = fn  # the children are forked with it (also any the pool starts to replace one)
     done = False
     try:
-        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_child_init)
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # also in the pool's
+        try:  # threads, which start here and fork any replacement worker
+            pool = multiprocessing.get_context("fork").Pool(workers, initializer=_child_init)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a pending one arrives now
         try:
             pending: deque[ApplyResult[_R]] = deque()
             for item in items:
