@@ -18,9 +18,9 @@ outlives a killed command. The parent blocks those signals while it forks: a chi
 parent's Python handlers (the command's raise an exception), and a signal that reached it in
 the instant after ``fork`` returned, before the worker's own code runs, would raise there and
 send the child back up the parent's stack, to go on as a second copy of the command. Blocked,
-such a signal waits until the child has set its own handlers. They never flush or remove the parent's files: a worker process ends
-with ``os._exit`` after flushing only the standard streams, which the parent flushes before it
-forks.
+such a signal waits until the child has set its own handlers. Children never flush or remove
+the parent's files: a worker process ends with ``os._exit`` after flushing only the standard
+streams, which the parent flushes before it forks.
 """
 
 from __future__ import annotations
