@@ -93,9 +93,11 @@ def forked_ordered_map(fn: Callable[[_T], _R], items: Iterable[_T],
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # also in the pool's
         try:  # threads, which start here and fork any replacement worker
             pool = multiprocessing.get_context("fork").Pool(workers, initializer=_child_init)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a pending one arrives now
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            raise
         try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a pending signal raises here
             pending: deque[ApplyResult[_R]] = deque()
             for item in items:
                 pending.append(pool.apply_async(_run, (item,)))
