@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import multiprocessing
 import os
@@ -50,6 +51,35 @@ def test_stopping_early_stops_the_workers() -> None:
     assert next(gen) == 0
     gen.close()
     assert multiprocessing.active_children() == []
+
+
+_DIES = """
+import os, signal
+from concurrent.futures.process import BrokenProcessPool
+from varbayes._forked import forked_ordered_map
+def fn(i):
+    if i == 2:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
+    return i
+got = []
+try:
+    for value in forked_ordered_map(fn, range(8), 2):
+        got.append(value)
+except BrokenProcessPool as exc:
+    assert "worker process ended" in str(exc), exc
+    print("broken after", got, flush=True)
+"""
+
+
+def test_a_dead_worker_raises_instead_of_hanging() -> None:
+    """A worker killed mid-chunk fails the map with BrokenProcessPool (a multiprocessing.Pool
+    would wait for that chunk forever); run in a child so that a regression times out here."""
+    proc = subprocess.run([sys.executable, "-c", _DIES], capture_output=True, text=True,
+                          check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("broken after "), proc.stdout
+    got = ast.literal_eval(proc.stdout.removeprefix("broken after ").strip())
+    assert got == list(range(len(got))) and len(got) <= 2  # in order, none past the dead one
 
 
 _BUFFERED = """

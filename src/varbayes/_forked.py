@@ -31,7 +31,8 @@ import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from multiprocessing.pool import ApplyResult
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 import torch
@@ -74,43 +75,47 @@ def _run(item: Any) -> Any:
     return _TASK(item)
 
 
+def _ready() -> None:
+    """The first task: it makes the pool fork its workers (while the signals are held back)."""
+
+
 def forked_ordered_map(fn: Callable[[_T], _R], items: Iterable[_T],
                        workers: int) -> Iterator[_R]:
     """``map(fn, items)`` on ``workers`` forked processes, results in the order of ``items``.
 
     ``fn`` may be any callable (a closure too); ``items`` and the results must pickle. An
-    exception in ``fn`` is raised here when its result is due, and the workers are stopped.
-    Use only where :func:`can_fork`, and from one thread at a time.
+    exception in ``fn`` is raised here when its result is due; a worker that dies (killed, out
+    of memory) raises :class:`~concurrent.futures.process.BrokenProcessPool` instead of leaving
+    its chunk waiting forever. Either way, and when the caller stops early, the chunks not
+    started are cancelled and the workers end after their current chunk, as with
+    :func:`varbayes._threads.ordered_map`. Use only where :func:`can_fork`, and from one thread
+    at a time.
     """
     global _TASK
     if _TASK is not None:
         raise RuntimeError("forked_ordered_map is already running in this process")
     sys.stdout.flush()  # a child flushes its copy of these buffers when it ends
     sys.stderr.flush()
-    _TASK = fn  # the children are forked with it (also any the pool starts to replace one)
-    done = False
+    _TASK = fn  # the children are forked with it
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_child_init)
     try:
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # also in the pool's
-        try:  # threads, which start here and fork any replacement worker
-            pool = multiprocessing.get_context("fork").Pool(workers, initializer=_child_init)
-        except BaseException:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-            raise
-        try:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a pending signal raises here
-            pending: deque[ApplyResult[_R]] = deque()
-            for item in items:
-                pending.append(pool.apply_async(_run, (item,)))
-                if len(pending) > workers:
-                    yield pending.popleft().get()
-            while pending:
-                yield pending.popleft().get()
-            done = True
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        try:  # with fork, the first task starts every worker (and the pool's thread) here
+            started = pool.submit(_ready)
         finally:
-            if done:
-                pool.close()
-            else:  # an error, Ctrl-C, a signal, or the caller stopped early
-                pool.terminate()
-            pool.join()
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a pending signal raises here
+        started.result()
+        pending: deque[Future[_R]] = deque()
+        for item in items:
+            pending.append(pool.submit(_run, item))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    except BrokenProcessPool as exc:
+        raise BrokenProcessPool("a worker process ended before its chunk was done (killed, or "
+                                "out of memory?)") from exc
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         _TASK = None
