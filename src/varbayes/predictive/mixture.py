@@ -47,7 +47,9 @@ class Prediction(VarianceSplit):
     loc : Tensor of shape (S, n)
         Component means :math:`\\mu_s(x)`.
     scale : Tensor of shape (S, n)
-        Component standard deviations :math:`\\sigma_s(x)`.
+        Component standard deviations :math:`\\sigma_s(x)`. Where every draw has the same
+        scale (a point-estimate noise network, a fixed noise), a view of one row broadcast over
+        the draws (stride 0 in the first dimension): read it, do not write into it.
     working_dtype : torch.dtype or None
         The dtype the components were computed in, when ``loc`` and ``scale`` were widened
         afterwards (e.g. float32 network outputs held in float64 data units): quantiles are
