@@ -79,5 +79,12 @@ class Ensemble(nn.Module):
         outs = [member(x, count, generator=generator, sample=sample)
                 for member, count in zip(self.members, counts, strict=True) if count]
         loc = torch.cat([o.loc for o in outs])
-        scale = torch.cat([o.scale.expand_as(o.loc) for o in outs])
+        # Each member's scale may be one row broadcast over its draws: filled in place, which
+        # is several times faster than a cat of the broadcast views.
+        scale = loc.new_empty(loc.shape)
+        start = 0
+        for o in outs:
+            stop = start + o.loc.shape[0]
+            scale[start:stop] = o.scale
+            start = stop
         return ModelOutput(loc, scale)

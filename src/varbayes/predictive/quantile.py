@@ -246,7 +246,9 @@ def _solve_chunk(loc: Tensor, scale: Tensor, levels: Tensor, tol: float) -> Tens
     row's own values decide, so a row's quantile does not depend on the chunk.
     """
     big = torch.float64
-    comp_loc = loc.to(big).t().contiguous()  # (c, S): one row's components are contiguous
+    # (c, S): one row's components are contiguous (transposed before the exact widening: half
+    # the bytes moved)
+    comp_loc = loc.t().contiguous().to(big)
     c, k = comp_loc.shape[0], levels.shape[0]
     wide = scale.to(big)
     # Draws in runs of one scale (an ensemble): the extremes and the row-major scales from the
