@@ -11,12 +11,9 @@ call trains on ``R`` processes, unchanged:
   :class:`torch.utils.data.DistributedSampler` (:class:`ShardedBatches`), padded so that every
   rank takes the same number of equally sized batches; ``batch_size`` stays the *global* batch,
   so one epoch takes the same number of optimiser steps as on one process;
-* the model is wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`
-  (:func:`wrap_model`), which starts every rank from rank 0's parameters and averages the
-  gradients after each backward pass;
-* every rank draws its weight noise from its own generator, derived from ``(seed, rank)``
-  (:func:`rank_generator`): the noise differs between ranks, and the run is reproducible for a
-  given seed and number of processes.
+* the model is wrapped in DDP (:func:`wrap_model`): rank 0's parameters to every rank, the
+  gradients averaged after each backward pass;
+* each rank's weight noise comes from a generator of ``(seed, rank)`` (:func:`rank_generator`).
 
 Why the ELBO needs no change
 ----------------------------
@@ -237,23 +234,15 @@ def init_process_group(backend: str | None = None, *, timeout: float | None = No
     return True
 
 
-#: Seconds the GIL is released before the process group is destroyed (see
-#: :func:`destroy_process_group`).
-_DRAIN_SECONDS = 0.02
-
-
 def destroy_process_group() -> None:
     """Destroy the default process group if there is one (idempotent).
 
-    The GIL is released for a moment first. A gloo run-loop thread drops the tensors of a
-    collective after the caller already has its result, and it needs the GIL to release their
-    Python objects (those of a tensor made in Python, such as IVON's gradient averages). Left
-    waiting while the interpreter finalises, that thread is ended inside a C++ destructor and
-    the process aborts ("terminate called without an active exception"): about 1 in 10 runs
-    of two ranks that exit right after an IVON step, none in 60 with the pause.
+    The GIL is released for 20 ms first: gloo's run-loop threads drop a collective's tensors
+    after its caller resumes, and need the GIL for those made in Python. One still waiting at
+    interpreter finalisation aborts the process (see docs/distributed.md).
     """
     if is_distributed():
-        time.sleep(_DRAIN_SECONDS)
+        time.sleep(0.02)
         dist.destroy_process_group()
 
 
