@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -76,19 +78,28 @@ def test_sobol_noise_is_for_prediction_passes_only() -> None:
         assert net(x, 2, noise="sobol").loc.shape == (2, 5)
 
 
-def test_classifiers_predict_with_sobol_draws_and_other_families_with_normal_ones() -> None:
+def test_classifiers_predict_with_normal_draws_unless_asked_and_other_families_too(
+        tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 2))
-    clf = BayesianClassifier(epochs=5, num_samples=50, random_state=0)
-    clf.fit(x, (x[:, 0] > 0).astype(int))
-    sobol = predict_family(clf.model_, x[:4], 50, noise="sobol", generator=clf._generator())
-    normal = predict_family(clf.model_, x[:4], 50, noise="normal", generator=clf._generator())
-    proba = clf.predict_proba(x[:4])  # rows padded to a row group: equal up to rounding
-    assert np.allclose(proba, sobol.probs.numpy(), rtol=0, atol=1e-12)
-    assert not np.allclose(proba, normal.probs.numpy(), rtol=0, atol=1e-4)
+    y = (x[:, 0] > 0).astype(int)
+    plain = BayesianClassifier(epochs=5, num_samples=50, random_state=0).fit(x, y)
+    quasi = BayesianClassifier(epochs=5, num_samples=50, random_state=0,
+                               prediction_noise="sobol").fit(x, y)
+    normal = predict_family(plain.model_, x[:4], 50, generator=plain._generator())
+    sobol = predict_family(plain.model_, x[:4], 50, noise="sobol", generator=plain._generator())
+    # rows padded to a row group by predict_proba: equal up to rounding
+    assert np.allclose(plain.predict_proba(x[:4]), normal.probs.numpy(), rtol=0, atol=1e-12)
+    assert np.allclose(quasi.predict_proba(x[:4]), sobol.probs.numpy(), rtol=0, atol=1e-12)
+    assert not np.allclose(quasi.predict_proba(x[:4]), normal.probs.numpy(), rtol=0, atol=1e-4)
+    loaded = BayesianClassifier.load(quasi.save(tmp_path / "quasi"))
+    assert loaded.prediction_noise == "sobol"
+    assert np.array_equal(loaded.predict_proba(x), quasi.predict_proba(x))
+    with pytest.raises(ValueError, match="prediction_noise must be one of"):
+        BayesianClassifier(prediction_noise="halton").fit(x, y)
     counts, _ = fit("family", x, rng.poisson(2.0, size=60).astype(float), likelihood="poisson",
                     epochs=5, generator=torch.Generator().manual_seed(0))
     a = predict_family(counts, x[:4], 20, generator=torch.Generator().manual_seed(1))
-    b = predict_family(counts, x[:4], 20, noise="normal",
-                       generator=torch.Generator().manual_seed(1))
+    b = family_predictive(counts.model, counts.x_scaler.transform(
+        torch.as_tensor(x[:4])).float(), 20, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a.params["rate"], b.params["rate"])  # type: ignore[union-attr]

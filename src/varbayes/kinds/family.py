@@ -48,15 +48,11 @@ from varbayes.likelihoods import CLASSIFICATION, get_likelihood
 from varbayes.models import FamilyMLP
 from varbayes.predictive import ClassPrediction, FamilyPrediction, family_predictive
 
-__all__ = ["CLASS_NOISE", "CLASS_VALIDATION_DRAWS", "fit_family", "is_family", "predict_family",
+__all__ = ["CLASS_VALIDATION_DRAWS", "fit_family", "is_family", "predict_family",
            "resolve_likelihood"]
 
 #: Weight draws of a classifier's validation score and of its temperature fit.
 CLASS_VALIDATION_DRAWS = 500
-#: The weight noise of a classifier's predictions (:func:`predict_family`): scrambled Sobol
-#: normals, whose average varies less between seeds than independent draws do
-#: (``docs/benchmarks.md``, eighth round); the validation score keeps independent draws.
-CLASS_NOISE = "sobol"
 
 
 def is_family(fitted: FittedModel) -> bool:
@@ -228,12 +224,12 @@ def fit_family(
 def predict_family(
     fitted: FittedModel, x: Any, num_samples: int = 1000, *,
     generator: torch.Generator | None = None, chunk_size: int | None = None,
-    noise: str | None = None,
+    noise: str = "normal",
 ) -> FamilyPrediction | ClassPrediction:
     """The predictive of a ``family`` model at raw inputs ``x`` (n, d), in data units.
 
-    ``noise`` (see :func:`~varbayes.predictive.family_predictive`): ``None`` is ``'sobol'``
-    for a classifier (:data:`CLASS_NOISE`) and ``'normal'`` for the other likelihoods.
+    ``noise``: the weight noise, ``'normal'`` or ``'sobol'`` (scrambled Sobol normals, less
+    Monte Carlo error; :func:`~varbayes.predictive.family_predictive`).
 
     Raises
     ------
@@ -251,9 +247,6 @@ def predict_family(
                          f"{fitted.in_features}; expected x of shape (n, {fitted.in_features})")
     device = fitted.x_scaler.mean.device
     z = _standardised(fitted.x_scaler, to_tensor(xa, torch.float64, device), "x")
-    if noise is None:
-        noise = CLASS_NOISE if get_likelihood(fitted.config["likelihood"]).name in \
-            CLASSIFICATION else "normal"
     pred = family_predictive(fitted.model, z, num_samples, generator=generator,
                              chunk_size=chunk_size, noise=noise)
     if isinstance(pred, FamilyPrediction) and pred.likelihood == "student_t":
