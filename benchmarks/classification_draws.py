@@ -233,7 +233,7 @@ def _paired(d: np.ndarray) -> str:
     return f"{d.mean():+.4f} ({d.mean() / se:+.1f} SE)"
 
 
-def predict_time(clf: BayesianClassifier, x_test: np.ndarray, repeats: int = 3) -> list[str]:
+def predict_time(clf: BayesianClassifier, x_test: np.ndarray, repeats: int = 2) -> list[str]:
     """Seconds of ``predict_family`` (1000 draws) per noise, the best of alternating runs.
 
     On the digits test rows and on 100,000 rows drawn around the training data (chunks of
@@ -244,7 +244,7 @@ def predict_time(clf: BayesianClassifier, x_test: np.ndarray, repeats: int = 3) 
     rng = np.random.default_rng(0)
     big = rng.normal(size=(100_000, x_test.shape[1])) * x_test.std(0) + x_test.mean(0)
     lines = []
-    for label, x, reps, chunk in (("digits test rows (360)", x_test, 5 * repeats, None),
+    for label, x, reps, chunk in (("digits test rows (360)", x_test, 10 * repeats, None),
                                   ("100,000 rows", big, repeats, 4096)):
         best = {"normal": math.inf, "sobol": math.inf}
         for r in range(reps):
