@@ -224,8 +224,12 @@ def fit_family(
 def predict_family(
     fitted: FittedModel, x: Any, num_samples: int = 1000, *,
     generator: torch.Generator | None = None, chunk_size: int | None = None,
+    noise: str = "normal",
 ) -> FamilyPrediction | ClassPrediction:
     """The predictive of a ``family`` model at raw inputs ``x`` (n, d), in data units.
+
+    ``noise``: the weight noise, ``'normal'`` or ``'sobol'`` (scrambled Sobol normals, less
+    Monte Carlo error; :func:`~varbayes.predictive.family_predictive`).
 
     Raises
     ------
@@ -244,7 +248,7 @@ def predict_family(
     device = fitted.x_scaler.mean.device
     z = _standardised(fitted.x_scaler, to_tensor(xa, torch.float64, device), "x")
     pred = family_predictive(fitted.model, z, num_samples, generator=generator,
-                             chunk_size=chunk_size)
+                             chunk_size=chunk_size, noise=noise)
     if isinstance(pred, FamilyPrediction) and pred.likelihood == "student_t":
         return pred.affine(fitted.y_scaler.mean.double(), fitted.y_scaler.std.double())
     if isinstance(pred, ClassPrediction) and fitted.temperature != 1.0:

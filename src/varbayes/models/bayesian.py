@@ -20,10 +20,45 @@ from varbayes.models.base import (
 )
 from varbayes.nn.layers import BayesLinear, Estimator, batched_linear
 from varbayes.nn.parametrization import inverse_softplus, softplus_scale
+from varbayes.nn.qmc import sobol_normals
 from varbayes.nn.rowblocks import augmented_buffer, block_pass, block_pass_independent
 from varbayes.priors import Prior
 
-__all__ = ["BayesianMLP"]
+__all__ = ["NOISES", "BayesianMLP"]
+
+#: The weight noises of a prediction pass (:meth:`BayesianMLP.forward`'s ``noise``).
+NOISES = ("normal", "sobol")
+
+
+class _QuasiNoise:
+    """Scrambled Sobol normals for every weight and bias of ``layers``, handed out in order."""
+
+    def __init__(self, eps: Tensor) -> None:
+        self.eps, self.offset = eps, 0
+
+    def _take(self, shape: tuple[int, ...]) -> Tensor:
+        size = 1
+        for n in shape[1:]:
+            size *= n
+        piece = self.eps[:, self.offset:self.offset + size].reshape(shape)
+        self.offset += size
+        return piece
+
+    def weights(self, layer: BayesLinear, w: Tensor, bias: Tensor | None) -> None:
+        """Write ``layer``'s draws into ``w`` (num, in, out) and ``bias`` (num, 1, out)."""
+        torch.addcmul(layer.weight_loc, layer.weight_scale, self._take(tuple(w.shape)), out=w)
+        scale = layer.bias_scale
+        if bias is not None and layer.bias_loc is not None and scale is not None:
+            torch.addcmul(layer.bias_loc, scale, self._take(tuple(bias.shape)), out=bias)
+
+
+def _quasi_noise(layers: Sequence[BayesLinear], num: int, generator: torch.Generator | None,
+                 device: torch.device) -> _QuasiNoise | None:
+    """The Sobol noise of ``layers``' ``num`` draws, or None above ``qmc.MAX_DIMS`` weights."""
+    dims = sum(layer.weight_loc.numel() + (0 if layer.bias_loc is None else layer.bias_loc.numel())
+               for layer in layers)
+    eps = sobol_normals(num, dims, generator, dtype=layers[0].weight_loc.dtype, device=device)
+    return None if eps is None else _QuasiNoise(eps)
 
 
 class BayesianMLP(nn.Module):
@@ -131,7 +166,8 @@ class BayesianMLP(nn.Module):
         return torch.stack([layer.kl_divergence() for layer in self.layers]).sum()
 
     def _predict(
-        self, x: Tensor, num: int, generator: torch.Generator | None, sample: bool = True
+        self, x: Tensor, num: int, generator: torch.Generator | None, sample: bool = True,
+        noise: str = "normal",
     ) -> Tensor:
         """Prediction pass (eval mode, no autograd): ``num`` weight draws, chunked over draws.
 
@@ -144,7 +180,9 @@ class BayesianMLP(nn.Module):
         a row's outputs are then bitwise the same in any batch. Elsewhere, or where the check
         fails, it runs in :data:`PREDICT_DTYPE` (float64), a few dozen draws at a time so that
         the activations of a chunk stay in the CPU cache. Returns (num, n, out) in
-        :data:`PREDICT_DTYPE`.
+        :data:`PREDICT_DTYPE`. ``noise='sobol'`` draws the weight noise of all layers at once
+        from a scrambled Sobol sequence (:func:`varbayes.nn.qmc.sobol_normals`, one generator
+        draw), independent normals where the network has more weights than it has dimensions.
         """
         first = self.layers[0]
         if x.dim() != 2 or x.shape[-1] != first.in_features:
@@ -154,11 +192,15 @@ class BayesianMLP(nn.Module):
             )
         # [W^T | b] of every draw (varbayes.nn.rowblocks.augmented), W and b drawn into it.
         last, augs, draws = len(self.layers) - 1, [], []
+        quasi = _quasi_noise(self.layers, num, generator, x.device) if sample and noise == "sobol" \
+            else None
         for i, layer in enumerate(self.layers):
             aug, w, b = augmented_buffer(num, layer.in_features, layer.out_features, i < last,
                                          layer.weight_loc.dtype, x.device)
             bias = None if layer.bias_loc is None else b
-            if sample:
+            if quasi is not None:
+                quasi.weights(layer, w, bias)
+            elif sample:
                 layer.sample_weights(num, generator, out=(w, bias))
             else:
                 w.copy_(layer.weight_loc)
@@ -191,7 +233,7 @@ class BayesianMLP(nn.Module):
 
     def forward(
         self, x: Tensor, num_samples: int = 1, *, generator: torch.Generator | None = None,
-        sample: bool = True, kl: str | None = None,
+        sample: bool = True, kl: str | None = None, noise: str = "normal",
     ) -> ModelOutput:
         """Push ``x`` through ``num_samples`` weight draws in one batched pass.
 
@@ -205,17 +247,20 @@ class BayesianMLP(nn.Module):
         kl : {'analytic', 'mc', None}
             Which KL term to return with the output; see
             :meth:`~varbayes.nn.layers.BayesLinear.forward_kl`.
+        noise : {'normal', 'sobol'}, default='normal'
+            The weight noise: independent normals, or (on a prediction pass: eval mode, no
+            autograd, ``kl=None``) scrambled Sobol normals (:mod:`varbayes.nn.qmc`).
 
         Returns
         -------
         ModelOutput with ``loc`` and ``scale`` of shape (S, n).
         """
-        h, total_kl = self._outputs(x, num_samples, generator, sample, kl)
+        h, total_kl = self._outputs(x, num_samples, generator, sample, kl, noise)
         return self._head(x, h, total_kl)
 
     def _outputs(
         self, x: Tensor, num_samples: int, generator: torch.Generator | None, sample: bool,
-        kl: str | None,
+        kl: str | None, noise: str = "normal",
     ) -> tuple[Tensor, Tensor | None]:
         """The network's raw outputs, shape (S, n, out), and the KL asked for (or None)."""
         s = int(num_samples) if sample else 1
@@ -223,8 +268,12 @@ class BayesianMLP(nn.Module):
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         total_kl: Tensor | None = None
         last = len(self.layers) - 1
-        if kl is None and _prediction_pass(self):
-            h = self._predict(x, s, generator, sample)
+        prediction = kl is None and _prediction_pass(self)
+        if noise not in NOISES or (noise != "normal" and not prediction):
+            raise ValueError(f"noise must be one of {list(NOISES)} ('sobol' on a prediction "
+                             f"pass: eval mode, no autograd, kl=None), got {noise!r}")
+        if prediction:
+            h = self._predict(x, s, generator, sample, noise)
         else:
             h = x.unsqueeze(0).expand(s, *x.shape) if s > 1 else x.unsqueeze(0)
             for i, layer in enumerate(self.layers):

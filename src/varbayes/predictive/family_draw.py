@@ -27,16 +27,20 @@ __all__ = ["family_predictive"]
 def family_predictive(
     model: nn.Module, x: Tensor, num_samples: int = 1000, *,
     generator: torch.Generator | None = None, chunk_size: int | None = None,
+    noise: str = "normal",
 ) -> FamilyPrediction | ClassPrediction:
     """The predictive of ``model`` (a ``FamilyMLP``) at standardised inputs ``x`` of shape (n, d).
 
     Returns a :class:`ClassPrediction` for a Bernoulli or categorical head, else a
     :class:`FamilyPrediction` (in the model's units). ``chunk_size`` processes the rows in
-    chunks with the same weight draws for every chunk. The model's mode is restored.
+    chunks with the same weight draws for every chunk. ``noise``: the weight noise,
+    ``'normal'`` (independent draws) or ``'sobol'`` (scrambled Sobol normals,
+    :mod:`varbayes.nn.qmc`). The model's mode is restored.
     """
     num_samples = check_count(num_samples, "num_samples")
     if isinstance(model, Ensemble):
-        shares = [family_predictive(member, x, count, generator=generator, chunk_size=chunk_size)
+        shares = [family_predictive(member, x, count, generator=generator, chunk_size=chunk_size,
+                                    noise=noise)
                  for member, count in zip(model.members, member_draws(num_samples,
                                                                       len(model.members)),
                                           strict=True) if count]
@@ -61,7 +65,7 @@ def family_predictive(
                 g.set_state(state)
             else:
                 g.manual_seed(seed)
-            out = model(x[start:start + step], num_samples, generator=g)
+            out = model(x[start:start + step], num_samples, generator=g, noise=noise)
             assert out.family is not None  # a FamilyMLP always fills it
             parts.append({k: v.double() for k, v in out.family.items()})
         if generator is not None and g is not None:
