@@ -15,7 +15,13 @@ from torch import Tensor
 from _bisection import bisection_quantile
 from varbayes.predictive import Prediction, quantile, quantile_runs
 from varbayes.predictive.quantile import mixture_quantile
-from varbayes.predictive.quantile_runs import MAX_RUNS, draw_runs, row_major, scale_runs
+from varbayes.predictive.quantile_runs import (
+    MAX_RUNS,
+    draw_runs,
+    row_major,
+    run_mean,
+    scale_runs,
+)
 
 LEVELS = torch.tensor([1e-4, 0.05, 0.5, 0.95], dtype=torch.float64)
 
@@ -99,6 +105,31 @@ def test_runs_read_from_the_draws_give_the_bits_of_the_transposed_search(
     fast = mixture_quantile(loc, scale, LEVELS, tol=tol)
     monkeypatch.setattr(quantile, "draw_runs", lambda s: None)  # the search on every draw
     assert torch.equal(mixture_quantile(loc, scale, LEVELS, tol=tol), fast)
+    # The runs' mean squared scale: one term per run, equal to the mean over every draw up to
+    # rounding, and a row's value the same alone or among others.
+    means = run_mean(heads.t().square(), bounds)
+    torch.testing.assert_close(means, scale.square().mean(0), rtol=1e-15, atol=0)
+    for i in range(scale.shape[1]):
+        assert torch.equal(run_mean(heads.t()[i : i + 1].square(), bounds), means[i : i + 1])
+
+
+def test_an_ensembles_rows_are_solved_without_writing_every_draws_scale(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    loc, scale = _ensemble([334, 333, 333], 40, 0.1, 7)
+    written: list[int] = []
+
+    def counted(heads: Tensor, bounds: list[int]) -> Tensor:
+        written.append(heads.shape[1])
+        return row_major(heads, bounds)
+
+    monkeypatch.setattr(quantile, "row_major", counted)
+    tol = _tol(torch.float32)
+    got = mixture_quantile(loc, scale, LEVELS, tol=tol, threads=1)
+    assert written == []  # the runs' heads only: no (rows x draws) copy of the scales
+    _agree(loc, scale, got, bisection_quantile(loc, scale, LEVELS, torch.float32), tol)
+    scale[334:667, 3] = scale[0, 3]  # a row with two neighbouring members of one scale
+    mixture_quantile(loc, scale, LEVELS, tol=tol, threads=1)
+    assert written == [40]  # written once, for that row's own search
     # Any bit that differs within a run, or more runs than MAX_RUNS, and the draws are searched.
     nudged = scale.clone()
     nudged[500, 2] = torch.nextafter(nudged[500, 2], torch.tensor(math.inf, dtype=torch.float64))

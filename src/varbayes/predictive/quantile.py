@@ -42,6 +42,7 @@ from varbayes.predictive.quantile_runs import (
     RunSeries,
     draw_runs,
     row_major,
+    run_mean,
     run_series,
     scale_runs_of,
 )
@@ -275,14 +276,33 @@ def _solve_chunk(loc: Tensor, scale: Tensor, levels: Tensor, tol: float) -> Tens
     spread = sigma / rho
     m: Tensor | None = None
     w: Tensor | None = None
-    if not bool(common.all()):  # rows of several scales: everything from their components
-        # reductions along a row's own components only
-        if bounds is None:
-            w = wide.t().contiguous()
-            w2 = w * w
-        else:  # the same values, written from the runs' heads
-            w, w2 = row_major(heads, bounds), row_major(heads * heads, bounds)
-        spread = torch.where(common, spread, (w2.mean(1) + (dev * dev).mean(1)).sqrt())
+    written: list[Tensor] = []
+
+    def scales() -> Tensor:
+        """The scales row-major (c, S), written once, when a row first needs every draw's."""
+        if not written:  # from the runs' heads where there are runs: no transposed copy
+            written.append(wide.t().contiguous() if bounds is None else row_major(heads, bounds))
+        return written[0]
+
+    several = not bool(common.all())
+    groups: list[tuple[Tensor, list[int], Tensor]] = []
+    if several:  # rows of several scales: everything from their components
+        # Rows of a few scales, each shared by a run of draws (an ensemble): the moment series
+        # run by run, started and bracketed from the runs' moments.
+        other = ~common
+        usable = other & (s_lo > 0) & torch.isfinite(s_hi)
+        groups = scale_runs_of(scales, usable, heads, bounds)
+        # Each row's mean squared scale: one term per run of its own (the same bits whichever
+        # search found the runs), over every draw only for rows without a few runs.
+        square = torch.zeros_like(spread)
+        alone = other.clone()
+        for rows, cuts, firsts in groups:
+            square[rows] = run_mean(firsts.index_select(0, rows).square(), cuts)
+            alone[rows] = False
+        if bool(alone.any()):
+            at = alone.nonzero()[:, 0]
+            square[at] = scales().index_select(0, at).square().mean(1)
+        spread = torch.where(common, spread, (square + (dev * dev).mean(1)).sqrt())
     spread = spread.clamp_min(torch.finfo(big).tiny)
     m_lo, m_hi = dev.amin(1) / spread, dev.amax(1) / spread
     u = _cornish_fisher(zq, skew, kurt)
@@ -290,19 +310,15 @@ def _solve_chunk(loc: Tensor, scale: Tensor, levels: Tensor, tol: float) -> Tens
     # the extreme means and scales (O(S) per row, not per level).
     w_lo, w_hi = rho.clone(), rho.clone()
     on_runs: list[tuple[Tensor, RunSeries]] = []
-    if w is not None:
-        # Rows of a few scales, each shared by a run of draws (an ensemble): the moment series
-        # run by run, started and bracketed from the runs' moments.
-        other = ~common
-        usable = other & (s_lo > 0) & torch.isfinite(s_hi)
-        for rows, cuts in scale_runs_of(w, usable, None if bounds is None else heads, bounds):
-            runs = run_series(comp_loc, w, centre, spread, rows, cuts)
+    if several:
+        for rows, cuts, firsts in groups:
+            runs = run_series(comp_loc, firsts, centre, spread, rows, cuts)
             u[:, rows] = _cornish_fisher(zq[:, rows], runs.skew, runs.kurt)
             w_lo[rows], w_hi[rows] = runs.scale_min, runs.scale_max
             other[rows] = False
             on_runs.append((rows, runs))
         if bool(other.any()):
-            m, w = _in_spread_units(dev, w, spread, common, rho)
+            m, w = _in_spread_units(dev, scales(), spread, common, rho)
             mo, wo = (m, w) if bool(other.all()) else (m[other], w[other])
             w_lo[other], w_hi[other] = wo.amin(1), wo.amax(1)
             u[:, other] = _start(mo, wo, zq[:, other])
@@ -335,7 +351,7 @@ def _solve_chunk(loc: Tensor, scale: Tensor, levels: Tensor, tol: float) -> Tens
         on_series(torch.isfinite(bound_at), bound_at, runs.evaluate)
     if bool(exact.any()):
         if m is None or w is None:
-            m, w = _in_spread_units(dev, w, spread, common, rho)
+            m, w = _in_spread_units(dev, scales() if several else None, spread, common, rho)
         whole = bool(exact.all())
         at = exact.nonzero()[:, 0]
         result[at], _ = _halley(u[at], lo[at], hi[at], q[at], row[at], _exact(m, w, k), tol,

@@ -29,8 +29,8 @@ from varbayes.predictive.quantile_series import (
     series_polynomials,
 )
 
-__all__ = ["MAX_RUNS", "RunSeries", "draw_runs", "row_major", "run_series", "scale_runs",
-           "scale_runs_of"]
+__all__ = ["MAX_RUNS", "RunSeries", "draw_runs", "row_major", "run_mean", "run_series",
+           "scale_runs", "scale_runs_of"]
 
 #: Rows with more runs of one scale than this are solved on their components.
 MAX_RUNS = 8
@@ -125,23 +125,48 @@ def scale_runs(scale: Tensor, candidates: Tensor) -> list[tuple[Tensor, list[int
                     for i, key in enumerate(keys)]
 
 
-def scale_runs_of(scale: Tensor, candidates: Tensor, heads: Tensor | None,
-                  bounds: list[int] | None) -> list[tuple[Tensor, list[int]]]:
-    """:func:`scale_runs`, the same groups, with the runs of :func:`draw_runs` known.
+def scale_runs_of(scales: Callable[[], Tensor], candidates: Tensor, heads: Tensor,
+                  bounds: list[int] | None) -> list[tuple[Tensor, list[int], Tensor]]:
+    """:func:`scale_runs` of the row-major scales ``scales()``, each group with its run scales.
 
-    Where every row's scales follow ``bounds`` with ``heads`` (G, c) as the runs' scales, a
-    row whose consecutive runs all differ has exactly those runs; only the other rows (two
-    neighbouring members of one scale) are searched.
+    Where every row's scales follow ``bounds`` (:func:`draw_runs`) with ``heads`` (G, c) as the
+    runs' scales, a row whose consecutive runs all differ has exactly those runs; only the
+    other rows (two neighbouring members of one scale) are searched, and ``scales()`` (which
+    writes every draw's scale) is called only for them.
+
+    Returns
+    -------
+    list of (rows, bounds, firsts)
+        As :func:`scale_runs`, and ``firsts`` (c, G): every chunk row's scale in each of the
+        group's runs (its first draw's; the group's rows read theirs from it).
     """
-    if heads is None or bounds is None:
-        return scale_runs(scale, candidates)
+    if bounds is None:
+        return _with_firsts(scales(), candidates)
     if len(bounds) <= 2:  # one run: no row has more
         return []
     distinct = (heads[1:] != heads[:-1]).all(0)
     rows = (candidates & distinct).nonzero()[:, 0]
-    found = [(rows, bounds)] if rows.numel() else []
+    found = [(rows, bounds, heads.t())] if rows.numel() else []
     rest = candidates & ~distinct
-    return found + scale_runs(scale, rest) if bool(rest.any()) else found
+    return found + _with_firsts(scales(), rest) if bool(rest.any()) else found
+
+
+def _with_firsts(scale: Tensor, candidates: Tensor) -> list[tuple[Tensor, list[int], Tensor]]:
+    """:func:`scale_runs` of ``scale`` (c, S), each group with its runs' first scales (c, G)."""
+    return [(rows, cuts, scale[:, cuts[:-1]]) for rows, cuts in scale_runs(scale, candidates)]
+
+
+def run_mean(values: Tensor, bounds: list[int]) -> Tensor:
+    """Each row's mean over the draws of values constant in each run: (r, G) -> (r,).
+
+    One weighted term per run, added in run order element by element, so a row's result is
+    the same in any chunk and whichever search found its runs.
+    """
+    s = bounds[-1]
+    total = values[:, 0] * ((bounds[1] - bounds[0]) / s)
+    for g in range(1, len(bounds) - 1):
+        total = total + values[:, g] * ((bounds[g + 1] - bounds[g]) / s)
+    return total
 
 
 class RunSeries(NamedTuple):
@@ -155,14 +180,16 @@ class RunSeries(NamedTuple):
     scale_max: Tensor  #: (r,) the largest
 
 
-def run_series(loc: Tensor, scale: Tensor, centre: Tensor, spread: Tensor, rows: Tensor,
+def run_series(loc: Tensor, firsts: Tensor, centre: Tensor, spread: Tensor, rows: Tensor,
                bounds: list[int]) -> RunSeries:
     """The run-by-run moment series of ``rows`` (one pattern of :func:`scale_runs`).
 
     Parameters
     ----------
-    loc, scale : Tensor of shape (c, S)
-        The chunk's component means and scales (float64), one row per mixture.
+    loc : Tensor of shape (c, S)
+        The chunk's component means (float64), one row per mixture.
+    firsts : Tensor of shape (c, G)
+        Each chunk row's scale in each run, as :func:`scale_runs_of` gives it.
     centre, spread : Tensor of shape (c,)
         Each row's mean and spread (the square root of its second central moment): the series
         works in ``u = (y - centre) / spread``.
@@ -187,7 +214,7 @@ def run_series(loc: Tensor, scale: Tensor, centre: Tensor, spread: Tensor, rows:
     weights = torch.tensor([(b - a) / s for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
                            dtype=m.dtype, device=m.device)
     for g, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-        part, sigma = m[:, a:b], scale[:, a].index_select(0, rows)
+        part, sigma = m[:, a:b], firsts[:, g].index_select(0, rows)
         mean = part.mean(1)
         coefficients, remainder = series_coefficients((part - mean[:, None]) / sigma[:, None])
         bound = bound + weights[g] * remainder
