@@ -111,6 +111,14 @@ def test_runs_read_from_the_draws_give_the_bits_of_the_transposed_search(
     torch.testing.assert_close(means, scale.square().mean(0), rtol=1e-15, atol=0)
     for i in range(scale.shape[1]):
         assert torch.equal(run_mean(heads.t()[i : i + 1].square(), bounds), means[i : i + 1])
+    # Any bit that differs within a run, or more runs than MAX_RUNS, and the draws are searched.
+    nudged = scale.clone()
+    nudged[500, 2] = torch.nextafter(nudged[500, 2], torch.tensor(math.inf, dtype=torch.float64))
+    assert draw_runs(nudged) is None
+    signed = torch.zeros(4, 2, dtype=torch.float64)
+    signed[2:, 1] = -0.0
+    assert draw_runs(signed) is None
+    assert draw_runs(torch.arange(MAX_RUNS + 1.0, dtype=torch.float64)[:, None]) is None
 
 
 def test_an_ensembles_rows_are_solved_without_writing_every_draws_scale(
@@ -130,14 +138,6 @@ def test_an_ensembles_rows_are_solved_without_writing_every_draws_scale(
     scale[334:667, 3] = scale[0, 3]  # a row with two neighbouring members of one scale
     mixture_quantile(loc, scale, LEVELS, tol=tol, threads=1)
     assert written == [40]  # written once, for that row's own search
-    # Any bit that differs within a run, or more runs than MAX_RUNS, and the draws are searched.
-    nudged = scale.clone()
-    nudged[500, 2] = torch.nextafter(nudged[500, 2], torch.tensor(math.inf, dtype=torch.float64))
-    assert draw_runs(nudged) is None
-    signed = torch.zeros(4, 2, dtype=torch.float64)
-    signed[2:, 1] = -0.0
-    assert draw_runs(signed) is None
-    assert draw_runs(torch.arange(MAX_RUNS + 1.0, dtype=torch.float64)[:, None]) is None
 
 
 def test_scale_runs_groups_rows_by_their_own_boundaries() -> None:
