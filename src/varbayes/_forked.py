@@ -29,13 +29,14 @@ import ctypes
 import multiprocessing
 import signal
 import sys
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 import torch
+
+from varbayes._threads import in_order
 
 __all__ = ["can_fork", "forked_ordered_map"]
 
@@ -106,13 +107,7 @@ def forked_ordered_map(fn: Callable[[_T], _R], items: Iterable[_T],
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a pending signal raises here
         started.result()
-        pending: deque[Future[_R]] = deque()
-        for item in items:
-            pending.append(pool.submit(_run, item))
-            if len(pending) > workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        yield from in_order(lambda item: pool.submit(_run, item), items, workers)
     except BrokenProcessPool as exc:
         raise BrokenProcessPool("a worker process ended before its chunk was done (killed, or "
                                 "out of memory?)") from exc

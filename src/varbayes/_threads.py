@@ -10,7 +10,8 @@ from typing import TypeVar
 
 import torch
 
-__all__ = ["PARALLEL_WORK", "available_threads", "intra_op_threads", "ordered_map"]
+__all__ = ["PARALLEL_WORK", "available_threads", "in_order", "intra_op_threads",
+           "ordered_map"]
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -55,6 +56,22 @@ def intra_op_threads(work: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+def in_order(submit: Callable[[_T], Future[_R]], items: Iterable[_T],
+             workers: int) -> Iterator[_R]:
+    """The results of ``submit(item)`` for ``items``, in order, at most ``workers + 1`` pending.
+
+    The window that :func:`ordered_map` and :func:`varbayes._forked.forked_ordered_map` keep
+    over their pools: an exception is raised when its result is due.
+    """
+    pending: deque[Future[_R]] = deque()
+    for item in items:
+        pending.append(submit(item))
+        if len(pending) > workers:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
 def ordered_map(fn: Callable[[_T], _R], items: Iterable[_T], workers: int) -> Iterator[_R]:
     """``map(fn, items)`` on ``workers`` threads, each running single-threaded operations.
 
@@ -69,15 +86,9 @@ def ordered_map(fn: Callable[[_T], _R], items: Iterable[_T], workers: int) -> It
         return
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
-    pending: deque[Future[_R]] = deque()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="varbayes-map")
     try:
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) > workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        yield from in_order(lambda item: pool.submit(fn, item), items, workers)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         torch.set_num_threads(previous)
