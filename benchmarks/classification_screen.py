@@ -26,9 +26,11 @@ import warnings
 from typing import Any
 
 import numpy as np
+import torch
 from sklearn.model_selection import train_test_split
 
 import varbayes.classifier as vc
+import varbayes.infer.early_stopping as es
 import varbayes.kinds.family as vf
 from varbayes.nn import BayesLinear
 from varbayes.priors import GaussianPrior
@@ -38,7 +40,7 @@ import classification as bench  # noqa: E402
 
 KIND_OPTIONS = ("ivon_hess_init", "ivon_beta2", "ivon_mc_samples", "ivon_ess",
                 "ivon_clip_radius", "init_rho", "num_particles")
-DERIVED = ("ess_mult", "layer_prior", "last_layer")
+DERIVED = ("ess_mult", "layer_prior", "last_layer", "eb_floor", "keep_last")
 
 
 def _expose_kind_options() -> None:
@@ -83,6 +85,54 @@ def _last_layer() -> None:
     vf.build_model = built  # type: ignore[assignment]
 
 
+class _EmpiricalPrior(GaussianPrior):
+    """``N(0, s^2)`` per weight tensor with ``s^2 = mean(mu^2 + sigma^2) + floor^2``.
+
+    With ``floor = 0`` that ``s`` minimises the tensor's KL (type-II maximum of the ELBO); the
+    floor, an improper ``exp(-n floor^2 / (2 s^2))`` hyperprior on the scale, keeps it from
+    shrinking below ``floor``. The KL is taken to that prior and differentiated through ``s``
+    (a subclass of GaussianPrior, so the fast engine, which takes one fixed Gaussian prior, is
+    bypassed).
+    """
+
+    def __init__(self, floor: float) -> None:
+        super().__init__(0.0, 1.0)
+        self.floor2 = float(floor) ** 2
+
+    def kl(self, loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        n = loc.numel()
+        second = (loc * loc + scale * scale).mean()
+        s2 = second + self.floor2
+        return 0.5 * n * (s2.log() + second / s2 - 1.0) - scale.log().sum()
+
+
+def _empirical_prior(floor: float) -> None:
+    """Build every network with :class:`_EmpiricalPrior` on every layer."""
+    build = vf.build_model
+
+    def built(config: dict[str, Any], generator: Any) -> Any:
+        model = build(config, generator)
+        for layer in model.modules():
+            if isinstance(layer, BayesLinear):
+                layer.prior = _EmpiricalPrior(floor)
+        return model
+
+    vf.build_model = built  # type: ignore[assignment]
+
+
+def _keep_last() -> None:
+    """Every finite check is the new best: training runs all epochs and keeps the last."""
+
+    def offer(self: es.BestCheckpoint, score: float, what: Any = None) -> bool:
+        if not np.isfinite(score):
+            self.since_best += 1
+            return False
+        self.best_score, self.best, self.since_best = score, what, 0
+        return True
+
+    es.BestCheckpoint.offer = offer  # type: ignore[method-assign]
+
+
 def _classifier(seed: int, params: dict[str, Any], n_train: int) -> vc.BayesianClassifier:
     clf = vc.BayesianClassifier(random_state=seed, **{
         k: v for k, v in params.items() if k not in KIND_OPTIONS + DERIVED})
@@ -121,6 +171,10 @@ def main() -> None:
         _layer_prior(params["layer_prior"])
     if params.get("last_layer"):
         _last_layer()
+    if "eb_floor" in params:
+        _empirical_prior(float(params["eb_floor"]))
+    if params.get("keep_last"):
+        _keep_last()
     cache = json.load(open(args.cache)) if os.path.exists(args.cache) else {}
     for name in args.datasets.split(","):
         x, y = bench.DATASETS[name](return_X_y=True)
