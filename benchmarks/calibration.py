@@ -41,6 +41,7 @@ import torch
 from varbayes import BayesianRegressor
 from varbayes.calibration import calibration_report, fit_calibration
 from varbayes.kinds import fit
+from varbayes.kinds.stopping import LAYOUTS
 from varbayes.metrics import evaluate
 
 #: (rows, features, seeds) of the generator problems.
@@ -86,26 +87,36 @@ def _abs_conformal(pred_cal: Any, y_cal: np.ndarray, pred: Any, y: np.ndarray) -
 OLD_RECIPE = {"init_rho": -5.0, "hidden": [20], "n_members": 1, "warmup_fraction": 0.0}
 
 
+def _regressor(layout: str | None, **params: Any) -> BayesianRegressor:
+    """``BayesianRegressor(**params)`` fitting its members with validation layout ``layout``
+    (:func:`varbayes.kinds.fit`'s ``member_layout``; None: the default)."""
+    reg = BayesianRegressor(**params)
+    reg._member_layout = layout
+    return reg
+
+
 def _kinds_fit(x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray, seed: int,
-               samples: int, **options: Any) -> tuple[dict[str, Any], Any]:
-    fitted, _ = fit("hetero", x, y, generator=torch.Generator().manual_seed(seed), **options)
+               samples: int, layout: str | None, **options: Any) -> tuple[dict[str, Any], Any]:
+    fitted, _ = fit("hetero", x, y, generator=torch.Generator().manual_seed(seed),
+                    member_layout=layout, **options)
     out = _scores(yt, fitted.predict(xt, samples, generator=torch.Generator().manual_seed(1)))
     out["epochs"] = fitted.fit_info.get("best_epoch")
     return out, fitted
 
 
 def _single_networks(x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray, seed: int,
-                     samples: int) -> dict[str, Any]:
+                     samples: int, layout: str | None) -> dict[str, Any]:
     """One network: its best checkpoint, and a refit on all rows for the epochs it chose.
 
     The refit trains ``warmup_epochs`` homoscedastic then the rest heteroscedastic (the
     checkpoint's phases, ``warmup_fraction = warm / best``) without a validation part, and keeps
     the checkpoint's spread factor.
     """
-    ckpt, fitted = _kinds_fit(x, y, xt, yt, seed, samples, early_stopping=True, n_members=1)
+    ckpt, fitted = _kinds_fit(x, y, xt, yt, seed, samples, layout, early_stopping=True,
+                              n_members=1)
     best, warm = fitted.fit_info["best_epoch"], fitted.fit_info["warmup_epochs"]
-    refit, again = _kinds_fit(x, y, xt, yt, seed, samples, n_members=1, epochs=max(1, best),
-                              warmup_fraction=min(warm / max(1, best), 0.999))
+    refit, again = _kinds_fit(x, y, xt, yt, seed, samples, layout, n_members=1,
+                              epochs=max(1, best), warmup_fraction=min(warm / max(1, best), 0.999))
     again.spread_factor = fitted.spread_factor
     refit = _scores(yt, again.predict(xt, samples, generator=torch.Generator().manual_seed(1)))
     refit["epochs"] = best
@@ -114,21 +125,22 @@ def _single_networks(x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarra
 
 def run_problem(x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray, seed: int,
                 samples: int = 200, ablation: bool = True, maps: bool = True,
-                defaults: bool = True) -> dict[str, Any]:
+                defaults: bool = True, layout: str | None = None) -> dict[str, Any]:
     """Every variant on one problem (``ablation``: also the old recipe and single networks;
-    ``defaults=False``: not the defaults' fit, e.g. to add maps to rows measured before)."""
+    ``defaults=False``: not the defaults' fit, e.g. to add maps to rows measured before;
+    ``layout``: the members' validation layout of every fit, None: the default)."""
     out: dict[str, Any] = {"n": int(len(y)), "d": int(x.shape[1])}
     t = time.perf_counter()
     if ablation:
-        out["old_default"] = _kinds_fit(x, y, xt, yt, seed, samples, **OLD_RECIPE)[0]
-        out.update(_single_networks(x, y, xt, yt, seed, samples))
+        out["old_default"] = _kinds_fit(x, y, xt, yt, seed, samples, layout, **OLD_RECIPE)[0]
+        out.update(_single_networks(x, y, xt, yt, seed, samples, layout))
     if defaults:
-        new = BayesianRegressor(random_state=seed, num_samples=samples).fit(x, y)
+        new = _regressor(layout, random_state=seed, num_samples=samples).fit(x, y)
         out["default"] = _scores(yt, new._prediction(xt))
         out["default"]["epochs"] = new.model_.fit_info.get("best_epoch")
         out["default"]["spread_factor"] = new.model_.spread_factor
     if maps:  # one fit with a calibration part held out (as calibration=... does), every map
-        cal = BayesianRegressor(random_state=seed, num_samples=samples, calibration="scale")
+        cal = _regressor(layout, random_state=seed, num_samples=samples, calibration="scale")
         cal.fit(x, y)
         held = _held_rows(cal, x)
         gen = torch.Generator().manual_seed(cal.predict_seed_)
@@ -154,8 +166,8 @@ def _held_rows(reg: BayesianRegressor, x: np.ndarray) -> np.ndarray:
     return held.numpy()
 
 
-def group_gen(seeds: int, maps_only: bool = False, defaults_only: bool = False
-              ) -> list[dict[str, Any]]:
+def group_gen(seeds: int, maps_only: bool = False, defaults_only: bool = False,
+              layout: str | None = None) -> list[dict[str, Any]]:
     rows = []
     for n, d, case_seeds in GEN_CASES:
         for seed in range(min(seeds, case_seeds)):
@@ -163,14 +175,15 @@ def group_gen(seeds: int, maps_only: bool = False, defaults_only: bool = False
             rows.append({"problem": f"gen n={n} d={d}", "seed": seed,
                          **run_problem(x, y, xt, yt, seed,
                                        ablation=not (maps_only or defaults_only),
-                                       maps=not defaults_only, defaults=not maps_only)})
+                                       maps=not defaults_only, defaults=not maps_only,
+                                       layout=layout)})
             print(json.dumps(_short(rows[-1])), file=sys.stderr, flush=True)
     return rows
 
 
 def group_uci(root: str, splits: int, ablation_splits: int, maps_splits: int,
-              datasets: list[str] | None = None, maps_only: bool = False
-              ) -> list[dict[str, Any]]:
+              datasets: list[str] | None = None, maps_only: bool = False,
+              layout: str | None = None) -> list[dict[str, Any]]:
     from varbayes.data import list_uci, load_uci
 
     rows = []
@@ -182,13 +195,14 @@ def group_uci(root: str, splits: int, ablation_splits: int, maps_splits: int,
             rows.append({"problem": f"uci {name}", "seed": split,
                          **run_problem(data.x_train, data.y_train, data.x_test, data.y_test,
                                        split, ablation=split < ablation_splits,
-                                       maps=split < maps_splits, defaults=not maps_only)})
+                                       maps=split < maps_splits, defaults=not maps_only,
+                                       layout=layout)})
             print(json.dumps(_short(rows[-1])), file=sys.stderr, flush=True)
     return rows
 
 
-def group_tiny(seeds: int, epochs: tuple[int, ...] = (50, 100, 200, 300, 500, 1500)
-               ) -> list[dict[str, Any]]:
+def group_tiny(seeds: int, epochs: tuple[int, ...] = (50, 100, 200, 300, 500, 1500),
+               layout: str | None = None) -> list[dict[str, Any]]:
     fns = {"sin": lambda x: np.sin(2 * x) + 0.5 * x, "quad": lambda x: 0.3 * x**2 - x}
     rows = []
     for fname, f in fns.items():
@@ -199,7 +213,7 @@ def group_tiny(seeds: int, epochs: tuple[int, ...] = (50, 100, 200, 300, 500, 15
             among = rng.uniform(0, 5, 2000)
             away = np.concatenate([rng.uniform(-5, 0, 1000), rng.uniform(5, 10, 1000)])
             for ep in epochs:
-                reg = BayesianRegressor(epochs=ep, random_state=seed).fit(x[:, None], y)
+                reg = _regressor(layout, epochs=ep, random_state=seed).fit(x[:, None], y)
                 row = {"problem": f"tiny {fname}", "seed": seed, "epochs": ep}
                 for where, xt in (("among", among), ("away", away)):
                     yt = f(xt) + 0.3 * rng.normal(size=xt.size)
@@ -211,7 +225,8 @@ def group_tiny(seeds: int, epochs: tuple[int, ...] = (50, 100, 200, 300, 500, 15
     return rows
 
 
-def group_toy(seeds: int, epochs: int = 300) -> list[dict[str, Any]]:
+def group_toy(seeds: int, epochs: int = 300, layout: str | None = None
+              ) -> list[dict[str, Any]]:
     """The blog post's toy data (150 rows) as ``tests/cli/test_cli.py`` fits it: the defaults
     with ``epochs`` over training seeds, 2,000 fresh draws (``test_seed=777``); the spread of
     one fit's coverage, with the factor set on a 20-row validation part."""
@@ -220,7 +235,7 @@ def group_toy(seeds: int, epochs: int = 300) -> list[dict[str, Any]]:
     data, fresh = load_toy(), load_toy(n_test=2000, test_seed=777)
     rows = []
     for seed in range(seeds):
-        reg = BayesianRegressor(epochs=epochs, random_state=seed)
+        reg = _regressor(layout, epochs=epochs, random_state=seed)
         reg.fit(data.x_train, data.y_train[:, 0])
         rows.append({"problem": f"toy, {epochs} epochs", "seed": seed,
                      "default": _scores(fresh.y_test[:, 0], reg._prediction(fresh.x_test))})
@@ -330,9 +345,10 @@ def main() -> None:
                              "with the rows of an earlier run, later files winning)")
     parser.add_argument("--defaults-only", action="store_true",
                         help="gen: only the defaults' fit (no ablation, no maps)")
-    parser.add_argument("--validation-layout", choices=["members", "shared", "separate"],
+    parser.add_argument("--validation-layout", choices=LAYOUTS,
                         help="the members' validation parts and where the spread factor is "
-                             "fitted (default: varbayes.kinds.stopping.MEMBER_LAYOUT)")
+                             "fitted (varbayes.kinds.fit's member_layout; default: "
+                             "varbayes.kinds.stopping.DEFAULT_MEMBER_LAYOUT)")
     parser.add_argument("--out")
     parser.add_argument("--table", nargs="*", help="print the table of these JSON files")
     parser.add_argument("--runner", default="benchmarks/results/uci_hetero.json",
@@ -343,10 +359,6 @@ def main() -> None:
         import varbayes.kinds.calibrated as calibrated
 
         calibrated.CONFORMAL_STEP = args.conformal_step
-    if args.validation_layout is not None:
-        import varbayes.kinds.stopping as stopping
-
-        stopping.MEMBER_LAYOUT = args.validation_layout
     if args.table:
         rows = merge([r for f in args.table for r in json.loads(Path(f).read_text())["rows"]])
         print(table(rows))
@@ -354,15 +366,16 @@ def main() -> None:
             print("\n" + runner_table(rows, json.loads(Path(args.runner).read_text())))
         return
     start = time.perf_counter()
+    layout = args.validation_layout
     if args.group == "gen":
-        rows = group_gen(args.seeds, args.maps_only, args.defaults_only)
+        rows = group_gen(args.seeds, args.maps_only, args.defaults_only, layout)
     elif args.group == "uci":
         rows = group_uci(args.uci_root, args.splits, args.ablation_splits, args.maps_splits,
-                         args.datasets, args.maps_only)
+                         args.datasets, args.maps_only, layout)
     elif args.group == "toy":
-        rows = group_toy(args.seeds)
+        rows = group_toy(args.seeds, layout=layout)
     else:
-        rows = group_tiny(args.seeds)
+        rows = group_tiny(args.seeds, layout=layout)
     doc = {"group": args.group, "seconds": time.perf_counter() - start, "rows": rows,
            "torch": torch.__version__}
     if args.out:

@@ -59,7 +59,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import varbayes.kinds.fitted as fitted_module  # noqa: E402
-import varbayes.kinds.stopping as stopping  # noqa: E402
 from calibration import generator  # noqa: E402
 from varbayes.calibration import ScaleMap, stretch  # noqa: E402
 from varbayes.kinds import fit  # noqa: E402
@@ -68,6 +67,8 @@ from varbayes.metrics import evaluate  # noqa: E402
 from varbayes.predictive import Prediction, predictive  # noqa: E402
 
 GEN_CASES = ((100, 1, 3), (600, 5, 3), (2000, 10, 2))
+#: The layout studied here (``kinds.fit``'s ``member_layout``): each member its own part.
+LAYOUT = "members"
 
 
 def _factors(captured: dict[str, Any]) -> dict[str, float]:
@@ -137,11 +138,10 @@ def run(problems: list[tuple[str, int, tuple[np.ndarray, ...]]]) -> list[dict[st
         return 1.0
 
     fitted_module.spread_factor = capture  # type: ignore[assignment]  # fit once, score thrice
-    stopping.MEMBER_LAYOUT = "members"  # the layout studied here: each member its own part
     rows = []
     for name, seed, (x, y, xt, yt) in problems:
         fitted, _ = fit("hetero", x, y, generator=torch.Generator().manual_seed(seed),
-                        early_stopping=True)
+                        early_stopping=True, member_layout=LAYOUT)
         base = fitted.predict(xt, 200, generator=torch.Generator().manual_seed(1))
         row: dict[str, Any] = {"problem": name, "seed": seed}
         factors = _factors(captured)

@@ -176,6 +176,10 @@ class BayesianRegressor(RegressorMixin, EstimatorBase):
     calibration: str | None
     likelihood: str
     device: str | torch.device
+    #: :func:`varbayes.kinds.fit`'s ``member_layout`` (None: its default). Not a parameter
+    #: (neither in ``get_params`` nor saved): ``benchmarks/calibration.py`` sets it on an
+    #: instance to compare the members' validation layouts.
+    _member_layout: str | None = None
 
     def __init__(
         self,
@@ -283,7 +287,8 @@ class BayesianRegressor(RegressorMixin, EstimatorBase):
             target_name=None if target is None else str(target),
             early_stopping=self.early_stopping, validation_fraction=self.validation_fraction,
             n_iter_no_change=self.n_iter_no_change, calibration=self.calibration,
-            calibration_samples=self.num_samples, device=self.device, **overrides,
+            calibration_samples=self.num_samples, device=self.device,
+            member_layout=self._member_layout, **overrides,
         )
         return self
 

@@ -9,13 +9,14 @@ import pytest
 import torch
 from sklearn.base import clone
 
+import varbayes.kinds.fitted as fitted_module
 from varbayes import BayesianRegressor, io
 from varbayes.calibration import stretch
 from varbayes.cli import main
 from varbayes.infer import ELBO, train
 from varbayes.kinds import fit
 from varbayes.kinds.members import RESCALE_DRAWS, _hand_over, _twin, members_of, spread_factor
-from varbayes.kinds.stopping import MEMBER_LAYOUT, plan_validation
+from varbayes.kinds.stopping import DEFAULT_MEMBER_LAYOUT, ValidationPlan, plan_validation
 from varbayes.models import BayesianMLP, Ensemble
 from varbayes.predictive import predictive
 
@@ -42,7 +43,7 @@ def test_members_get_disjoint_validation_parts() -> None:
 
 def test_regressor_members_share_one_validation_part() -> None:
     """The regressor's layout: one part no member trains on, where the factor is fitted."""
-    assert MEMBER_LAYOUT == "shared"
+    assert DEFAULT_MEMBER_LAYOUT == "shared"
     members = plan_validation(200, True, 0.1, 5, 100, torch.Generator().manual_seed(0),
                               members=3)
     plan = plan_validation(200, True, 0.1, 5, 100, torch.Generator().manual_seed(0), members=3,
@@ -62,6 +63,54 @@ def test_regressor_members_share_one_validation_part() -> None:
     assert len(few.folds) == 1 and torch.equal(few.factor_rows, few.val_rows)  # 70 < 80 left
     with pytest.raises(ValueError, match="layout must be one of"):
         plan_validation(200, True, 0.1, 5, 100, None, layout="own")
+
+
+def _spy_plans(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ValidationPlan]]:
+    """Record the ``layout`` and the plan of every ``plan_validation`` call of ``kinds.fit``."""
+    calls: list[tuple[str, ValidationPlan]] = []
+
+    def spy(*args: object, layout: str, **kwargs: object) -> ValidationPlan:
+        plan = plan_validation(*args, layout=layout, **kwargs)  # type: ignore[arg-type]
+        calls.append((layout, plan))
+        return plan
+
+    monkeypatch.setattr(fitted_module, "plan_validation", spy)
+    return calls
+
+
+def test_member_layout_reaches_the_validation_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``member_layout`` of ``kinds.fit`` (and the estimator's hook) chooses the members' parts."""
+    calls = _spy_plans(monkeypatch)
+    x, y = _data(200)
+    options = {"epochs": 6, "early_stopping": True, "n_iter_no_change": 1}
+    shared, _ = fit("hetero", x, y, generator=torch.Generator().manual_seed(0), **options)
+    own, _ = fit("hetero", x, y, generator=torch.Generator().manual_seed(0),
+                 member_layout="Members", **options)
+    (default, plan), (members, apart) = calls
+    assert (default, members) == (DEFAULT_MEMBER_LAYOUT, "members")
+    assert len(plan.folds) == 1 and torch.equal(plan.factor_rows, plan.val_rows)
+    vals = [set(v.tolist()) for _, v in apart.folds]
+    assert len(vals) == 3 and apart.factor_rows is None
+    assert not (vals[0] & vals[1] or vals[1] & vals[2] or vals[0] & vals[2])
+    assert torch.equal(own.validation_rows, shared.validation_rows)  # the same stream
+    assert own.spread_factor != shared.spread_factor  # fitted on other rows
+    reg = BayesianRegressor(epochs=6, n_iter_no_change=1, random_state=0)
+    reg._member_layout = "separate"
+    reg.fit(x, y)
+    assert calls[-1][0] == "separate" and len(calls[-1][1].folds) == 3
+    assert calls[-1][1].factor_rows is not None  # a part of its own for the factor
+    assert "member_layout" not in reg.get_params()
+
+
+def test_bad_member_layout_is_refused() -> None:
+    x, y = _data(100)
+    with pytest.raises(ValueError, match="unknown member_layout 'own'; allowed values are"):
+        fit("hetero", x, y, epochs=1, member_layout="own")
+    with pytest.raises(TypeError, match="member_layout must be one of"):
+        fit("hetero", x, y, epochs=1, member_layout=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="member_layout='members' applies to Gaussian"):
+        fit("family", x, (y > 0).astype(float), epochs=1, likelihood="bernoulli",
+            member_layout="members")
 
 
 def test_spread_factor_calibrates_the_mixture_on_the_shared_part() -> None:

@@ -20,6 +20,7 @@ from varbayes._threads import intra_op_threads
 from varbayes._validation import (
     as_generator,
     check_array,
+    check_choice,
     check_enum,
     check_X_y,
     to_tensor,
@@ -225,6 +226,7 @@ def fit(
     calibration: str | None = None,
     calibration_samples: int = 200,
     device: str | torch.device | None = "cpu",
+    member_layout: str | None = None,
     **overrides: Any,
 ) -> tuple[FittedModel, History]:
     """Standardise, build and train a model of ``kind`` on ``x`` (n, d) and ``y`` (n,).
@@ -252,9 +254,8 @@ def fit(
         estimator and the CLI turn it on by default. Skipped (recorded in
         ``fitted.fit_info``) when there are too few rows for a validation part. The members
         of a ``hetero`` ensemble (``n_members``) share one validation part that none of them
-        trains on (:data:`varbayes.kinds.stopping.MEMBER_LAYOUT`) and keep their best
-        checkpoints; their noise warm-up (``warmup_fraction``) and training are
-        :mod:`varbayes.kinds.members`'s.
+        trains on (``member_layout``) and keep their best checkpoints; their noise warm-up
+        (``warmup_fraction``) and training are :mod:`varbayes.kinds.members`'s.
     validation_fraction : float in (0, 1), default=0.1
         Share of the rows in the validation part (at least
         :data:`~varbayes.kinds.stopping.MIN_VALIDATION` rows).
@@ -278,6 +279,11 @@ def fit(
         there. The initialisation is drawn on the CPU from ``generator``; on a GPU the training
         noise comes from a CUDA generator seeded from it, so a GPU fit is reproducible on the
         same GPU but not equal to the CPU fit.
+    member_layout : {None, 'shared', 'members', 'separate'}, default=None
+        With early stopping, the validation parts of the members and where the spread factor
+        is fitted (:func:`~varbayes.kinds.stopping.plan_validation`'s ``layout``); None:
+        :data:`~varbayes.kinds.stopping.DEFAULT_MEMBER_LAYOUT` (``'shared'``). The benchmarks
+        compare the layouts; ``kind='family'`` takes None (its members have their own parts).
     **overrides
         Any key of ``DEFAULTS[kind]`` (e.g. ``epochs=500``, ``hidden=[50]``).
 
@@ -294,9 +300,14 @@ def fit(
     NonFiniteLossError
         If the loss becomes NaN / inf and ``nonfinite='raise'``.
     """
+    if member_layout is not None:
+        member_layout = check_choice(member_layout, stopping.LAYOUTS, "member_layout")
     if str(getattr(kind, "value", kind)) == "family":  # non-Gaussian likelihoods
         if calibration is not None:
             raise ValueError("calibration applies to Gaussian models only, not kind='family'")
+        if member_layout is not None:
+            raise ValueError(f"member_layout={member_layout!r} applies to Gaussian models "
+                             "only; kind='family' stops each member on its own part")
         from varbayes.kinds.family import fit_family
 
         return fit_family(x, y, generator=generator, progress=progress, nonfinite=nonfinite,
@@ -316,7 +327,7 @@ def fit(
             nonfinite=nonfinite, feature_names=feature_names, target_name=target_name,
             distributed=distributed, early_stopping=early_stopping,
             validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
-            rescale=rescale, device=dev, **overrides)
+            rescale=rescale, device=dev, member_layout=member_layout, **overrides)
         calibrate(fitted, xa[held.numpy()], ya[held.numpy()], calibration,
                   num_samples=calibration_samples, generator=_on(dev, generator))
         return fitted, history
@@ -333,7 +344,7 @@ def fit(
     members = int(config.get("n_members", 1))
     plan = plan_validation(xs.shape[0], early_stopping, validation_fraction, n_iter_no_change,
                            int(config["epochs"]), generator, members,
-                           layout=stopping.MEMBER_LAYOUT)
+                           layout=member_layout or stopping.DEFAULT_MEMBER_LAYOUT)
     if "init_rho" in config and config["init_rho"] is None:
         config["init_rho"] = hetero_init_rho(xs.shape[0], config, MIN_ROWS)
     model, history, info = train_networks(

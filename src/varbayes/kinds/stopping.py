@@ -9,9 +9,11 @@ training stops after ``n_iter_no_change`` checks without a new best, and the bes
 kept (``docs/calibration.md`` measures keeping it against refitting on all rows).
 
 The members of a regressor's ensemble (``n_members``, :func:`varbayes.kinds.fit`) share one
-validation part that no member trains on (``layout="shared"``, :data:`MEMBER_LAYOUT`): each
-stops on it, and the spread factor (:func:`varbayes.kinds.members.spread_factor`) is fitted
-there on the *mixture's* predictive, so that it calibrates the ensemble as new rows see it.
+validation part that no member trains on (``layout="shared"``, :data:`DEFAULT_MEMBER_LAYOUT`):
+each stops on it, and the spread factor (:func:`varbayes.kinds.members.spread_factor`) is
+fitted there on the *mixture's* predictive, so that it calibrates the ensemble as new rows see
+it. :func:`~varbayes.kinds.fit`'s ``member_layout`` chooses another of :data:`LAYOUTS` (the
+benchmarks compare them).
 The classifier's members (``layout="members"``) each get their own validation part
 instead: the parts are disjoint while the rows allow (``n_members * n_val <= n``), so every row
 trains all members but one. ``docs/calibration.md`` measures both, and a third layout
@@ -35,8 +37,8 @@ from varbayes._validation import check_scalar
 from varbayes.infer.early_stopping import EarlyStopping, default_check_every
 from varbayes.predictive import predictive
 
-__all__ = ["LAYOUTS", "MEMBER_LAYOUT", "MIN_ROWS", "MIN_VALIDATION", "VALIDATION_DRAWS",
-           "ValidationPlan", "plan_validation"]
+__all__ = ["DEFAULT_MEMBER_LAYOUT", "LAYOUTS", "MIN_ROWS", "MIN_VALIDATION",
+           "VALIDATION_DRAWS", "ValidationPlan", "plan_validation"]
 
 #: Smallest validation part, in rows.
 MIN_VALIDATION = 20
@@ -44,13 +46,14 @@ MIN_VALIDATION = 20
 MIN_ROWS = 4 * MIN_VALIDATION
 #: Weight draws of each validation score.
 VALIDATION_DRAWS = 32
-#: The validation layout of the regressor's members (:func:`plan_validation`'s
-#: ``layout``): ``"shared"``, one part no member trains on, where every member stops and
-#: the spread factor is fitted on the mixture (the default); ``"members"``, each member's own
-#: part, disjoint (the factor fitted on each part as predicted by its member; the default
-#: before, over-covering: ``docs/calibration.md``); ``"separate"``, disjoint member parts for
-#: stopping plus a part that nothing else uses, for the factor. The benchmarks set it.
-MEMBER_LAYOUT = "shared"
+#: The validation layout of the regressor's members (:func:`plan_validation`'s ``layout``)
+#: when :func:`~varbayes.kinds.fit`'s ``member_layout`` is None: ``"shared"``, one part no
+#: member trains on, where every member stops and the spread factor is fitted on the mixture;
+#: the others, ``"members"`` (each member's own part, disjoint, the factor fitted on each part
+#: as predicted by its member; the default before, over-covering: ``docs/calibration.md``)
+#: and ``"separate"`` (disjoint member parts for stopping plus a part that nothing else uses,
+#: for the factor), are the benchmarks' ``member_layout``.
+DEFAULT_MEMBER_LAYOUT = "shared"
 #: The layouts :func:`plan_validation` knows.
 LAYOUTS = ("members", "shared", "separate")
 
