@@ -27,6 +27,8 @@ draws. Usage::
     python benchmarks/classification_draws.py --first-split 100 --cache /tmp/cls8 --draws 1024 \\
         --pred-seeds 1,2,3,4,5,6,7,8 --fixed-t     # 8 seeds, the fit's temperature
     python benchmarks/classification_draws.py --first-split 100 --cache /tmp/cls8 --predict-time
+    python benchmarks/classification_draws.py --first-split 100 --cache /tmp/cls8 --draws 1024 \\
+        --samplers plain --pred-seeds 1 --posterior-scale 0.5    # round 9: sigma -> 0.5 sigma
 
 ``--predict-time`` times the product's own prediction (``predict_family``, 1000 draws) with
 independent and with Sobol noise on the digits model of one split.
@@ -67,7 +69,10 @@ def fitted(cache: Path, tag: str, name: str, seed: int, params: dict[str, Any]
     path = cache / tag / f"{name}_{seed}.pkl"
     if path.exists():
         with open(path, "rb") as fh:
-            return pickle.load(fh)  # type: ignore[no-any-return]
+            clf: BayesianClassifier = pickle.load(fh)
+        if not hasattr(clf, "prediction_noise"):  # pickled before the option existed
+            clf.prediction_noise = "normal"
+        return clf
     xtr, _, ytr, _ = _split(name, seed)
     clf = BayesianClassifier(random_state=seed, **params).fit(xtr, ytr)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,15 +119,19 @@ class Noise:
 
 @torch.no_grad()
 def mixture_log_probs(clf: BayesianClassifier, x: np.ndarray, num: int, sampler: str,
-                      seed: int) -> torch.Tensor:
-    """:math:`\\log \\bar p` (n, K) at raw inputs ``x`` over ``num`` draws of ``sampler``."""
+                      seed: int, posterior_scale: float = 1.0) -> torch.Tensor:
+    """:math:`\\log \\bar p` (n, K) at raw inputs ``x`` over ``num`` draws of ``sampler``.
+
+    ``posterior_scale``: every posterior standard deviation multiplied by it (1: the posterior;
+    0: the network at the posterior means).
+    """
     fit = clf.model_
     z = fit.x_scaler.transform(torch.as_tensor(x, dtype=torch.float64)).double()
     layers = list(fit.model.layers)
     shapes = []
     for layer in layers:
-        shapes.append((layer.weight_loc.double(), layer.weight_scale.double()))
-        shapes.append((layer.bias_loc.double(), layer.bias_scale.double()))
+        shapes.append((layer.weight_loc.double(), layer.weight_scale.double() * posterior_scale))
+        shapes.append((layer.bias_loc.double(), layer.bias_scale.double() * posterior_scale))
     dims = sum(loc.numel() for loc, _ in shapes)
     noise = Noise(sampler, dims, seed)
     total = None
@@ -147,20 +156,23 @@ def mixture_log_probs(clf: BayesianClassifier, x: np.ndarray, num: int, sampler:
 
 
 def evaluate(clf: BayesianClassifier, name: str, seed: int, num: int, sampler: str,
-             pred_seed: int, fixed_t: bool = False) -> dict[str, Any]:
+             pred_seed: int, fixed_t: bool = False, posterior_scale: float = 1.0
+             ) -> dict[str, Any]:
     """Test scores with the temperature refitted on the validation rows (``num // 2`` draws).
 
     ``fixed_t``: with the temperature of the fit instead (the prediction's own noise alone).
+    ``posterior_scale``: :func:`mixture_log_probs`'s.
     """
     xtr, xte, ytr, yte = _split(name, seed)
     y = np.searchsorted(clf.classes_, yte)
     t = float(clf.model_.temperature)
     if not fixed_t:
         rows = clf.model_.validation_rows
-        log_val = mixture_log_probs(clf, xtr[rows.numpy()], num // 2, sampler, pred_seed + 1000)
+        log_val = mixture_log_probs(clf, xtr[rows.numpy()], num // 2, sampler, pred_seed + 1000,
+                                    posterior_scale)
         yval = torch.as_tensor(np.searchsorted(clf.classes_, ytr[rows.numpy()]))
         t = fit_temperature(ClassPrediction(log_val.unsqueeze(0)), yval)
-    raw = mixture_log_probs(clf, xte, num, sampler, pred_seed)
+    raw = mixture_log_probs(clf, xte, num, sampler, pred_seed, posterior_scale)
     log_test = torch.log_softmax(raw / t, -1)
     acc, nll, ece = scores(y, log_test.exp().numpy())
     return {"accuracy": acc, "nll": nll, "ece": ece, "T": t,
@@ -183,7 +195,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 for sampler in args.samplers.split(","):
                     for ps in [int(s) for s in args.pred_seeds.split(",")]:
                         rec = {**base, "draws": num, "sampler": sampler, "pred_seed": ps,
-                               **evaluate(clf, name, seed, num, sampler, ps, args.fixed_t)}
+                               **evaluate(clf, name, seed, num, sampler, ps, args.fixed_t,
+                                          args.posterior_scale)}
                         out.append(rec)
                         print(json.dumps({k: v for k, v in rec.items()
                                           if not k.startswith("row_")}), flush=True)
@@ -272,6 +285,8 @@ def main() -> None:
     parser.add_argument("--pred-seeds", default="1,2")
     parser.add_argument("--fixed-t", action="store_true",
                         help="keep the fit's temperature (no refit on the validation rows)")
+    parser.add_argument("--posterior-scale", type=float, default=1.0,
+                        help="every posterior sd times this at prediction (round 9)")
     parser.add_argument("--out", help="pickle of the records (with per-row log p)")
     parser.add_argument("--predict-time", action="store_true",
                         help="time predict_family on digits (split --first-split) instead")
