@@ -48,12 +48,9 @@ BAND = (0.87, 0.93)
 def friedman(n: int, seed: int, n_test: int = N_TEST
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``n`` training rows and ``n_test`` test rows of the heteroscedastic friedman1 data."""
-    from sklearn.datasets import make_friedman1
+    from varbayes.benchmarks.uci_scale import friedman_data
 
-    rows = n + n_test
-    x, y = make_friedman1(n_samples=rows, n_features=10, noise=0.0, random_state=seed)
-    rng = np.random.default_rng(seed)
-    y = y + (0.5 + np.abs(x[:, 1])) * rng.normal(size=rows)
+    x, y = friedman_data(n + n_test, seed)
     return x[:n], y[:n], x[n:], y[n:]
 
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["format_uci_scale", "run_uci_scale", "write_friedman_uci", "write_uci_folder"]
+__all__ = ["format_uci_scale", "friedman_data", "run_uci_scale", "write_friedman_uci",
+           "write_uci_folder"]
 
 
 def write_uci_folder(folder: Path, x: np.ndarray, y: np.ndarray,
@@ -41,13 +42,22 @@ def write_uci_folder(folder: Path, x: np.ndarray, y: np.ndarray,
     return folder
 
 
-def write_friedman_uci(root: Path, rows: int, splits: int, seed: int = 0) -> str:
-    """A ``friedman<rows>`` folder under ``root`` in the UCI layout; returns its name."""
+def friedman_data(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` rows of ``make_friedman1`` (10 features) with the noise ``(0.5 + |x_1|) N(0, 1)``.
+
+    The streams: ``make_friedman1(random_state=seed)``, then ``np.random.default_rng(seed)``
+    for the noise.
+    """
     from sklearn.datasets import make_friedman1
 
     x, y = make_friedman1(n_samples=rows, n_features=10, noise=0.0, random_state=seed)
     rng = np.random.default_rng(seed)
-    y = y + (0.5 + np.abs(x[:, 1])) * rng.normal(size=rows)
+    return x, y + (0.5 + np.abs(x[:, 1])) * rng.normal(size=rows)
+
+
+def write_friedman_uci(root: Path, rows: int, splits: int, seed: int = 0) -> str:
+    """A ``friedman<rows>`` folder under ``root`` in the UCI layout; returns its name."""
+    x, y = friedman_data(rows, seed)
     name = f"friedman{rows}"
     perms = [np.random.default_rng([seed, i]).permutation(rows) for i in range(splits)]
     write_uci_folder(root / name, x, y, perms, fmt="%.6f")
