@@ -54,20 +54,25 @@ def friedman(n: int, seed: int, n_test: int = N_TEST
     return x[:n], y[:n], x[n:], y[n:]
 
 
-def run_one(n: int, fraction: float, seed: int) -> dict[str, Any]:
-    """One default fit with ``validation_fraction=fraction``, scored on fresh rows."""
+def run_one(n: int, fraction: float, seed: int, layout: str | None = None) -> dict[str, Any]:
+    """One default fit with ``validation_fraction=fraction``, scored on fresh rows.
+
+    ``layout``: the members' validation layout (``kinds.fit``'s ``member_layout``; None: the
+    default, one part shared by the members, where the spread factor is fitted too).
+    """
     from varbayes import BayesianRegressor
     from varbayes.metrics import evaluate
 
     x, y, xt, yt = friedman(n, seed)
     reg = BayesianRegressor(random_state=seed, validation_fraction=fraction)
+    reg._member_layout = layout
     start = time.perf_counter()
     reg.fit(x, y)
     seconds = time.perf_counter() - start
     lower, upper = reg.predict_interval(xt, level=LEVEL)
     scores = evaluate(yt, reg._prediction(xt), level=LEVEL)
     info = reg.model_.fit_info
-    return {"n": n, "fraction": fraction, "seed": seed,
+    return {"n": n, "fraction": fraction, "seed": seed, "layout": layout or "shared",
             "coverage_90": float(np.mean((yt >= lower) & (yt <= upper))),
             "coverage_90_evaluate": scores["coverage_90"], "nll": scores["nll"],
             "rmse": scores["rmse"], "width_90": float(np.mean(upper - lower)),
@@ -117,6 +122,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=8, help="seeds 0 .. SEEDS-1")
     parser.add_argument("--seeds-large", type=int, nargs=2, metavar=("N", "SEEDS"),
                         help="only SEEDS seeds for size N (to bound the run time)")
+    parser.add_argument("--layout", choices=("shared", "members", "separate"),
+                        help="the members' validation layout (default: the library's)")
     parser.add_argument("--estimate", action="store_true",
                         help="time one fit per size (seed 0, fraction 0.1) and stop")
     parser.add_argument("--out", type=Path, help="write the records here (after every fit)")
@@ -139,7 +146,7 @@ def main() -> None:
             seeds = args.seeds_large[1]
         for seed in range(seeds):
             for f in args.fractions:
-                r = run_one(n, f, seed)
+                r = run_one(n, f, seed, args.layout)
                 records.append(r)
                 print(f"n={n} seed={seed} f={f:g}: coverage {r['coverage_90']:.3f}, "
                       f"NLL {r['nll']:.3f}, {r['n_validation']} rows, "
