@@ -87,11 +87,14 @@ def _abs_conformal(pred_cal: Any, y_cal: np.ndarray, pred: Any, y: np.ndarray) -
 OLD_RECIPE = {"init_rho": -5.0, "hidden": [20], "n_members": 1, "warmup_fraction": 0.0}
 
 
-def _regressor(layout: str | None, **params: Any) -> BayesianRegressor:
+def _regressor(layout: str | None, step: int | None = None, **params: Any
+               ) -> BayesianRegressor:
     """``BayesianRegressor(**params)`` fitting its members with validation layout ``layout``
-    (:func:`varbayes.kinds.fit`'s ``member_layout``; None: the default)."""
+    (:func:`varbayes.kinds.fit`'s ``member_layout``) and, with ``calibration``, rounding the
+    calibration part with ``step`` (its ``conformal_step``); None: the defaults."""
     reg = BayesianRegressor(**params)
     reg._member_layout = layout
+    reg._conformal_step = step
     return reg
 
 
@@ -125,10 +128,12 @@ def _single_networks(x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarra
 
 def run_problem(x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray, seed: int,
                 samples: int = 200, ablation: bool = True, maps: bool = True,
-                defaults: bool = True, layout: str | None = None) -> dict[str, Any]:
+                defaults: bool = True, layout: str | None = None, step: int | None = None
+                ) -> dict[str, Any]:
     """Every variant on one problem (``ablation``: also the old recipe and single networks;
     ``defaults=False``: not the defaults' fit, e.g. to add maps to rows measured before;
-    ``layout``: the members' validation layout of every fit, None: the default)."""
+    ``layout``: the members' validation layout of every fit, ``step``: the held-out fit's
+    ``conformal_step``, None: the defaults)."""
     out: dict[str, Any] = {"n": int(len(y)), "d": int(x.shape[1])}
     t = time.perf_counter()
     if ablation:
@@ -140,7 +145,8 @@ def run_problem(x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray, se
         out["default"]["epochs"] = new.model_.fit_info.get("best_epoch")
         out["default"]["spread_factor"] = new.model_.spread_factor
     if maps:  # one fit with a calibration part held out (as calibration=... does), every map
-        cal = _regressor(layout, random_state=seed, num_samples=samples, calibration="scale")
+        cal = _regressor(layout, step, random_state=seed, num_samples=samples,
+                         calibration="scale")
         cal.fit(x, y)
         held = _held_rows(cal, x)
         gen = torch.Generator().manual_seed(cal.predict_seed_)
@@ -162,12 +168,12 @@ def _held_rows(reg: BayesianRegressor, x: np.ndarray) -> np.ndarray:
 
     g = as_generator(reg.random_state)
     torch.randint(0, 2**62, (1,), generator=g)  # the estimator's predict seed comes first
-    _, held = calibration_rows(len(x), reg.validation_fraction, g)
+    _, held = calibration_rows(len(x), reg.validation_fraction, g, reg._conformal_step)
     return held.numpy()
 
 
 def group_gen(seeds: int, maps_only: bool = False, defaults_only: bool = False,
-              layout: str | None = None) -> list[dict[str, Any]]:
+              layout: str | None = None, step: int | None = None) -> list[dict[str, Any]]:
     rows = []
     for n, d, case_seeds in GEN_CASES:
         for seed in range(min(seeds, case_seeds)):
@@ -176,14 +182,14 @@ def group_gen(seeds: int, maps_only: bool = False, defaults_only: bool = False,
                          **run_problem(x, y, xt, yt, seed,
                                        ablation=not (maps_only or defaults_only),
                                        maps=not defaults_only, defaults=not maps_only,
-                                       layout=layout)})
+                                       layout=layout, step=step)})
             print(json.dumps(_short(rows[-1])), file=sys.stderr, flush=True)
     return rows
 
 
 def group_uci(root: str, splits: int, ablation_splits: int, maps_splits: int,
               datasets: list[str] | None = None, maps_only: bool = False,
-              layout: str | None = None) -> list[dict[str, Any]]:
+              layout: str | None = None, step: int | None = None) -> list[dict[str, Any]]:
     from varbayes.data import list_uci, load_uci
 
     rows = []
@@ -196,7 +202,7 @@ def group_uci(root: str, splits: int, ablation_splits: int, maps_splits: int,
                          **run_problem(data.x_train, data.y_train, data.x_test, data.y_test,
                                        split, ablation=split < ablation_splits,
                                        maps=split < maps_splits, defaults=not maps_only,
-                                       layout=layout)})
+                                       layout=layout, step=step)})
             print(json.dumps(_short(rows[-1])), file=sys.stderr, flush=True)
     return rows
 
@@ -338,8 +344,9 @@ def main() -> None:
     parser.add_argument("--uci-root", default="../shared/data/uci")
     parser.add_argument("--datasets", nargs="*", help="uci: only these data sets")
     parser.add_argument("--conformal-step", type=int,
-                        help="round the calibration part to n + 1 a multiple of this (default: "
-                             "varbayes.kinds.calibrated.CONFORMAL_STEP; 1: no rounding)")
+                        help="gen, uci: round the calibration part to n + 1 a multiple of this "
+                             "(varbayes.kinds.fit's conformal_step; default: "
+                             "varbayes.kinds.calibrated.DEFAULT_CONFORMAL_STEP; 1: no rounding)")
     parser.add_argument("--maps-only", action="store_true",
                         help="gen, uci: only the held-out fit and the maps (merged by --table "
                              "with the rows of an earlier run, later files winning)")
@@ -355,10 +362,8 @@ def main() -> None:
                         help="with --table: the UCI runner's results to compare the NLL with")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    if args.conformal_step is not None:
-        import varbayes.kinds.calibrated as calibrated
-
-        calibrated.CONFORMAL_STEP = args.conformal_step
+    if args.conformal_step is not None and args.conformal_step < 1:
+        parser.error(f"--conformal-step must be a positive int, got {args.conformal_step}")
     if args.table:
         rows = merge([r for f in args.table for r in json.loads(Path(f).read_text())["rows"]])
         print(table(rows))
@@ -366,12 +371,12 @@ def main() -> None:
             print("\n" + runner_table(rows, json.loads(Path(args.runner).read_text())))
         return
     start = time.perf_counter()
-    layout = args.validation_layout
+    layout, step = args.validation_layout, args.conformal_step
     if args.group == "gen":
-        rows = group_gen(args.seeds, args.maps_only, args.defaults_only, layout)
+        rows = group_gen(args.seeds, args.maps_only, args.defaults_only, layout, step)
     elif args.group == "uci":
         rows = group_uci(args.uci_root, args.splits, args.ablation_splits, args.maps_splits,
-                         args.datasets, args.maps_only, layout)
+                         args.datasets, args.maps_only, layout, step)
     elif args.group == "toy":
         rows = group_toy(args.seeds, layout=layout)
     else:

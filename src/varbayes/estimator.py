@@ -180,6 +180,10 @@ class BayesianRegressor(RegressorMixin, EstimatorBase):
     #: (neither in ``get_params`` nor saved): ``benchmarks/calibration.py`` sets it on an
     #: instance to compare the members' validation layouts.
     _member_layout: str | None = None
+    #: :func:`varbayes.kinds.fit`'s ``conformal_step`` (None: its default), a hook like
+    #: ``_member_layout``: ``benchmarks/calibration.py`` sets it to study the rounding of the
+    #: calibration part.
+    _conformal_step: int | None = None
 
     def __init__(
         self,
@@ -288,7 +292,8 @@ class BayesianRegressor(RegressorMixin, EstimatorBase):
             early_stopping=self.early_stopping, validation_fraction=self.validation_fraction,
             n_iter_no_change=self.n_iter_no_change, calibration=self.calibration,
             calibration_samples=self.num_samples, device=self.device,
-            member_layout=self._member_layout, **overrides,
+            member_layout=self._member_layout, conformal_step=self._conformal_step,
+            **overrides,
         )
         return self
 

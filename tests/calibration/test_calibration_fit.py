@@ -16,7 +16,7 @@ from varbayes.cli import main
 from varbayes.infer import ELBO, train
 from varbayes.infer.early_stopping import EarlyStopping
 from varbayes.kinds import fit
-from varbayes.kinds.calibrated import calibration_rows
+from varbayes.kinds.calibrated import DEFAULT_CONFORMAL_STEP, calibration_rows
 from varbayes.kinds.registry import FIXED_INIT_RHO, hetero_init_rho
 from varbayes.kinds.stopping import MIN_ROWS
 from varbayes.models import BayesianMLP
@@ -114,6 +114,51 @@ def test_calibration_part_is_sized_for_an_exact_ninety_percent() -> None:
     assert sizes == {45: 20, 48: 20, 49: 29, 99: 29, 100: 20, 108: 20, 109: 29, 200: 29,
                      277: 29, 691: 69, 1000: 109}
     assert len(calibration_rows(1000, 0.5, None)[1]) == 509
+
+
+def test_conformal_step_sets_the_rounding_of_the_calibration_part() -> None:
+    """None is the default step, 10; 1 keeps ``round(0.1 n)`` (at least 20), other steps round
+    to their multiples; the same random order, so a smaller part is a subset of a larger."""
+    assert DEFAULT_CONFORMAL_STEP == 10
+
+    def held(n: int, step: int | None) -> set[int]:
+        rows = calibration_rows(n, 0.1, torch.Generator().manual_seed(0), step)[1]
+        return set(rows.tolist())
+
+    for n, plain, by20 in ((100, 20, 20), (200, 20, 39), (277, 28, 39), (1000, 100, 119)):
+        default = held(n, None)
+        assert default == held(n, 10) and len(held(n, 1)) == plain
+        assert len(held(n, 20)) == by20
+        assert held(n, 1) <= default <= held(n, 20)
+
+
+def test_conformal_step_reaches_the_calibration_part_of_a_fit() -> None:
+    """``kinds.fit(conformal_step=1)`` (and the estimator's hook) holds out 20 rows of 200,
+    not the default 29; the hook is not a parameter."""
+    x, y = _data(200)
+    options = {"epochs": 2, "calibration": "conformal", "calibration_samples": 20}
+    default, _ = fit("hetero", x, y, generator=torch.Generator().manual_seed(0), **options)
+    plain, _ = fit("hetero", x, y, generator=torch.Generator().manual_seed(0), conformal_step=1,
+                   **options)
+    assert default.fit_info["calibration"]["n"] == 29
+    assert plain.fit_info["calibration"]["n"] == 20
+    reg = BayesianRegressor(epochs=2, num_samples=20, calibration="conformal", random_state=0)
+    reg._conformal_step = 1
+    assert reg.fit(x, y).model_.fit_info["calibration"]["n"] == 20
+    assert "conformal_step" not in reg.get_params()
+    assert clone(reg)._conformal_step is None  # a hook on the instance, not cloned
+
+
+def test_bad_conformal_step_is_refused() -> None:
+    x, y = _data(100)
+    with pytest.raises(ValueError, match=r"conformal_step must be in the range \[1, inf\), got 0"):
+        fit("hetero", x, y, epochs=1, calibration="scale", conformal_step=0)
+    with pytest.raises(TypeError, match="conformal_step must be an int, got float 2.5"):
+        fit("hetero", x, y, epochs=1, conformal_step=2.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="conformal_step must be an int, got bool True"):
+        calibration_rows(100, 0.1, None, True)
+    with pytest.raises(ValueError, match="conformal_step must be in the range"):
+        calibration_rows(100, 0.1, None, -10)
 
 
 @pytest.mark.parametrize("method", ["scale", "isotonic", "conformal"])

@@ -15,25 +15,28 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from varbayes._validation import check_scalar, check_X_y
+from varbayes._validation import check_count, check_scalar, check_X_y
 from varbayes.calibration import CalibrationMap, check_method, fit_calibration
 from varbayes.kinds.stopping import MIN_ROWS, MIN_VALIDATION
 
-__all__ = ["CONFORMAL_STEP", "calibrate", "calibration_rows"]
+__all__ = ["DEFAULT_CONFORMAL_STEP", "calibrate", "calibration_rows"]
 
 #: The calibration part has ``n`` rows with ``n + 1`` a multiple of this, where the rows allow:
 #: then ``(n + 1) * 0.9`` is an integer and split conformal's expected 90 % coverage,
-#: ``ceil((n + 1) 0.9) / (n + 1)``, is exactly 0.9 (28 rows: 27 / 29 = 0.931).
-CONFORMAL_STEP = 10
+#: ``ceil((n + 1) 0.9) / (n + 1)``, is exactly 0.9 (28 rows: 27 / 29 = 0.931). The step
+#: when :func:`calibration_rows`' ``conformal_step`` is None; the benchmarks pass others
+#: (1: no rounding).
+DEFAULT_CONFORMAL_STEP = 10
 
 
-def calibration_rows(n: int, fraction: float, generator: torch.Generator | None
-                     ) -> tuple[Tensor, Tensor]:
+def calibration_rows(n: int, fraction: float, generator: torch.Generator | None,
+                     conformal_step: int | None = None) -> tuple[Tensor, Tensor]:
     """``(training rows, calibration rows)`` of ``n`` rows, chosen at random.
 
     The calibration part has ``round(fraction * n)`` rows (at least
     :data:`~varbayes.kinds.stopping.MIN_VALIDATION`), rounded up to the next count ``m`` with
-    ``m + 1`` a multiple of :data:`CONFORMAL_STEP` (at most 9 rows more) where that leaves
+    ``m + 1`` a multiple of ``conformal_step`` (a positive int; None:
+    :data:`DEFAULT_CONFORMAL_STEP`, at most 9 rows more; 1: no rounding) where that leaves
     :data:`MIN_VALIDATION` rows to train on and does not take them below
     :data:`~varbayes.kinds.stopping.MIN_ROWS` (below it training has no validation part: the
     rounding must not change how the model trains). The count depends on ``n`` and
@@ -44,8 +47,10 @@ def calibration_rows(n: int, fraction: float, generator: torch.Generator | None
     """
     fraction = float(check_scalar(fraction, "validation_fraction", low=0.0, high=1.0,
                                   low_inclusive=False, high_inclusive=False))
+    step = (DEFAULT_CONFORMAL_STEP if conformal_step is None
+            else check_count(conformal_step, "conformal_step"))
     n_cal = max(MIN_VALIDATION, round(fraction * n))
-    rounded = n_cal + (-(n_cal + 1)) % CONFORMAL_STEP
+    rounded = n_cal + (-(n_cal + 1)) % step
     if n - rounded >= MIN_VALIDATION and (n - rounded >= MIN_ROWS) == (n - n_cal >= MIN_ROWS):
         n_cal = rounded
     if n - n_cal < MIN_VALIDATION:

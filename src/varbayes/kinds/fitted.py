@@ -21,6 +21,7 @@ from varbayes._validation import (
     as_generator,
     check_array,
     check_choice,
+    check_count,
     check_enum,
     check_X_y,
     to_tensor,
@@ -227,6 +228,7 @@ def fit(
     calibration_samples: int = 200,
     device: str | torch.device | None = "cpu",
     member_layout: str | None = None,
+    conformal_step: int | None = None,
     **overrides: Any,
 ) -> tuple[FittedModel, History]:
     """Standardise, build and train a model of ``kind`` on ``x`` (n, d) and ``y`` (n,).
@@ -284,6 +286,12 @@ def fit(
         is fitted (:func:`~varbayes.kinds.stopping.plan_validation`'s ``layout``); None:
         :data:`~varbayes.kinds.stopping.DEFAULT_MEMBER_LAYOUT` (``'shared'``). The benchmarks
         compare the layouts; ``kind='family'`` takes None (its members have their own parts).
+    conformal_step : int >= 1 or None, default=None
+        With ``calibration``, the calibration part's count ``m`` is rounded up so that ``m + 1``
+        is a multiple of this where the rows allow
+        (:func:`~varbayes.kinds.calibrated.calibration_rows`); None:
+        :data:`~varbayes.kinds.calibrated.DEFAULT_CONFORMAL_STEP` (10); 1: no rounding. The
+        benchmarks study the rounding; without ``calibration`` it changes nothing.
     **overrides
         Any key of ``DEFAULTS[kind]`` (e.g. ``epochs=500``, ``hidden=[50]``).
 
@@ -302,6 +310,8 @@ def fit(
     """
     if member_layout is not None:
         member_layout = check_choice(member_layout, stopping.LAYOUTS, "member_layout")
+    if conformal_step is not None:
+        conformal_step = check_count(conformal_step, "conformal_step")
     if str(getattr(kind, "value", kind)) == "family":  # non-Gaussian likelihoods
         if calibration is not None:
             raise ValueError("calibration applies to Gaussian models only, not kind='family'")
@@ -321,7 +331,7 @@ def fit(
     if generator is not None:
         generator = as_generator(generator, "generator")
     if check_method(calibration, allow_none=True) is not None:
-        keep, held = calibration_rows(len(ya), validation_fraction, generator)
+        keep, held = calibration_rows(len(ya), validation_fraction, generator, conformal_step)
         fitted, history = fit(
             kind, xa[keep.numpy()], ya[keep.numpy()], generator=generator, progress=progress,
             nonfinite=nonfinite, feature_names=feature_names, target_name=target_name,
