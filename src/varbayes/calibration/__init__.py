@@ -24,7 +24,7 @@ from varbayes.calibration.maps import (
     map_from_json,
     stretch,
 )
-from varbayes.calibration.report import calibration_report, pit_values
+from varbayes.calibration.report import calibration_report, coverage_sd, pit_values
 from varbayes.calibration.temperature import (
     TEMPERATURE_PRIOR_SD,
     TemperedClassPrediction,
@@ -45,6 +45,7 @@ __all__ = [
     "TemperedClassPrediction",
     "calibration_report",
     "check_method",
+    "coverage_sd",
     "fit_calibration",
     "fit_temperature",
     "map_from_json",

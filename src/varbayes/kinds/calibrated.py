@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from varbayes._validation import check_count, check_scalar, check_X_y
-from varbayes.calibration import CalibrationMap, check_method, fit_calibration
+from varbayes.calibration import CalibrationMap, check_method, coverage_sd, fit_calibration
 from varbayes.kinds.stopping import MIN_ROWS, MIN_VALIDATION
 
 __all__ = ["DEFAULT_CONFORMAL_STEP", "calibrate", "calibration_rows"]
@@ -78,5 +78,6 @@ def calibrate(fitted: Any, x: Any, y: Any, method: str | None, *, num_samples: i
     pred = fitted.predict(xa, num_samples, generator=generator)
     mapping = fit_calibration(method, pred, np.asarray(ya, dtype=np.float64))
     fitted.calibration = mapping
-    fitted.fit_info = {**fitted.fit_info, "calibration": {"method": method, "n": len(ya)}}
+    fitted.fit_info = {**fitted.fit_info, "calibration": {"method": method, "n": len(ya)},
+                       "coverage_sd": coverage_sd(len(ya))}  # the map's rows, not the factor's
     return mapping

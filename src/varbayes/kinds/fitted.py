@@ -30,12 +30,13 @@ from varbayes.calibration import (
     CalibratedPrediction,
     CalibrationMap,
     check_method,
+    coverage_sd,
 )
 from varbayes.data.transforms import Standardizer
 from varbayes.infer import History, NonFinitePolicy
 from varbayes.kinds.calibrated import calibrate, calibration_rows
 from varbayes.kinds.config import make_config
-from varbayes.kinds.members import spread_factor, train_networks
+from varbayes.kinds.members import SPREAD_LEVEL, spread_factor, spread_rows, train_networks
 from varbayes.kinds.registry import ModelKind, get_kind, hetero_init_rho
 from varbayes.kinds.stopping import MIN_ROWS, plan_validation
 from varbayes.predictive import Prediction, predictive
@@ -367,6 +368,8 @@ def fit(
     if plan.val_rows is not None:
         if rescale:
             fitted.spread_factor = spread_factor(model, xs, ys, plan)
+            rows = spread_rows(model, plan)  # what one fit's coverage rests on
+            fitted.fit_info.update(factor_rows=rows, coverage_sd=coverage_sd(rows, SPREAD_LEVEL))
         fitted.fit_info["spread_factor"] = fitted.spread_factor
     fitted.validation_rows = plan.val_rows  # not saved: which rows the callers may reuse
     return fitted, history

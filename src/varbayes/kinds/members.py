@@ -44,7 +44,8 @@ from varbayes.kinds.stopping import ValidationPlan
 from varbayes.models import BayesianMLP, Ensemble
 from varbayes.predictive import Prediction, predictive
 
-__all__ = ["RESCALE_DRAWS", "SPREAD_LEVEL", "members_of", "spread_factor", "train_networks"]
+__all__ = ["RESCALE_DRAWS", "SPREAD_LEVEL", "members_of", "spread_factor", "spread_rows",
+           "train_networks"]
 
 #: Weight draws of the validation predictive that :func:`spread_factor` fits its factor on.
 RESCALE_DRAWS = 100
@@ -189,6 +190,17 @@ def _info(plan: ValidationPlan, records: list[tuple[dict[str, Any], EarlyStoppin
         info["members"] = [{**r, "validation_ll": m.best_score if m is not None else None}
                            for r, m in records]
     return info
+
+
+def spread_rows(model: nn.Module, plan: ValidationPlan) -> int:
+    """How many held-out rows :func:`spread_factor` scores.
+
+    ``plan.factor_rows``, else the members' own validation parts together.
+    """
+    if plan.factor_rows is not None:
+        return int(plan.factor_rows.numel())
+    return sum(int(rows.numel()) for _, (_, rows) in zip(members_of(model), plan.folds,
+                                                          strict=False))
 
 
 def spread_factor(model: nn.Module, xs: Tensor, ys: Tensor, plan: ValidationPlan) -> float:
