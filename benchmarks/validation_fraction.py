@@ -54,7 +54,39 @@ def friedman(n: int, seed: int, n_test: int = N_TEST
     return x[:n], y[:n], x[n:], y[n:]
 
 
-def run_one(n: int, fraction: float, seed: int, layout: str | None = None) -> dict[str, Any]:
+def fresh_factor_coverage(reg: Any, n: int, seed: int, xt: np.ndarray, yt: np.ndarray
+                          ) -> dict[str, Any]:
+    """The fit's coverage with its spread factor set instead on fresh rows, as many as its own.
+
+    The same members and the same rule (:func:`varbayes.kinds.members.spread_factor`), on
+    rows of the generator that nothing chose (the draw's rows after the test rows): what the
+    factor gives when its rows did not also choose the stopping epochs.
+    """
+    import torch
+
+    from varbayes.benchmarks.uci_scale import friedman_data
+    from varbayes.kinds.members import spread_factor
+    from varbayes.kinds.stopping import ValidationPlan
+
+    fitted = reg.model_
+    m = int(fitted.fit_info["factor_rows"])
+    x, y = friedman_data(n + N_TEST + m, seed)  # the first n + N_TEST rows are run_one's
+    xs = fitted.x_scaler.transform(torch.as_tensor(x[n + N_TEST:])).float()
+    ys = fitted.y_scaler.transform(torch.as_tensor(y[n + N_TEST:, None]))[:, 0].float()
+    plan = ValidationPlan(None, None, 1, 1, "", seed=seed, factor_rows=torch.arange(m))
+    own = fitted.spread_factor
+    fitted.spread_factor = spread_factor(fitted.model, xs, ys, plan)
+    try:
+        lower, upper = reg.predict_interval(xt, level=LEVEL)
+        fresh = fitted.spread_factor
+    finally:
+        fitted.spread_factor = own
+    return {"coverage_90_fresh_factor": float(np.mean((yt >= lower) & (yt <= upper))),
+            "spread_factor_fresh": fresh}
+
+
+def run_one(n: int, fraction: float, seed: int, layout: str | None = None,
+            fresh_factor: bool = False) -> dict[str, Any]:
     """One default fit with ``validation_fraction=fraction``, scored on fresh rows.
 
     ``layout``: the members' validation layout (``kinds.fit``'s ``member_layout``; None: the
@@ -72,7 +104,8 @@ def run_one(n: int, fraction: float, seed: int, layout: str | None = None) -> di
     lower, upper = reg.predict_interval(xt, level=LEVEL)
     scores = evaluate(yt, reg._prediction(xt), level=LEVEL)
     info = reg.model_.fit_info
-    return {"n": n, "fraction": fraction, "seed": seed, "layout": layout or "shared",
+    fresh = fresh_factor_coverage(reg, n, seed, xt, yt) if fresh_factor else {}
+    return {**fresh, "n": n, "fraction": fraction, "seed": seed, "layout": layout or "shared",
             "coverage_90": float(np.mean((yt >= lower) & (yt <= upper))),
             "coverage_90_evaluate": scores["coverage_90"], "nll": scores["nll"],
             "rmse": scores["rmse"], "width_90": float(np.mean(upper - lower)),
@@ -124,6 +157,8 @@ def main() -> None:
                         help="only SEEDS seeds for size N (to bound the run time)")
     parser.add_argument("--layout", choices=("shared", "members", "separate"),
                         help="the members' validation layout (default: the library's)")
+    parser.add_argument("--fresh-factor", action="store_true",
+                        help="also the coverage with the factor set on as many fresh rows")
     parser.add_argument("--estimate", action="store_true",
                         help="time one fit per size (seed 0, fraction 0.1) and stop")
     parser.add_argument("--out", type=Path, help="write the records here (after every fit)")
@@ -146,7 +181,7 @@ def main() -> None:
             seeds = args.seeds_large[1]
         for seed in range(seeds):
             for f in args.fractions:
-                r = run_one(n, f, seed, args.layout)
+                r = run_one(n, f, seed, args.layout, args.fresh_factor)
                 records.append(r)
                 print(f"n={n} seed={seed} f={f:g}: coverage {r['coverage_90']:.3f}, "
                       f"NLL {r['nll']:.3f}, {r['n_validation']} rows, "
