@@ -110,6 +110,7 @@ def run_one(n: int, fraction: float, seed: int, layout: str | None = None,
             "coverage_90_evaluate": scores["coverage_90"], "nll": scores["nll"],
             "rmse": scores["rmse"], "width_90": float(np.mean(upper - lower)),
             "fit_seconds": seconds, "n_validation": int(info["n_validation"]),
+            "factor_rows": int(info["factor_rows"]),
             "spread_factor": info.get("spread_factor"), "best_epoch": info.get("best_epoch")}
 
 
@@ -131,7 +132,7 @@ def table(records: list[dict[str, Any]]) -> str:
                         key=lambda r: r["seed"])
             cov = np.array([r["coverage_90"] for r in rs])
             nll = np.array([r["nll"] for r in rs])
-            m = float(np.mean([r["n_validation"] for r in rs]))
+            m = float(np.mean([r.get("factor_rows", r["n_validation"]) for r in rs]))
             inside = int(np.sum((cov >= BAND[0]) & (cov <= BAND[1])))
             sd = f"{cov.std(ddof=1):.3f}" if len(rs) > 1 else "-"
             diffs = np.array([r["nll"] - base[n, r["seed"]] for r in rs

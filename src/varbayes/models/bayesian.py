@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import cast
 
@@ -37,9 +38,7 @@ class _QuasiNoise:
         self.eps, self.offset = eps, 0
 
     def _take(self, shape: tuple[int, ...]) -> Tensor:
-        size = 1
-        for n in shape[1:]:
-            size *= n
+        size = math.prod(shape[1:])
         piece = self.eps[:, self.offset:self.offset + size].reshape(shape)
         self.offset += size
         return piece
