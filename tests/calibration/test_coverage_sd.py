@@ -14,7 +14,7 @@ from scipy.stats import norm
 
 from varbayes.calibration import coverage_sd
 from varbayes.cli import main
-from varbayes.kinds import fit
+from varbayes.kinds import calibrate, fit
 
 
 def test_coverage_sd_is_the_beta_standard_deviation() -> None:
@@ -69,6 +69,21 @@ def test_fit_records_the_rows_its_coverage_rests_on() -> None:
     assert calibrated.fit_info["coverage_sd"] == pytest.approx(coverage_sd(n_cal))
     plain, _ = fit("bbb", x, y, epochs=4)  # no validation part: no factor, nothing to say
     assert "coverage_sd" not in plain.fit_info
+
+
+def test_removing_a_map_gives_the_coverage_back_to_the_factors_rows() -> None:
+    x, y = _data(200)
+    fitted, _ = fit("bbb", x, y, epochs=16, early_stopping=True,
+                    generator=torch.Generator().manual_seed(0))
+    plain, _ = fit("bbb", x, y, epochs=4)
+    for model, factor_sd in ((fitted, coverage_sd(20)), (plain, None)):
+        calibrate(model, x[:50], y[:50], "conformal")
+        assert model.fit_info["calibration"]["n"] == 50
+        assert model.fit_info["coverage_sd"] == pytest.approx(coverage_sd(50))
+        calibrate(model, None, None, None)
+        assert "calibration" not in model.fit_info
+        assert model.fit_info.get("coverage_sd") == (
+            None if factor_sd is None else pytest.approx(factor_sd))
 
 
 def test_cli_fit_says_how_far_one_fit_may_land(tmp_path: Path, capsys) -> None:

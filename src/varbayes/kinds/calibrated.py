@@ -71,8 +71,12 @@ def calibrate(fitted: Any, x: Any, y: Any, method: str | None, *, num_samples: i
     data the model will predict for the conformal guarantee to hold.
     """
     method = check_method(method, allow_none=True)
-    if method is None:
+    if method is None:  # the coverage rests on the spread factor's rows again, if it has them
         fitted.calibration = None
+        info = {k: v for k, v in fitted.fit_info.items() if k not in ("calibration", "coverage_sd")}
+        if "factor_rows" in info:
+            info["coverage_sd"] = coverage_sd(int(info["factor_rows"]))
+        fitted.fit_info = info
         return None
     xa, ya = check_X_y(x, y, names=("x", "y"))
     pred = fitted.predict(xa, num_samples, generator=generator)
