@@ -115,10 +115,62 @@ def fit_last_layer(args: argparse.Namespace, h: Tensor, y: Tensor, head: nn.Line
     return mu.detach(), nn.functional.softplus(rho).detach(), float(s2.detach().sqrt())
 
 
-def predict(h: Tensor, mu: Tensor, sig: Tensor, draws: int, seed: int) -> ClassPrediction:
-    """Logits of ``draws`` draws of the output layer at features ``h``."""
+def _tril(raw: Tensor) -> Tensor:
+    """Cholesky factors ``(k, d, d)`` from free ``raw``: lower triangle, softplus diagonal."""
+    diag = nn.functional.softplus(torch.diagonal(raw, dim1=-2, dim2=-1))
+    return torch.tril(raw, -1) + torch.diag_embed(diag)
+
+
+def fit_full(args: argparse.Namespace, h: Tensor, y: Tensor, head: nn.Linear,
+             seed: int) -> tuple[Tensor, Tensor, float]:
+    """Step 3 with ``--posterior full``: per class a full-covariance Gaussian over its weights.
+
+    Class ``c``'s weights and bias ``w_c ~ N(m_c, L_c L_c^T)``, independent across classes, so a
+    row's logit ``z_c ~ N(h^T m_c, |L_c^T h|^2)``: exact local reparameterisation again. The
+    covariance can be wide along feature directions the rows do not span and narrow along those
+    they do, which a diagonal cannot. Prior ``N(0, s^2 I)`` with ``s`` = ``--prior`` (a number);
+    the KL is ``torch.distributions``' closed form. Returns (means ``(d, k)``, factors
+    ``(k, d, d)``, ``s``).
+    """
+    torch.manual_seed(seed)
     h1 = _with_bias(h)
-    m, v = h1 @ mu, (h1 * h1) @ (sig * sig)
+    k, d = head.out_features, h1.shape[1]
+    mu = torch.cat([head.weight.detach().T, head.bias.detach()[None]], 0).double()
+    mu.requires_grad_()
+    raw = torch.diag_embed(torch.full((k, d), -6.0, dtype=torch.float64)).requires_grad_()
+    opt = torch.optim.Adam([mu, raw], lr=1e-2)
+    prior_sd = float(args.prior)
+    prior = torch.distributions.Normal(torch.zeros(k, d, dtype=torch.float64), prior_sd)
+    prior = torch.distributions.Independent(prior, 1)
+    for _ in range(args.vi_steps):
+        tril = _tril(raw)
+        m = h1 @ mu
+        v = torch.einsum("nd,kde->nke", h1, tril).pow(2).sum(-1)
+        logits = m + v.sqrt() * torch.randn(8, *m.shape, dtype=m.dtype)
+        ll = -nn.functional.cross_entropy(logits.reshape(-1, k), y.repeat(8),
+                                          reduction="sum") / 8
+        q = torch.distributions.MultivariateNormal(mu.T, scale_tril=tril)
+        kl = torch.distributions.kl_divergence(
+            q, torch.distributions.MultivariateNormal(
+                prior.mean, scale_tril=prior_sd * torch.eye(d, dtype=torch.float64))).sum()
+        opt.zero_grad()
+        ((kl - ll) / len(y)).backward()
+        opt.step()
+    return mu.detach(), _tril(raw).detach(), prior_sd
+
+
+def predict(h: Tensor, mu: Tensor, sig: Tensor, draws: int, seed: int) -> ClassPrediction:
+    """Logits of ``draws`` draws of the output layer at features ``h``.
+
+    ``sig``: the standard deviations ``(d, k)`` of the mean-field posterior, or the full
+    posterior's Cholesky factors ``(k, d, d)``.
+    """
+    h1 = _with_bias(h)
+    m = h1 @ mu
+    if sig.dim() == 3:
+        v = torch.einsum("nd,kde->nke", h1, sig).pow(2).sum(-1)
+    else:
+        v = (h1 * h1) @ (sig * sig)
     eps = torch.randn(draws, *m.shape, generator=torch.Generator().manual_seed(seed),
                       dtype=m.dtype)
     return ClassPrediction(m + v.sqrt() * eps)
@@ -143,6 +195,8 @@ def run_split(args: argparse.Namespace, x: np.ndarray, y: np.ndarray, seed: int)
     if args.no_vi:
         mu = torch.cat([head.weight.detach().T, head.bias.detach()[None]], 0).double()
         sig, prior_sd = torch.zeros_like(mu), 0.0
+    elif args.posterior == "full":
+        mu, sig, prior_sd = fit_full(args, hf, torch.as_tensor(yf), head, seed)
     else:
         mu, sig, prior_sd = fit_last_layer(args, hf, torch.as_tensor(yf), head, seed)
     temp = fit_temperature(predict(hv, mu, sig, 500, seed + 1), torch.as_tensor(yv),
@@ -160,6 +214,8 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=100)
     parser.add_argument("--wd", type=float, default=1.0, help="the body's prior sd")
     parser.add_argument("--prior", default="eb", help="the last layer's prior sd, or 'eb'")
+    parser.add_argument("--posterior", choices=("diag", "full"), default="diag",
+                        help="the output layer's Gaussian: mean-field, or full per class")
     parser.add_argument("--vi-steps", type=int, default=1000)
     parser.add_argument("--tprior", type=float, default=0.5)
     parser.add_argument("--no-vi", action="store_true", help="the point estimate, tempered")
