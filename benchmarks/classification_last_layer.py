@@ -15,7 +15,9 @@ network of ``BayesianClassifier``? Per split (the splits and scores of
    full-batch steps) on the ELBO with the hidden features fixed; the logits of a row are
    Gaussian under it (the local reparameterisation, exact for one linear layer), 8 draws a step.
    ``--prior eb``: the prior's scale is ``sqrt(mean(mu^2 + sigma^2))`` over the layer (the KL's
-   minimiser); a number: that fixed standard deviation.
+   minimiser); a number: that fixed standard deviation. ``--posterior full``: instead, per
+   class a full-covariance Gaussian over its weights and bias (``varbayes.nn.FullCovLinear``,
+   round 10), the same start, steps and draws, a fixed prior.
 4. A temperature on the mixture, fitted on the held-out rows (500 draws) as the classifier
    fits it (``varbayes.calibration.temperature``, prior sd ``--tprior`` on ``log T``); the test
    rows predicted with 1000 draws.
@@ -43,7 +45,10 @@ from sklearn.preprocessing import StandardScaler
 from torch import Tensor, nn
 
 from varbayes.calibration.temperature import TemperedClassPrediction, fit_temperature
+from varbayes.nn import FullCovLinear, bayesianize
+from varbayes.nn.sampling import run_draws
 from varbayes.predictive.classes import ClassPrediction
+from varbayes.priors import GaussianPrior
 
 sys.path.insert(0, os.path.dirname(__file__))
 import classification as bench  # noqa: E402
@@ -115,62 +120,43 @@ def fit_last_layer(args: argparse.Namespace, h: Tensor, y: Tensor, head: nn.Line
     return mu.detach(), nn.functional.softplus(rho).detach(), float(s2.detach().sqrt())
 
 
-def _tril(raw: Tensor) -> Tensor:
-    """Cholesky factors ``(k, d, d)`` from free ``raw``: lower triangle, softplus diagonal."""
-    diag = nn.functional.softplus(torch.diagonal(raw, dim1=-2, dim2=-1))
-    return torch.tril(raw, -1) + torch.diag_embed(diag)
-
-
 def fit_full(args: argparse.Namespace, h: Tensor, y: Tensor, head: nn.Linear,
-             seed: int) -> tuple[Tensor, Tensor, float]:
+             seed: int) -> FullCovLinear:
     """Step 3 with ``--posterior full``: per class a full-covariance Gaussian over its weights.
 
-    Class ``c``'s weights and bias ``w_c ~ N(m_c, L_c L_c^T)``, independent across classes, so a
-    row's logit ``z_c ~ N(h^T m_c, |L_c^T h|^2)``: exact local reparameterisation again. The
-    covariance can be wide along feature directions the rows do not span and narrow along those
-    they do, which a diagonal cannot. Prior ``N(0, s^2 I)`` with ``s`` = ``--prior`` (a number);
-    the KL is ``torch.distributions``' closed form. Returns (means ``(d, k)``, factors
-    ``(k, d, d)``, ``s``).
+    ``varbayes.nn.FullCovLinear`` at the trained weights (standard deviation softplus(-6), no
+    correlation), prior ``N(0, s^2)`` with ``s`` = ``--prior`` (a number), fitted like the
+    mean-field layer (Adam, lr 1e-2, 8 draws a step; in training mode each row's logits are
+    drawn from their Gaussian, in eval mode whole weights).
     """
     torch.manual_seed(seed)
-    h1 = _with_bias(h)
-    k, d = head.out_features, h1.shape[1]
-    mu = torch.cat([head.weight.detach().T, head.bias.detach()[None]], 0).double()
-    mu.requires_grad_()
-    raw = torch.diag_embed(torch.full((k, d), -6.0, dtype=torch.float64)).requires_grad_()
-    opt = torch.optim.Adam([mu, raw], lr=1e-2)
-    prior_sd = float(args.prior)
-    prior = torch.distributions.Normal(torch.zeros(k, d, dtype=torch.float64), prior_sd)
-    prior = torch.distributions.Independent(prior, 1)
+    layer = bayesianize(nn.Sequential(head), "last", prior=GaussianPrior(0.0, float(args.prior)),
+                        init_scale=1.0, covariance="full")[0].double()
+    layer.set_scale(torch.full_like(layer.unit_loc, math.log1p(math.exp(-6.0))))
+    opt = torch.optim.Adam(layer.parameters(), lr=1e-2)
+    h = h.double()
+    layer.train()
     for _ in range(args.vi_steps):
-        tril = _tril(raw)
-        m = h1 @ mu
-        v = torch.einsum("nd,kde->nke", h1, tril).pow(2).sum(-1)
-        logits = m + v.sqrt() * torch.randn(8, *m.shape, dtype=m.dtype)
-        ll = -nn.functional.cross_entropy(logits.reshape(-1, k), y.repeat(8),
+        logits = run_draws(layer, h, 8)
+        ll = -nn.functional.cross_entropy(logits.reshape(-1, head.out_features), y.repeat(8),
                                           reduction="sum") / 8
-        q = torch.distributions.MultivariateNormal(mu.T, scale_tril=tril)
-        kl = torch.distributions.kl_divergence(
-            q, torch.distributions.MultivariateNormal(
-                prior.mean, scale_tril=prior_sd * torch.eye(d, dtype=torch.float64))).sum()
         opt.zero_grad()
-        ((kl - ll) / len(y)).backward()
+        ((layer.kl_divergence() - ll) / len(y)).backward()
         opt.step()
-    return mu.detach(), _tril(raw).detach(), prior_sd
+    return layer.eval()
+
+
+def predict_full(h: Tensor, layer: FullCovLinear, draws: int, seed: int) -> ClassPrediction:
+    """Logits of ``draws`` whole-weight draws of the full-covariance layer at features ``h``."""
+    with torch.no_grad():
+        return ClassPrediction(run_draws(layer, h.double(), draws,
+                                         generator=torch.Generator().manual_seed(seed)))
 
 
 def predict(h: Tensor, mu: Tensor, sig: Tensor, draws: int, seed: int) -> ClassPrediction:
-    """Logits of ``draws`` draws of the output layer at features ``h``.
-
-    ``sig``: the standard deviations ``(d, k)`` of the mean-field posterior, or the full
-    posterior's Cholesky factors ``(k, d, d)``.
-    """
+    """Logits of ``draws`` draws of the mean-field output layer at features ``h``."""
     h1 = _with_bias(h)
-    m = h1 @ mu
-    if sig.dim() == 3:
-        v = torch.einsum("nd,kde->nke", h1, sig).pow(2).sum(-1)
-    else:
-        v = (h1 * h1) @ (sig * sig)
+    m, v = h1 @ mu, (h1 * h1) @ (sig * sig)
     eps = torch.randn(draws, *m.shape, generator=torch.Generator().manual_seed(seed),
                       dtype=m.dtype)
     return ClassPrediction(m + v.sqrt() * eps)
@@ -192,16 +178,23 @@ def run_split(args: argparse.Namespace, x: np.ndarray, y: np.ndarray, seed: int)
                                      torch.as_tensor(yv), k, seed)
     with torch.no_grad():
         hf, hv, ht = body(t(xf)), body(t(xv)), body(t(scaler.transform(xte)))
-    if args.no_vi:
-        mu = torch.cat([head.weight.detach().T, head.bias.detach()[None]], 0).double()
-        sig, prior_sd = torch.zeros_like(mu), 0.0
-    elif args.posterior == "full":
-        mu, sig, prior_sd = fit_full(args, hf, torch.as_tensor(yf), head, seed)
+    if args.posterior == "full" and not args.no_vi:
+        layer = fit_full(args, hf, torch.as_tensor(yf), head, seed)
+        prior_sd = float(args.prior)
+
+        def draw(h: Tensor, num: int, at: int) -> ClassPrediction:
+            return predict_full(h, layer, num, at)
     else:
-        mu, sig, prior_sd = fit_last_layer(args, hf, torch.as_tensor(yf), head, seed)
-    temp = fit_temperature(predict(hv, mu, sig, 500, seed + 1), torch.as_tensor(yv),
-                           prior_sd=args.tprior)
-    proba = TemperedClassPrediction(predict(ht, mu, sig, 1000, seed + 2).logits, temp).probs
+        if args.no_vi:
+            mu = torch.cat([head.weight.detach().T, head.bias.detach()[None]], 0).double()
+            sig, prior_sd = torch.zeros_like(mu), 0.0
+        else:
+            mu, sig, prior_sd = fit_last_layer(args, hf, torch.as_tensor(yf), head, seed)
+
+        def draw(h: Tensor, num: int, at: int) -> ClassPrediction:
+            return predict(h, mu, sig, num, at)
+    temp = fit_temperature(draw(hv, 500, seed + 1), torch.as_tensor(yv), prior_sd=args.tprior)
+    proba = TemperedClassPrediction(draw(ht, 1000, seed + 2).logits, temp).probs
     return {"split": seed, "epochs": epochs, "temperature": temp, "prior_sd": prior_sd,
             "seconds": time.perf_counter() - start, **bench._scores(yte, proba.numpy())}
 

@@ -1,10 +1,11 @@
-"""Neural-network building blocks: mean-field variational layers, conversion, heads, draws."""
+"""Neural-network building blocks: variational layers, conversion, heads, draws."""
 
 from __future__ import annotations
 
 from varbayes.nn.conv import BayesConv
 from varbayes.nn.convert import bayesianize, convertible_layers
 from varbayes.nn.folded import FoldedBayesLinear
+from varbayes.nn.fullcov import FullCovLinear
 from varbayes.nn.heads import GaussianHead
 from varbayes.nn.layers import BayesLinear, Estimator, batched_linear
 from varbayes.nn.parametrization import inverse_softplus, softplus_scale
@@ -15,6 +16,7 @@ __all__ = [
     "BayesLinear",
     "Estimator",
     "FoldedBayesLinear",
+    "FullCovLinear",
     "GaussianHead",
     "batchable",
     "batched_linear",

@@ -3,9 +3,12 @@
 ``bayesianize(net)`` swaps the network's ``nn.Linear`` and ``nn.Conv1d/2d/3d`` for mean-field
 variational layers (:class:`~varbayes.nn.folded.FoldedBayesLinear`,
 :class:`~varbayes.nn.conv.BayesConv`) and keeps everything else, so the network's own
-``forward`` runs unchanged. ``init='pretrained'`` starts the posterior means at the trained
-weights, with scales ``init_scale * |w|``; ``prior='pretrained'`` centres the prior on them
-(MOPED, Krishnan et al. 2020) with standard deviation ``prior_scale``.
+``forward`` runs unchanged. ``covariance='full'`` makes the linear layers
+:class:`~varbayes.nn.fullcov.FullCovLinear` instead (a full covariance per output unit: for a
+last layer, ``bayesianize(net, "last", covariance="full")``). ``init='pretrained'`` starts the
+posterior means at the trained weights, with scales ``init_scale * |w|``;
+``prior='pretrained'`` centres the prior on them (MOPED, Krishnan et al. 2020) with standard
+deviation ``prior_scale``.
 
 >>> import torch
 >>> from torch import nn
@@ -27,6 +30,7 @@ from torch import Tensor, nn
 from varbayes._checks_scalar import check_positive
 from varbayes.nn.conv import BayesConv
 from varbayes.nn.folded import FoldedBayesLinear
+from varbayes.nn.fullcov import FullCovLinear
 from varbayes.nn.layers import Estimator
 from varbayes.nn.sampling import VariationalLayer, variational_layers
 from varbayes.priors import GaussianPrior, Prior
@@ -57,13 +61,35 @@ def _rho(values: Tensor, init_scale: float) -> Tensor:
 _Convertible = nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d
 
 
+def _convert_full(old: nn.Linear, *, prior: Prior | None, centred: bool, init: str,
+                  init_scale: float, generator: torch.Generator | None) -> FullCovLinear:
+    weight = old.weight.detach()
+    bias = None if old.bias is None else old.bias.detach()
+    new = FullCovLinear(old.in_features, old.out_features, bias is not None, prior=prior,
+                        generator=generator).to(device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        if init == "pretrained":
+            new.weight_loc.copy_(weight.t())
+            if bias is not None and new.bias_loc is not None:
+                new.bias_loc.copy_(bias)
+            new.set_scale((new.unit_loc.abs() * init_scale).clamp_min(MIN_INIT_SCALE))
+    if centred:
+        new.weight_prior_loc = weight.t().clone()
+        new.bias_prior_loc = None if bias is None else bias.clone()
+    new.train(old.training)
+    return new
+
+
 def _convert(old: _Convertible, *, prior: Prior | str | None, prior_scale: float, init: str,
-             init_scale: float, estimator: Estimator | str, generator: torch.Generator | None
-             ) -> nn.Module:
+             init_scale: float, estimator: Estimator | str, covariance: str,
+             generator: torch.Generator | None) -> nn.Module:
     weight = old.weight.detach()
     bias = None if old.bias is None else old.bias.detach()
     layer_prior = GaussianPrior(0.0, prior_scale) if prior == "pretrained" else (
         prior if isinstance(prior, Prior) else None)
+    if covariance == "full" and isinstance(old, nn.Linear):
+        return _convert_full(old, prior=layer_prior, centred=prior == "pretrained", init=init,
+                             init_scale=init_scale, generator=generator)
     opts = dict(bias=bias is not None, prior=layer_prior, estimator=estimator,
                 generator=generator)
     new: FoldedBayesLinear | BayesConv
@@ -101,10 +127,11 @@ def bayesianize(
     init: str = "pretrained",
     init_scale: float = 0.1,
     estimator: Estimator | str = Estimator.REPARAM,
+    covariance: str = "diagonal",
     inplace: bool = False,
     generator: torch.Generator | None = None,
 ) -> nn.Module:
-    """Replace linear and convolution layers of ``module`` by mean-field variational ones.
+    """Replace linear and convolution layers of ``module`` by variational ones.
 
     Parameters
     ----------
@@ -125,7 +152,13 @@ def bayesianize(
     init_scale : float, default=0.1
         Relative initial posterior scale of ``init='pretrained'``.
     estimator : {'reparam', 'local', 'flipout'}, default='reparam'
-        Gradient estimator of every new layer (prediction always samples whole weights).
+        Gradient estimator of every new mean-field layer (prediction always samples whole
+        weights; a full-covariance layer trains with the local reparameterisation).
+    covariance : {'diagonal', 'full'}, default='diagonal'
+        ``'diagonal'``: mean-field layers. ``'full'``: each chosen ``nn.Linear`` becomes a
+        :class:`~varbayes.nn.fullcov.FullCovLinear`, a full-covariance Gaussian per output unit
+        (``d^2`` parameters per unit for ``d`` inputs: meant for the last layer); it takes a
+        Gaussian prior only, and convolutions cannot be chosen with it.
     inplace : bool, default=False
         Convert ``module`` itself; otherwise a deep copy.
     generator : torch.Generator or None
@@ -142,8 +175,9 @@ def bayesianize(
     Raises
     ------
     ValueError
-        For an unknown option, a name in ``layers`` that is not a convertible layer, or a
-        network with nothing to convert.
+        For an unknown option, a name in ``layers`` that is not a convertible layer, a
+        network with nothing to convert, or ``covariance='full'`` with a convolution chosen
+        or a prior other than a Gaussian.
     """
     if init not in ("pretrained", "default"):
         raise ValueError(f"init must be 'pretrained' or 'default', got {init!r}")
@@ -154,6 +188,12 @@ def bayesianize(
     prior_scale = check_positive(prior_scale, "prior_scale")
     init_scale = check_positive(init_scale, "init_scale")
     Estimator(estimator)  # raises ValueError for an unknown estimator
+    if covariance not in ("diagonal", "full"):
+        raise ValueError(f"covariance must be 'diagonal' or 'full', got {covariance!r}")
+    if covariance == "full" and isinstance(prior, Prior) and not isinstance(prior, GaussianPrior):
+        raise ValueError(f"covariance='full' needs a GaussianPrior (or 'pretrained' / None), "
+                         f"got {type(prior).__name__}: its KL to a correlated Gaussian has no "
+                         "closed form")
     net = module if inplace else copy.deepcopy(module)
     names = convertible_layers(net)
     if isinstance(layers, str):
@@ -171,6 +211,10 @@ def bayesianize(
         raise ValueError(f"{type(module).__name__} has no nn.Linear or nn.Conv1d/2d/3d layer "
                          "to convert" + (" (it already holds variational layers)"
                                          if variational_layers(net) else ""))
+    convs = [n for n in chosen if not isinstance(net.get_submodule(n), nn.Linear)]
+    if covariance == "full" and convs:
+        raise ValueError(f"covariance='full' converts nn.Linear layers only; {convs} are "
+                         "convolutions (choose the linear layers by name, or 'last')")
     if layers == "all":
         left = [f"{name or '(root)'} ({type(m).__name__})" for name, m in net.named_modules()
                 if not _convertible(m) and not isinstance(m, VariationalLayer)
@@ -184,5 +228,6 @@ def bayesianize(
         parent = net.get_submodule(parent_name)
         setattr(parent, child, _convert(
             cast(_Convertible, getattr(parent, child)), prior=prior, prior_scale=prior_scale,
-            init=init, init_scale=init_scale, estimator=estimator, generator=generator))
+            init=init, init_scale=init_scale, estimator=estimator, covariance=covariance,
+            generator=generator))
     return net
