@@ -6,6 +6,8 @@ On one of the five UCI regression data sets (``varbayes.data.load_uci``):
   the Gaussian NLL: a point estimate, the starting point of the next two;
 * ``last_layer``: ``bayesianize(net, "last", prior="pretrained")``, then the ELBO
   (``varbayes.infer.train``): a variational last layer centred on the trained weights;
+* ``last_layer_full``: the same with ``covariance="full"``: each output unit's weights and bias
+  under one full-covariance Gaussian (``varbayes.nn.FullCovLinear``);
 * ``all_layers``: ``bayesianize(net, "all")``, then the ELBO;
 * ``ivon``: the same MLP, untouched, trained from scratch by ``varbayes.optim.IVON`` with the
   library's IVON defaults (``varbayes.kinds.ivon``: lr 0.2, h0 1, beta2 0.999, update clipped at
@@ -64,7 +66,7 @@ def _scores(pred: Prediction, mean: float, std: float, y: np.ndarray) -> dict[st
 
 
 def run_split(name: str, split: int, root: Path, quick: bool) -> dict[str, dict[str, float]]:
-    """The four methods on one split: their scores in data units and seconds."""
+    """Every method on one split: its scores in data units and seconds."""
     data = load_uci(name, split, root=root)
     x_mean, x_std = data.x_train.mean(0), data.x_train.std(0) + 1e-12
     y_mean, y_std = float(data.y_train.mean()), float(data.y_train.std())
@@ -91,9 +93,13 @@ def run_split(name: str, split: int, root: Path, quick: bool) -> dict[str, dict[
     point = Prediction(out["loc"][None].double(), out["scale"][None].double())
     results["pretrained"] = {**_scores(point, y_mean, y_std, data.y_test), "seconds": pretrain}
 
-    for label, layers, prior in (("last_layer", "last", "pretrained"), ("all_layers", "all", None)):
+    for label, layers, prior, covariance in (
+            ("last_layer", "last", "pretrained", "diagonal"),
+            ("last_layer_full", "last", "pretrained", "full"),
+            ("all_layers", "all", None, "diagonal")):
         start = time.perf_counter()
-        bnn = bayesianize(copy.deepcopy(net), layers, prior=prior, init_scale=0.1)
+        bnn = bayesianize(copy.deepcopy(net), layers, prior=prior, init_scale=0.1,
+                          covariance=covariance)
         train(bnn, ELBO(n), x, y, epochs=epochs, lr=0.003,
               generator=torch.Generator().manual_seed(split))
         seconds = time.perf_counter() - start

@@ -34,7 +34,8 @@ def test_uci_last_layer_example(tmp_path: Path) -> None:
     report = _example("uci_last_layer").main(
         ["--quick", "--root", str(UCI), "--out", str(tmp_path / "r.json")])
     rows = report["yacht"]
-    methods = ("last_layer", "all_layers", "ivon", "estimator_bbb", "estimator_ivon")
+    methods = ("last_layer", "last_layer_full", "all_layers", "ivon", "estimator_bbb",
+               "estimator_ivon")
     assert set(rows) >= {"pretrained", *methods}
     assert all(abs(rows[m]["ll"]) < 1e3 and 0 <= rows[m]["coverage_90"] <= 1 for m in methods)
     # yacht's target has std 15; IVON without its update clip reached an RMSE of 90 (2 splits)
