@@ -54,6 +54,16 @@ def test_kl_is_torch_distributions_and_its_monte_carlo_estimate() -> None:
         se = terms.std() / len(terms) ** 0.5
         assert abs(float(terms.mean() - reference)) < Z * float(se)
     assert _layer().prior.scale == 1.0  # None: N(0, 1)
+    at_prior = _layer(prior).requires_grad_(False)  # q = p: the KL is 0, and only then
+    with torch.no_grad():
+        at_prior.set_scale(torch.full_like(at_prior.unit_loc, 0.7))
+        centre = at_prior._prior_centre()
+        at_prior.weight_loc.copy_(centre[:, :3].t())
+        at_prior.bias_loc.copy_(centre[:, 3])
+    assert abs(float(at_prior.kl_divergence())) < 1e-12
+    with torch.no_grad():
+        at_prior.scale_tril_raw[0, 1, 0] = 0.05  # a correlation alone makes it positive
+    assert float(at_prior.kl_divergence()) > 1e-4
 
 
 @pytest.fixture(autouse=True)
