@@ -16,7 +16,7 @@ from torch import Tensor
 
 from varbayes.nn.layers import BayesLinear
 from varbayes.nn.meanfield import centred_kl
-from varbayes.nn.sampling import VariationalLayer
+from varbayes.nn.sampling import VariationalLayer, draw_blocks
 
 __all__ = ["FoldedBayesLinear", "centred_kl"]
 
@@ -44,11 +44,7 @@ class FoldedBayesLinear(BayesLinear, VariationalLayer):
     ) -> Tensor:
         """``x @ W + b`` for ``x`` of shape ``(..., in_features)``, one draw per folded block."""
         state = self.draw_state
-        if x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"FoldedBayesLinear expected inputs with {self.in_features} features in the "
-                f"last dimension, got shape {tuple(x.shape)}")
+        h = draw_blocks(self, x, self.in_features, state.num)
         lead = x.shape[:-1]
-        h = x.reshape(state.num, -1, self.in_features)
         out, _ = self.forward_kl(h, kl=None, sample=state.sample, generator=state.generator)
         return out.reshape(*lead, self.out_features)

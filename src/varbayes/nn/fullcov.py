@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from varbayes._checks_scalar import check_positive
 from varbayes.nn.parametrization import softplus_scale
-from varbayes.nn.sampling import VariationalLayer
+from varbayes.nn.sampling import VariationalLayer, draw_blocks
 from varbayes.priors import GaussianPrior, Prior
 
 __all__ = ["FullCovLinear"]
@@ -162,12 +162,8 @@ class FullCovLinear(VariationalLayer):
     def forward(self, x: Tensor) -> Tensor:
         """``x @ W + b`` for ``x`` of shape ``(..., in_features)``, one draw per folded block."""
         state = self.draw_state
-        if x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"FullCovLinear expected inputs with {self.in_features} features in the last "
-                f"dimension, got shape {tuple(x.shape)}")
+        h = draw_blocks(self, x, self.in_features, state.num)
         lead = x.shape[:-1]
-        h = x.reshape(state.num, -1, self.in_features)
         mean = h @ self.weight_loc
         if self.bias_loc is not None:
             mean = mean + self.bias_loc

@@ -32,6 +32,7 @@ __all__ = [
     "DrawState",
     "VariationalLayer",
     "batchable",
+    "draw_blocks",
     "draws",
     "fold",
     "is_native",
@@ -143,6 +144,21 @@ def draws(
     finally:
         for m, old in zip(layers, previous, strict=True):
             m.draw_state = old
+
+
+def draw_blocks(layer: nn.Module, x: Tensor, in_features: int, num: int) -> Tensor:
+    """A linear layer's folded input ``(..., in_features)`` as ``(num, rows, in_features)``.
+
+    Raises
+    ------
+    ValueError
+        Naming ``layer``'s class, if the last dimension is not ``in_features``.
+    """
+    if x.shape[-1] != in_features:
+        raise ValueError(
+            f"{type(layer).__name__} expected inputs with {in_features} features in the last "
+            f"dimension, got shape {tuple(x.shape)}")
+    return x.reshape(num, -1, in_features)
 
 
 def fold(x: Tensor, num: int) -> Tensor:
