@@ -17,6 +17,7 @@ from torch.distributions import MultivariateNormal, kl_divergence
 
 from varbayes import io
 from varbayes.nn import FullCovLinear, bayesianize, draws
+from varbayes.nn.parametrization import inverse_softplus_scale, softplus_scale
 from varbayes.nn.sampling import run_draws
 from varbayes.predictive import sample_outputs
 from varbayes.priors import GaussianPrior, ScaleMixturePrior
@@ -218,3 +219,14 @@ def test_save_and_load_give_identical_predictions(tmp_path: Path) -> None:
     after = sample_outputs(loaded, x, 50, generator=torch.Generator().manual_seed(2))
     assert before.shape == (50, 7, 4) and torch.equal(before, after)
     assert before.std(0).min() > 0
+
+
+def test_inverse_softplus_scale_round_trips_and_keeps_the_floor() -> None:
+    for dtype in (torch.float32, torch.float64):
+        scale = torch.tensor([1e-5, 0.0067, 0.7, 30.0, 1e4], dtype=dtype)
+        back = softplus_scale(inverse_softplus_scale(scale, 1e-6), 1e-6)
+        torch.testing.assert_close(back, scale, rtol=1e-5, atol=0.0)
+        low = inverse_softplus_scale(torch.tensor([1e-6, 0.0, -1.0], dtype=dtype), 1e-6)
+        assert torch.isfinite(low).all()
+        torch.testing.assert_close(softplus_scale(low, 1e-6),
+                                   torch.full((3,), 1e-6, dtype=dtype))

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from varbayes._validation import check_count, check_scalar, check_X_y
 from varbayes.calibration import CalibrationMap, check_method, coverage_sd, fit_calibration
+from varbayes.kinds.members import SPREAD_LEVEL
 from varbayes.kinds.stopping import MIN_ROWS, MIN_VALIDATION
 
 __all__ = ["DEFAULT_CONFORMAL_STEP", "calibrate", "calibration_rows"]
@@ -75,7 +76,7 @@ def calibrate(fitted: Any, x: Any, y: Any, method: str | None, *, num_samples: i
         fitted.calibration = None
         info = {k: v for k, v in fitted.fit_info.items() if k not in ("calibration", "coverage_sd")}
         if "factor_rows" in info:
-            info["coverage_sd"] = coverage_sd(int(info["factor_rows"]))
+            info["coverage_sd"] = coverage_sd(int(info["factor_rows"]), SPREAD_LEVEL)
         fitted.fit_info = info
         return None
     xa, ya = check_X_y(x, y, names=("x", "y"))

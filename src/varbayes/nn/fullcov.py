@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from varbayes._checks_scalar import check_positive
-from varbayes.nn.parametrization import softplus_scale
+from varbayes.nn.parametrization import inverse_softplus_scale, softplus_scale
 from varbayes.nn.sampling import VariationalLayer, draw_blocks
 from varbayes.priors import GaussianPrior, Prior
 
@@ -135,9 +135,7 @@ class FullCovLinear(VariationalLayer):
 
         ``scale`` has shape ``(out_features, d)`` (weights then bias, as :attr:`unit_loc`).
         """
-        above = torch.where(scale > self.min_scale, scale - self.min_scale, 1e-3 * scale)
-        raw = above + torch.log(-torch.expm1(-above))  # inverse_softplus, elementwise
-        self.scale_tril_raw.copy_(torch.diag_embed(raw))
+        self.scale_tril_raw.copy_(torch.diag_embed(inverse_softplus_scale(scale, self.min_scale)))
 
     def kl_divergence(self) -> Tensor:
         """Closed-form KL(q || prior), summed over the units (a scalar).

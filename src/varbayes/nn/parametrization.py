@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["inverse_softplus", "softplus_scale"]
+__all__ = ["inverse_softplus", "inverse_softplus_scale", "softplus_scale"]
 
 
 def softplus_scale(rho: Tensor, floor: float | Tensor) -> Tensor:
@@ -29,3 +30,13 @@ def softplus_scale(rho: Tensor, floor: float | Tensor) -> Tensor:
 def inverse_softplus(value: float) -> float:
     """Return ``rho`` with ``softplus(rho) == value`` (``value > 0``), stable for large values."""
     return value + math.log(-math.expm1(-value))
+
+
+def inverse_softplus_scale(scale: Tensor, floor: float) -> Tensor:
+    """``rho`` with ``softplus_scale(rho, floor) == scale``, elementwise.
+
+    A scale at or below ``floor`` maps to the ``rho`` whose scale is the floor itself (``softplus``
+    of it underflows to 0), never to NaN.
+    """
+    s = (scale - floor).clamp_min(torch.finfo(scale.dtype).tiny)
+    return s + torch.log(-torch.expm1(-s))

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from varbayes.nn.layers import BayesLinear
-from varbayes.nn.parametrization import softplus_scale
+from varbayes.nn.parametrization import inverse_softplus_scale, softplus_scale
 
 __all__ = ["IVONPosterior", "check_posterior", "held_parameters", "posterior_of", "sync_scales"]
 
@@ -104,12 +104,6 @@ def posterior_of(model: nn.Module) -> IVONPosterior | None:
     return found if isinstance(found, IVONPosterior) else None
 
 
-def _rho(scale: Tensor, floor: float) -> Tensor:
-    """``rho`` with ``softplus(rho) + floor == scale`` (the floor is tiny: 1e-6 by default)."""
-    s = (scale - floor).clamp_min(torch.finfo(scale.dtype).tiny)
-    return s + torch.log(-torch.expm1(-s))
-
-
 def _layer_scales(model: nn.Module, posterior: IVONPosterior
                   ) -> list[tuple[nn.Parameter, Tensor, float]]:
     """``(rho, posterior scale, floor)`` of every weight and bias of the variational layers."""
@@ -131,7 +125,7 @@ def sync_scales(model: nn.Module) -> None:
     if posterior is None:
         raise TypeError(f"{type(model).__name__} holds no IVON posterior (model.ivon)")
     for rho, scale, floor in _layer_scales(model, posterior):
-        rho.copy_(_rho(scale, floor))
+        rho.copy_(inverse_softplus_scale(scale, floor))
 
 
 @torch.no_grad()
