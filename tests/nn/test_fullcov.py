@@ -129,6 +129,8 @@ def test_means_without_sampling_and_bad_inputs() -> None:
         FullCovLinear(3, 2, prior=ScaleMixturePrior())
     with pytest.raises(ValueError, match=">= 1"):
         FullCovLinear(0, 2)
+    with pytest.raises(ValueError, match=r"1000 x 4097 x 4097 = .* covariance entries"):
+        FullCovLinear(4096, 1000)  # 67 GB of factors: refused before any allocation
     assert layer.kl_divergence().requires_grad
 
 

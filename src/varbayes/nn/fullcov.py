@@ -38,7 +38,12 @@ from varbayes.nn.parametrization import inverse_softplus_scale, softplus_scale
 from varbayes.nn.sampling import VariationalLayer, draw_blocks
 from varbayes.priors import GaussianPrior, Prior
 
-__all__ = ["FullCovLinear"]
+__all__ = ["MAX_COVARIANCE_ENTRIES", "FullCovLinear"]
+
+#: The most Cholesky-factor entries (``out_features * d * d``) a layer may have: 4 GiB of
+#: float32. A full covariance over a wide hidden layer is refused with a clear error, not an
+#: allocation failure.
+MAX_COVARIANCE_ENTRIES = 2**30
 
 
 class FullCovLinear(VariationalLayer):
@@ -93,9 +98,15 @@ class FullCovLinear(VariationalLayer):
                 f"{type(prior).__name__} has no closed form)")
         self.prior = prior
         self.in_features, self.out_features = int(in_features), int(out_features)
+        d = self.in_features + int(bias)
+        if self.out_features * d * d > MAX_COVARIANCE_ENTRIES:
+            raise ValueError(
+                f"FullCovLinear({self.in_features}, {self.out_features}) needs "
+                f"{self.out_features} x {d} x {d} = {self.out_features * d * d:,} covariance "
+                f"entries, above {MAX_COVARIANCE_ENTRIES:,} (4 GiB of float32): use it for a "
+                "last layer of few inputs, or covariance='diagonal'")
         self.min_scale = check_positive(min_scale, "min_scale")
         init_scale = check_positive(init_scale, "init_scale")
-        d = self.in_features + int(bias)
         std = 1.0 / math.sqrt(self.in_features) if init_loc_std is None else init_loc_std
         self.weight_loc = nn.Parameter(
             torch.randn(self.in_features, self.out_features, generator=generator) * std)
